@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where model files are looked for: one search order for the CLI and the add-on.
+
+Order, first hit wins:
+  1. an explicit path (CLI flag, or the add-on preference);
+  2. an environment variable (``P2P_MOCAP_SMPLX``, ``P2P_MOCAP_CHECKPOINT``,
+     ``P2P_MOCAP_DETECTOR``);
+  3. the user's data directory (``P2P_MOCAP_DATA_DIR`` if set, else
+     ``$XDG_DATA_HOME/pose2pose_mocap`` on Linux, ``~/Library/Application
+     Support/pose2pose_mocap`` on macOS, ``%APPDATA%\\pose2pose_mocap`` on Windows);
+  4. ``weights/`` inside this checkout (or installed extension).
+
+Inside a data directory the layout is fixed::
+
+    smplx/SMPLX_NEUTRAL.npz (MALE, FEMALE)     SMPL-X model files
+    pose2pose/snapshot_6.pth.tar                 Hand4Whole checkpoint
+    pose2pose/snapshot_6.safetensors             (or its converted copy)
+    pose2pose/standin.pth.tar                    generated stand-in
+    detector/fasterrcnn_resnet50_fpn*.pth        person detector weights
+
+Real files are preferred over stand-ins that sit in the same directory.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_SMPLX = "P2P_MOCAP_SMPLX"
+ENV_CHECKPOINT = "P2P_MOCAP_CHECKPOINT"
+ENV_DETECTOR = "P2P_MOCAP_DETECTOR"
+ENV_DATA_DIR = "P2P_MOCAP_DATA_DIR"
+
+APP_DIR_NAME = "pose2pose_mocap"
+SMPLX_SUBDIR = "smplx"
+CHECKPOINT_SUBDIR = "pose2pose"
+DETECTOR_SUBDIR = "detector"
+
+CHECKPOINT_NAMES = ("snapshot_6.pth.tar", "snapshot_6.safetensors")
+STANDIN_CHECKPOINT_NAME = "standin.pth.tar"
+DETECTOR_NAMES = (
+    "fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
+    "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth",
+)
+STANDIN_DETECTOR_NAME = "standin_detector.pth"
+GENDERS = ("neutral", "male", "female")
+
+SMPLX_SOURCE = (
+    "https://smpl-x.is.tue.mpg.de (register, accept the SMPL-X Model License, "
+    "download 'SMPL-X v1.1 (NPZ+PKL)'; non-commercial unless licensed from Meshcapade)"
+)
+CHECKPOINT_SOURCE = (
+    "the Hand4Whole release, https://github.com/mks0601/Hand4Whole_RELEASE "
+    "(README, 'Hand4Whole trained on H36M+MPII+MSCOCO': snapshot_6.pth.tar)"
+)
+DETECTOR_SOURCE = (
+    "torchvision's Faster R-CNN ResNet-50 FPN COCO weights, fetched by "
+    "'p2p-mocap weights fetch-detector' (https://download.pytorch.org/models/)"
+)
+
+
+def user_data_dir() -> Path:
+    """The per-user directory shared by the CLI and the add-on."""
+    env = os.environ.get(ENV_DATA_DIR)
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / APP_DIR_NAME
+
+
+def checkout_weights_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+@dataclass
+class Place:
+    """One place that was looked at."""
+
+    origin: str  # "flag", "environment", "user data directory", "checkout"
+    path: Path
+
+
+@dataclass
+class Lookup:
+    """Result of a search for one model file."""
+
+    what: str
+    path: Path | None
+    origin: str | None
+    standin: bool
+    searched: list[Place] = field(default_factory=list)
+    # Where a user should put the real file when nothing was found.
+    install_to: Path | None = None
+    source: str = ""
+    problem: str | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.path is not None and self.problem is None
+
+
+def _roots(flag, env_name) -> list[Place]:
+    places: list[Place] = []
+    if flag:
+        places.append(Place("flag", Path(flag).expanduser()))
+    env = os.environ.get(env_name)
+    if env:
+        places.append(Place("environment " + env_name, Path(env).expanduser()))
+    places.append(Place("user data directory", user_data_dir()))
+    places.append(Place("checkout", checkout_weights_dir()))
+    return places
+
+
+def _first_file(place: Place, subdir: str, names: tuple[str, ...]) -> Path | None:
+    p = place.path
+    if place.origin in ("flag",) or place.origin.startswith("environment"):
+        if p.is_file():
+            return p
+    for folder in (p / subdir, p):
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def smplx_file_is_standin(path: Path) -> bool:
+    """Stand-ins carry a ``standin`` array; reading the zip directory is enough."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "standin.npy" in z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def find_smplx(flag=None, gender: str = "neutral") -> Lookup:
+    """Find ``SMPLX_<GENDER>.npz``. ``flag`` may be the npz, its folder or the folder above."""
+    gender = gender.lower()
+    if gender not in GENDERS:
+        raise ValueError(f"gender must be one of {GENDERS}, not {gender!r}")
+    name = f"SMPLX_{gender.upper()}.npz"
+    places = _roots(flag, ENV_SMPLX)
+    for place in places:
+        hit = _first_file(place, SMPLX_SUBDIR, (name,))
+        if hit is not None:
+            return Lookup("SMPL-X model", hit, place.origin, smplx_file_is_standin(hit), places,
+                          source=SMPLX_SOURCE)
+    return Lookup("SMPL-X model", None, None, False, places,
+                  install_to=user_data_dir() / SMPLX_SUBDIR / name, source=SMPLX_SOURCE)
+
+
+def smplx_model_root(npz_path: Path) -> Path:
+    """The folder ``smplx.create(model_path=..., model_type="smplx")`` wants."""
+    npz_path = Path(npz_path)
+    return npz_path.parent.parent if npz_path.parent.name == SMPLX_SUBDIR else npz_path.parent
+
+
+def find_checkpoint(flag=None) -> Lookup:
+    """Find the Pose2Pose checkpoint; a stand-in only if no real one is in that place."""
+    places = _roots(flag, ENV_CHECKPOINT)
+    for place in places:
+        hit = _first_file(place, CHECKPOINT_SUBDIR, CHECKPOINT_NAMES + (STANDIN_CHECKPOINT_NAME,))
+        if hit is not None:
+            return Lookup("Pose2Pose checkpoint", hit, place.origin,
+                          hit.name == STANDIN_CHECKPOINT_NAME, places, source=CHECKPOINT_SOURCE)
+    return Lookup("Pose2Pose checkpoint", None, None, False, places,
+                  install_to=user_data_dir() / CHECKPOINT_SUBDIR / CHECKPOINT_NAMES[0],
+                  source=CHECKPOINT_SOURCE)
+
+
+def find_detector(flag=None) -> Lookup:
+    places = _roots(flag, ENV_DETECTOR)
+    for place in places:
+        hit = _first_file(place, DETECTOR_SUBDIR, DETECTOR_NAMES + (STANDIN_DETECTOR_NAME,))
+        if hit is not None:
+            return Lookup("person detector", hit, place.origin,
+                          hit.name == STANDIN_DETECTOR_NAME, places, source=DETECTOR_SOURCE)
+    return Lookup("person detector", None, None, False, places,
+                  install_to=user_data_dir() / DETECTOR_SUBDIR / DETECTOR_NAMES[1],
+                  source=DETECTOR_SOURCE)
