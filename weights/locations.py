@@ -8,7 +8,11 @@ Order, first hit wins:
   3. the user's data directory (``P2P_MOCAP_DATA_DIR`` if set, else
      ``$XDG_DATA_HOME/pose2pose_mocap`` on Linux, ``~/Library/Application
      Support/pose2pose_mocap`` on macOS, ``%APPDATA%\\pose2pose_mocap`` on Windows);
-  4. ``weights/`` inside this checkout (or installed extension).
+  4. ``weights/`` inside this checkout (or installed extension), unless
+     ``P2P_MOCAP_IGNORE_CHECKOUT=1``.
+
+An explicit path (1 or 2) that holds no such file is an error, reported as
+such; the search does not quietly fall through to another file.
 
 Inside a data directory the layout is fixed::
 
@@ -32,6 +36,8 @@ ENV_SMPLX = "P2P_MOCAP_SMPLX"
 ENV_CHECKPOINT = "P2P_MOCAP_CHECKPOINT"
 ENV_DETECTOR = "P2P_MOCAP_DETECTOR"
 ENV_DATA_DIR = "P2P_MOCAP_DATA_DIR"
+# Tests set this so files a developer put into weights/ cannot leak into them.
+ENV_IGNORE_CHECKOUT = "P2P_MOCAP_IGNORE_CHECKOUT"
 
 APP_DIR_NAME = "pose2pose_mocap"
 SMPLX_SUBDIR = "smplx"
@@ -56,8 +62,9 @@ CHECKPOINT_SOURCE = (
     "(README, 'Hand4Whole trained on H36M+MPII+MSCOCO': snapshot_6.pth.tar)"
 )
 DETECTOR_SOURCE = (
-    "torchvision's Faster R-CNN ResNet-50 FPN COCO weights, fetched by "
-    "'p2p-mocap weights fetch-detector' (https://download.pytorch.org/models/)"
+    "torchvision's Faster R-CNN ResNet-50 FPN COCO weights, "
+    "https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_coco-258fb6c6.pth "
+    "(BSD-3-Clause code; COCO-trained)"
 )
 
 
@@ -114,20 +121,29 @@ def _roots(flag, env_name) -> list[Place]:
     if env:
         places.append(Place("environment " + env_name, Path(env).expanduser()))
     places.append(Place("user data directory", user_data_dir()))
-    places.append(Place("checkout", checkout_weights_dir()))
+    if os.environ.get(ENV_IGNORE_CHECKOUT, "") in ("", "0"):
+        places.append(Place("checkout", checkout_weights_dir()))
     return places
+
+
+def _explicit(place: Place) -> bool:
+    return place.origin == "flag" or place.origin.startswith("environment")
 
 
 def _first_file(place: Place, subdir: str, names: tuple[str, ...]) -> Path | None:
     p = place.path
-    if place.origin in ("flag",) or place.origin.startswith("environment"):
-        if p.is_file():
-            return p
+    if _explicit(place) and p.is_file():
+        return p
     for folder in (p / subdir, p):
         for name in names:
             if (folder / name).is_file():
                 return folder / name
     return None
+
+
+def _miss(what: str, place: Place, places: list[Place], wanted: str, source: str) -> Lookup:
+    return Lookup(what, None, place.origin, False, places, install_to=place.path, source=source,
+                  problem=f"{place.origin} points to {place.path}, which holds no {wanted}")
 
 
 def smplx_file_is_standin(path: Path) -> bool:
@@ -151,6 +167,9 @@ def find_smplx(flag=None, gender: str = "neutral") -> Lookup:
         if hit is not None:
             return Lookup("SMPL-X model", hit, place.origin, smplx_file_is_standin(hit), places,
                           source=SMPLX_SOURCE)
+        if _explicit(place):
+            return _miss("SMPL-X model", place, places, f"{name} (or {SMPLX_SUBDIR}/{name})",
+                         SMPLX_SOURCE)
     return Lookup("SMPL-X model", None, None, False, places,
                   install_to=user_data_dir() / SMPLX_SUBDIR / name, source=SMPLX_SOURCE)
 
@@ -169,6 +188,9 @@ def find_checkpoint(flag=None) -> Lookup:
         if hit is not None:
             return Lookup("Pose2Pose checkpoint", hit, place.origin,
                           hit.name == STANDIN_CHECKPOINT_NAME, places, source=CHECKPOINT_SOURCE)
+        if _explicit(place):
+            return _miss("Pose2Pose checkpoint", place, places, "a checkpoint file",
+                         CHECKPOINT_SOURCE)
     return Lookup("Pose2Pose checkpoint", None, None, False, places,
                   install_to=user_data_dir() / CHECKPOINT_SUBDIR / CHECKPOINT_NAMES[0],
                   source=CHECKPOINT_SOURCE)
@@ -181,6 +203,9 @@ def find_detector(flag=None) -> Lookup:
         if hit is not None:
             return Lookup("person detector", hit, place.origin,
                           hit.name == STANDIN_DETECTOR_NAME, places, source=DETECTOR_SOURCE)
+        if _explicit(place):
+            return _miss("person detector", place, places, "a detector weights file",
+                         DETECTOR_SOURCE)
     return Lookup("person detector", None, None, False, places,
                   install_to=user_data_dir() / DETECTOR_SUBDIR / DETECTOR_NAMES[1],
                   source=DETECTOR_SOURCE)

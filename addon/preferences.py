@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Add-on preferences: where the model files are (first place in the search order)."""
+from __future__ import annotations
+
+import bpy
+
+# Preferences are keyed by the extension's own package (bl_ext.<repo>.pose2pose_mocap).
+ADDON_PACKAGE = __package__.rpartition(".")[0]
+
+LICENCE_NOTES = (
+    ("SMPL-X model", "MPI SMPL-X Model License: registration at smpl-x.is.tue.mpg.de; "
+                     "non-commercial unless licensed"),
+    ("Hand4Whole checkpoint", "code MIT; the checkpoint's own terms are not stated by its authors"),
+    ("Person detector", "torchvision Faster R-CNN, COCO-trained weights"),
+)
+
+
+def get_prefs(context=None):
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
+    return addon.preferences if addon else None
+
+
+class P2P_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_PACKAGE
+
+    smplx_path: bpy.props.StringProperty(
+        name="SMPL-X Model",
+        description="Folder holding smplx/SMPLX_NEUTRAL.npz, or the .npz file itself. "
+                    "Empty: use the environment variable, then the user data folder",
+        subtype='FILE_PATH')
+    checkpoint_path: bpy.props.StringProperty(
+        name="Checkpoint",
+        description="Hand4Whole checkpoint snapshot_6.pth.tar (or its .safetensors copy). "
+                    "Empty: use the environment variable, then the user data folder",
+        subtype='FILE_PATH')
+    detector_path: bpy.props.StringProperty(
+        name="Person Detector",
+        description="Faster R-CNN weights (.pth) for finding people; optional",
+        subtype='FILE_PATH')
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        col = layout.column(heading="Model Files")
+        col.prop(self, "smplx_path")
+        col.prop(self, "checkpoint_path")
+        col.prop(self, "detector_path")
+        layout.operator("p2p.check_setup", icon='CHECKMARK')
+        from .panels import draw_setup_report
+
+        draw_setup_report(layout, context)
+        box = layout.box()
+        box.label(text="Licences", icon='INFO')
+        for what, note in LICENCE_NOTES:
+            row = box.row()
+            row.label(text=f"{what}: {note}")

@@ -1,0 +1,160 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The ``p2p-mocap`` command.
+
+Every command prints a clear message and exits non-zero on bad input; a Python
+traceback is shown only with ``--debug``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UserError(Exception):
+    """A problem the user can fix; its message is printed as is."""
+
+
+def _cmd_doctor(args) -> int:
+    from .doctor import format_report, run_checks
+
+    report = run_checks(smplx=args.smplx, checkpoint=args.checkpoint, detector=args.detector)
+    print(format_report(report))
+    return EXIT_OK if report.ready else EXIT_FAIL
+
+
+def _cmd_make_standins(args) -> int:
+    from .weights.standins import write_standins
+    from .weights.locations import smplx_file_is_standin
+
+    root = Path(args.dir).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root} exists and is not a folder")
+    # Never replace a real model file with a stand-in.
+    for p in sorted((root / "smplx").glob("SMPLX_*.npz")) if (root / "smplx").is_dir() else []:
+        if not smplx_file_is_standin(p):
+            raise UserError(f"{p} is a real SMPL-X file; not overwriting it with a stand-in. "
+                            "Choose another folder.")
+    paths = write_standins(root)
+    print("Wrote STAND-IN model files (procedural SMPL-X-format body, random network weights;")
+    print("for tests and trying the pipeline only, never for real capture):")
+    for p in paths:
+        print(f"  {p}")
+    return EXIT_OK
+
+
+def _cmd_weights_check(args) -> int:
+    from .estimator.checkpoint import identify_checkpoint
+    from .weights.smplx_file import check_smplx_file
+    from .weights.locations import smplx_file_is_standin
+
+    path = Path(args.file).expanduser()
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    if path.suffix.lower() == ".npz" and "smplx" in path.name.lower():
+        problems = check_smplx_file(path)
+        kind = "stand-in" if smplx_file_is_standin(path) else "SMPL-X model file"
+        print(f"{path}: {kind}")
+        for p in problems:
+            print(f"  problem: {p}")
+        return EXIT_FAIL if problems else EXIT_OK
+    info = identify_checkpoint(path)
+    print(f"{path}")
+    print(f"  kind:   {info.kind}")
+    print(f"  sha256: {info.sha256}")
+    print(f"  keys:   {info.n_keys}")
+    print(f"  {info.description}")
+    return EXIT_FAIL if info.kind == "unknown" else EXIT_OK
+
+
+def _cmd_weights_convert(args) -> int:
+    from .estimator.checkpoint import convert_checkpoint
+
+    src, dst = Path(args.src).expanduser(), Path(args.dst).expanduser()
+    if not src.is_file():
+        raise UserError(f"{src}: no such file")
+    if dst.suffix != ".safetensors":
+        raise UserError(f"{dst}: the output name must end in .safetensors")
+    if dst.exists() and not args.force:
+        raise UserError(f"{dst} exists; not overwriting it (use --force)")
+    convert_checkpoint(src, dst, overwrite=args.force)
+    print(f"wrote {dst}")
+    return EXIT_OK
+
+
+def _not_yet(name: str, issue: int):
+    def run(args) -> int:
+        print(f"p2p-mocap {name}: not available in this version yet (planned, issue #{issue}).",
+              file=sys.stderr)
+        return EXIT_USAGE
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="p2p-mocap",
+        description="Markerless whole-body SMPL-X motion capture (Pose2Pose / Hand4Whole).")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("doctor", help="check the setup and say what is missing and where to put it")
+    d.add_argument("--smplx", help="SMPL-X model folder or SMPLX_NEUTRAL.npz")
+    d.add_argument("--checkpoint", help="Pose2Pose checkpoint (snapshot_6.pth.tar or .safetensors)")
+    d.add_argument("--detector", help="person detector weights (.pth)")
+    d.set_defaults(func=_cmd_doctor)
+
+    m = sub.add_parser("make-standins",
+                       help="write deterministic stand-ins for the licensed model files")
+    m.add_argument("dir", help="folder to write smplx/ and pose2pose/ into")
+    m.set_defaults(func=_cmd_make_standins)
+
+    w = sub.add_parser("weights", help="inspect and convert model files")
+    wsub = w.add_subparsers(dest="weights_command", metavar="ACTION")
+    wc = wsub.add_parser("check", help="say what a checkpoint or SMPL-X file is, with its sha256")
+    wc.add_argument("file")
+    wc.set_defaults(func=_cmd_weights_check)
+    wv = wsub.add_parser("convert", help="write a safe, fast-loading .safetensors copy")
+    wv.add_argument("src")
+    wv.add_argument("dst")
+    wv.add_argument("--force", action="store_true", help="replace an existing output file")
+    wv.set_defaults(func=_cmd_weights_convert)
+    w.set_defaults(func=lambda a: (w.print_help(), EXIT_USAGE)[1])
+
+    for name, issue, text in (("estimate", 4, "estimate takes from images or a video"),
+                              ("convert", 5, "turn footage or a take into a .blend/FBX"),
+                              ("export", 7, "export a scene or take for a game engine"),
+                              ("batch", 8, "convert whole folders of footage")):
+        s = sub.add_parser(name, help=f"{text} (not available yet)")
+        s.add_argument("args", nargs=argparse.REMAINDER)
+        s.set_defaults(func=_not_yet(name, issue))
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if args.debug:
+            raise
+        known = (UserError, FileNotFoundError, PermissionError, IsADirectoryError, ValueError)
+        if isinstance(exc, known) or exc.__class__.__name__.endswith("Error") and \
+                exc.__class__.__module__.startswith(__package__ or "pose2pose_mocap"):
+            print(f"p2p-mocap: error: {exc}", file=sys.stderr)
+        else:
+            print(f"p2p-mocap: internal error: {exc.__class__.__name__}: {exc}\n"
+                  "Please report this with the output of 'p2p-mocap --debug ...'.", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

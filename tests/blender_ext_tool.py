@@ -1,0 +1,40 @@
+"""Blender's own extension tool (``blender_ext.py``), as shipped inside the bpy wheel."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+
+def bpy_scripts_dir() -> Path:
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the bpy wheel is not installed")
+    root = Path(list(spec.submodule_search_locations)[0])
+    versions = sorted(p for p in root.iterdir() if p.is_dir() and p.name[0].isdigit())
+    return versions[-1] / "scripts"
+
+
+def blender_ext() -> Path:
+    return bpy_scripts_dir() / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+
+
+def valid_tags() -> Path:
+    return bpy_scripts_dir() / "modules" / "_bpy_internal" / "extensions" / "tags.py"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(blender_ext()), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def build(source: Path, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)  # blender_ext fails if it is missing
+    r = run("build", "--source-dir", str(source), "--output-dir", str(out_dir),
+            "--valid-tags", str(valid_tags()))
+    if r.returncode != 0:
+        raise RuntimeError(f"extension build failed:\n{r.stdout}\n{r.stderr}")
+    zips = sorted(out_dir.glob("*.zip"))
+    assert len(zips) == 1, zips
+    return zips[0]

@@ -1,0 +1,41 @@
+"""Shared fixtures. Blender's user folders are redirected before bpy is imported,
+so tests never write into the developer's ~/.config/blender."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_BLENDER_HOME = Path(tempfile.mkdtemp(prefix="p2p_blender_user_"))
+for _var, _sub in (("BLENDER_USER_CONFIG", "config"), ("BLENDER_USER_SCRIPTS", "scripts"),
+                   ("BLENDER_USER_EXTENSIONS", "extensions"), ("BLENDER_USER_DATAFILES", "datafiles")):
+    os.environ[_var] = str(_BLENDER_HOME / _sub)
+# Model files must come from the tests' own folders, never from the developer's data dir.
+os.environ["P2P_MOCAP_DATA_DIR"] = str(_BLENDER_HOME / "p2p_data")
+os.environ["P2P_MOCAP_IGNORE_CHECKOUT"] = "1"
+for _var in ("P2P_MOCAP_SMPLX", "P2P_MOCAP_CHECKPOINT", "P2P_MOCAP_DETECTOR"):
+    os.environ.pop(_var, None)
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def standin_root(tmp_path_factory) -> Path:
+    """A folder with every stand-in model file, written once per test session."""
+    from pose2pose_mocap.weights.standins import write_standins
+
+    root = tmp_path_factory.mktemp("standins")
+    write_standins(root)
+    return root

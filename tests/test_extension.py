@@ -1,0 +1,118 @@
+"""The repo root is a valid Blender extension: manifest, built zip, install, enable/disable."""
+from __future__ import annotations
+
+import shutil
+import tomllib
+import zipfile
+
+import pytest
+
+from . import blender_ext_tool as ext
+
+pytestmark = pytest.mark.blender
+ADDON_ID = "pose2pose_mocap"
+# Panels and operators show up in bpy.types by name; preferences classes do not.
+OUR_CLASSES = ("P2P_PT_mocap", "P2P_PT_setup", "P2P_OT_check_setup")
+
+
+@pytest.fixture(scope="module")
+def built_zip(repo, tmp_path_factory):
+    return ext.build(repo, tmp_path_factory.mktemp("ext_build"))
+
+
+def test_manifest_fields(repo):
+    m = tomllib.loads((repo / "blender_manifest.toml").read_text())
+    assert m["schema_version"] == "1.0.0"
+    assert m["id"] == ADDON_ID
+    assert len(m["tagline"]) <= 64 and m["tagline"][-1].isalnum()
+    assert m["blender_version_min"] == "4.2.0"
+    assert m["license"] == ["SPDX:GPL-3.0-or-later"]
+    assert set(m["tags"]) <= {"Animation", "Import-Export"}
+    assert m["permissions"]["files"]
+    # No downloads exist yet, so no network permission may be claimed.
+    assert "network" not in m["permissions"]
+
+
+def test_manifest_validates_in_strict_mode(repo, tmp_path):
+    src = tmp_path / ADDON_ID
+    src.mkdir()
+    shutil.copy(repo / "blender_manifest.toml", src)
+    (src / "__init__.py").write_text("")
+    r = ext.run("validate", str(src))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Success" in r.stdout
+
+
+def test_manifest_validator_rejects_a_bad_tagline(repo, tmp_path):
+    # Proves the validator really checks: same manifest, tagline ending in a period.
+    src = tmp_path / ADDON_ID
+    src.mkdir()
+    text = (repo / "blender_manifest.toml").read_text()
+    text = text.replace('tagline = "', 'tagline = "Bad. ').replace('video"', 'video."')
+    (src / "blender_manifest.toml").write_text(text)
+    (src / "__init__.py").write_text("")
+    r = ext.run("validate", str(src))
+    assert r.returncode != 0
+    assert "tagline" in r.stdout + r.stderr
+
+
+def test_built_zip_validates_and_holds_package_only(built_zip):
+    r = ext.run("validate", str(built_zip))
+    assert r.returncode == 0, r.stdout + r.stderr
+    names = zipfile.ZipFile(built_zip).namelist()
+    for must in ("blender_manifest.toml", "__init__.py", "addon/__init__.py",
+                 "addon/preferences.py", "estimator/__init__.py", "retarget/__init__.py",
+                 "weights/locations.py", "weights/pose2pose_keys.json", "doctor.py", "cli.py"):
+        assert must in names, must
+    for n in names:
+        assert not n.startswith(("tests/", "bench/", ".ci/", ".git", "build/", "dist/")), n
+        assert "__pycache__" not in n and ".egg-info" not in n, n
+        assert not n.endswith((".pth", ".pth.tar", ".safetensors", ".npz", "pyproject.toml")), n
+
+
+def _registered(bpy) -> list[str]:
+    return [c for c in OUR_CLASSES if hasattr(bpy.types, c)]
+
+
+def test_install_enable_disable_twice(built_zip):
+    import bpy
+    import addon_utils  # importable once bpy is
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    module = f"bl_ext.user_default.{ADDON_ID}"
+    result = bpy.ops.extensions.package_install_files(
+        filepath=str(built_zip), repo="user_default", enable_on_install=False)
+    assert result == {'FINISHED'}
+    assert _registered(bpy) == []
+    for _ in range(2):
+        mod = addon_utils.enable(module, default_set=True, handle_error=_raise)
+        assert mod is not None
+        assert _registered(bpy) == list(OUR_CLASSES)
+        classes = mod.addon._CLASSES
+        assert all(c.is_registered for c in classes)
+        assert bpy.context.preferences.addons[module].preferences is not None
+        assert hasattr(bpy.types.WindowManager, "p2p_setup_report")
+        assert bpy.context.preferences.addons.get(module) is not None
+        # The operator runs and fills the report (no model files in the test data dir).
+        assert bpy.ops.p2p.check_setup() == {'FINISHED'}
+        wm = bpy.context.window_manager
+        assert "SMPLX_NEUTRAL.npz: not found" in wm.p2p_setup_report
+        assert wm.p2p_setup_ready is False
+        addon_utils.disable(module, default_set=True, handle_error=_raise)
+        assert _registered(bpy) == []
+        assert not any(c.is_registered for c in classes)
+        assert not hasattr(bpy.types.WindowManager, "p2p_setup_report")
+        assert not hasattr(bpy.ops.p2p, "check_setup") or not _op_exists(bpy, "p2p.check_setup")
+
+
+def _op_exists(bpy, idname: str) -> bool:
+    mod, name = idname.split(".")
+    try:
+        getattr(getattr(bpy.ops, mod), name).get_rna_type()
+        return True
+    except (KeyError, AttributeError):
+        return False
+
+
+def _raise(exc):
+    raise exc
