@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from . import blender_ext_tool as ext
+from tools import extension_zip as ext
 
 pytestmark = pytest.mark.blender
 ADDON_ID = "pose2pose_mocap"
@@ -65,7 +65,8 @@ def test_built_zip_validates_and_holds_package_only(built_zip):
                  "weights/locations.py", "weights/pose2pose_keys.json", "doctor.py", "cli.py"):
         assert must in names, must
     for n in names:
-        assert not n.startswith(("tests/", "bench/", ".ci/", ".git", "build/", "dist/")), n
+        assert not n.startswith(("tests/", "bench/", "tools/", ".ci/", ".git", "build/", "dist/")), n
+        assert n != "Makefile", n
         assert "__pycache__" not in n and ".egg-info" not in n, n
         assert not n.endswith((".pth", ".pth.tar", ".safetensors", ".npz", "pyproject.toml")), n
 

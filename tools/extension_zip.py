@@ -1,4 +1,4 @@
-"""Blender's own extension tool (``blender_ext.py``), as shipped inside the bpy wheel."""
+"""Blender's own extension tool (``blender_ext.py``, shipped in the bpy wheel): build and validate the zip."""
 from __future__ import annotations
 
 import importlib.util
@@ -38,3 +38,15 @@ def build(source: Path, out_dir: Path) -> Path:
     zips = sorted(out_dir.glob("*.zip"))
     assert len(zips) == 1, zips
     return zips[0]
+
+
+if __name__ == "__main__":
+    # python -m tools.extension_zip build SOURCE_DIR OUT_DIR
+    if len(sys.argv) != 4 or sys.argv[1] != "build":
+        raise SystemExit("usage: python -m tools.extension_zip build SOURCE_DIR OUT_DIR")
+    zip_path = build(Path(sys.argv[2]), Path(sys.argv[3]))
+    check = run("validate", str(zip_path))
+    print(check.stdout.strip())
+    if check.returncode != 0:
+        raise SystemExit(check.stderr)
+    print(f"built {zip_path}")
