@@ -84,6 +84,12 @@ def _cmd_weights_convert(args) -> int:
     return EXIT_OK
 
 
+def _cmd_convert(args) -> int:
+    from .retarget.convert import run_convert
+
+    return run_convert(args)
+
+
 def _not_yet(name: str, issue: int):
     def run(args) -> int:
         print(f"p2p-mocap {name}: not available in this version yet (planned, issue #{issue}).",
@@ -122,8 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     wv.set_defaults(func=_cmd_weights_convert)
     w.set_defaults(func=lambda a: (w.print_help(), EXIT_USAGE)[1])
 
+    from .retarget.convert import add_convert_arguments
+
+    c = sub.add_parser("convert", help="turn a take (or footage) into a .blend with a keyframed "
+                                       "SMPL-X rig")
+    add_convert_arguments(c)
+    c.set_defaults(func=_cmd_convert)
+
     for name, issue, text in (("estimate", 4, "estimate takes from images or a video"),
-                              ("convert", 5, "turn footage or a take into a .blend/FBX"),
                               ("export", 7, "export a scene or take for a game engine"),
                               ("batch", 8, "convert whole folders of footage")):
         s = sub.add_parser(name, help=f"{text} (not available yet)")

@@ -1,0 +1,19 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Exceptions of the retargeting code whose messages are meant for users as they are."""
+from __future__ import annotations
+
+
+class RetargetError(ValueError):
+    """Base class; ``str(exc)`` is one complete line a CLI or the add-on can show."""
+
+
+class TakeError(RetargetError):
+    """A take file that cannot be read, or holds data that does not make sense."""
+
+
+class ModelFileError(RetargetError):
+    """A missing or unusable SMPL-X model file."""
+
+
+class OutputExistsError(RetargetError):
+    """An output file exists and overwriting it was not asked for."""
