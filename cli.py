@@ -64,7 +64,7 @@ def _cmd_weights_check(args) -> int:
     print(f"{path}")
     print(f"  kind:   {info.kind}")
     print(f"  sha256: {info.sha256}")
-    print(f"  keys:   {info.n_keys}")
+    print(f"  keys:   {info.num_keys}")
     print(f"  {info.description}")
     return EXIT_FAIL if info.kind == "unknown" else EXIT_OK
 
