@@ -1,5 +1,6 @@
 # Two entry points for a fresh clone (see README):
-#   make demo   the main job (for now: stand-in model files + setup check)
+#   make demo   the main job: the sample clip -> take + .blend in demo/ (stand-in model
+#               files are written to weights/ only when the real ones are not found)
 #   make test   the test suite
 # Both create .venv on first use with the pinned dependencies.
 PYTHON ?= python3.11
@@ -15,8 +16,9 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/p2p-mocap make-standins weights
-	$(BIN)/p2p-mocap doctor
+	$(BIN)/p2p-mocap doctor --quiet || $(BIN)/p2p-mocap make-standins weights
+	mkdir -p demo
+	$(BIN)/p2p-mocap convert samples/wave.mp4 -o demo/
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest

@@ -21,7 +21,8 @@ def _cmd_doctor(args) -> int:
     from .doctor import format_report, run_checks
 
     report = run_checks(smplx=args.smplx, checkpoint=args.checkpoint, detector=args.detector)
-    print(format_report(report))
+    text = format_report(report)
+    print(text.splitlines()[-1] if args.quiet else text)
     return EXIT_OK if report.ready else EXIT_FAIL
 
 
@@ -84,10 +85,64 @@ def _cmd_weights_convert(args) -> int:
     return EXIT_OK
 
 
+def _cmd_estimate(args) -> int:
+    from .estimator.cli_estimate import run_estimate
+
+    return run_estimate(args)
+
+
+def _free_name(folder: Path, stem: str, suffix: str) -> Path:
+    """``stem.suffix``, else ``stem-2.suffix``, ``stem-3.suffix``, ... (never an existing file)."""
+    n = 1
+    while True:
+        p = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
+        if not p.exists():
+            return p
+        n += 1
+
+
 def _cmd_convert(args) -> int:
+    """A take is converted as is; footage is estimated first (a take is kept beside the .blend)."""
+    import argparse as _argparse
+
+    from .estimator.cli_estimate import run_estimate
     from .retarget.convert import run_convert
 
-    return run_convert(args)
+    src = Path(args.input).expanduser()
+    if src.suffix.lower() == ".npz":
+        return run_convert(args)
+    # Footage. -o may name the .blend or a folder; by default both files go next to the input
+    # under new names, so a second run never replaces the first.
+    out = Path(args.output).expanduser() if args.output else None
+    if out is not None and (out.is_dir() or str(args.output).endswith(("/", "\\"))):
+        if not out.is_dir():
+            raise UserError(f"-o {args.output}: no such folder")
+        folder, blend = out, None
+    elif out is not None:
+        if out.suffix.lower() != ".blend":
+            raise UserError(f"-o {args.output}: the output must be a .blend file or a folder")
+        if out.exists() and not args.force:
+            raise UserError(f"{out} exists; not overwriting it (use --force)")
+        folder, blend = out.parent, out
+    else:
+        folder, blend = src.parent, None
+    stem = src.stem if src.is_file() else src.name
+    est = _argparse.Namespace(**vars(args))
+    est.input, est.output, est.force = [str(src)], str(folder) + "/", False
+    code = run_estimate(est)
+    takes = getattr(est, "written_takes", [])
+    if code != 0 or not takes:
+        return code or EXIT_FAIL
+    for i, take in enumerate(takes):
+        conv = _argparse.Namespace(**vars(args))
+        conv.input = str(take)
+        person = f".person{i + 1}" if len(takes) > 1 else ""
+        conv.output = str(blend.with_name(blend.stem + person + ".blend")) if blend else \
+            str(_free_name(folder, stem + person, ".blend"))
+        code = run_convert(conv)
+        if code != 0:
+            return code
+    return EXIT_OK
 
 
 def _not_yet(name: str, issue: int):
@@ -109,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--smplx", help="SMPL-X model folder or SMPLX_NEUTRAL.npz")
     d.add_argument("--checkpoint", help="Pose2Pose checkpoint (snapshot_6.pth.tar or .safetensors)")
     d.add_argument("--detector", help="person detector weights (.pth)")
+    d.add_argument("-q", "--quiet", action="store_true", help="print only the result line")
     d.set_defaults(func=_cmd_doctor)
 
     m = sub.add_parser("make-standins",
@@ -128,15 +184,26 @@ def build_parser() -> argparse.ArgumentParser:
     wv.set_defaults(func=_cmd_weights_convert)
     w.set_defaults(func=lambda a: (w.print_help(), EXIT_USAGE)[1])
 
+    from .estimator.cli_estimate import add_estimate_arguments
     from .retarget.convert import add_convert_arguments
 
-    c = sub.add_parser("convert", help="turn a take (or footage) into a .blend with a keyframed "
-                                       "SMPL-X rig")
+    e = sub.add_parser("estimate", help="estimate takes (SMPL-X motion) from images or a video",
+                       description="Estimate whole-body SMPL-X motion from images or a video "
+                                   "and write take files (p2p-take/1).")
+    add_estimate_arguments(e)
+    e.set_defaults(func=_cmd_estimate)
+
+    c = sub.add_parser("convert", help="turn a take, or footage, into a .blend with a keyframed "
+                                       "SMPL-X rig",
+                       description="INPUT is a take file (used as is) or a video / image / "
+                                   "image folder, which is estimated first (all 'estimate' "
+                                   "options apply); the take is kept next to the .blend.")
     add_convert_arguments(c)
+    est = c.add_argument_group("estimation (when INPUT is footage)")
+    add_estimate_arguments(est, io=False)
     c.set_defaults(func=_cmd_convert)
 
-    for name, issue, text in (("estimate", 4, "estimate takes from images or a video"),
-                              ("export", 7, "export a scene or take for a game engine"),
+    for name, issue, text in (("export", 7, "export a scene or take for a game engine"),
                               ("batch", 8, "convert whole folders of footage")):
         s = sub.add_parser(name, help=f"{text} (not available yet)")
         s.add_argument("args", nargs=argparse.REMAINDER)

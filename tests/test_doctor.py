@@ -78,7 +78,7 @@ def test_renamed_standin_checkpoint_is_still_a_standin(standin_root, tmp_path):
 def test_explicit_flag_to_missing_file_is_an_error_not_a_fallback(standin_root, tmp_path):
     r = p2p("doctor", "--smplx", str(tmp_path / "nope"), data_dir=standin_root)
     assert r.returncode == 1
-    assert f"flag points to {tmp_path / 'nope'}, which holds no" in r.stdout
+    assert f"the path given ({tmp_path / 'nope'}) does not hold" in r.stdout
 
 
 def test_broken_smplx_file_is_reported(standin_root, tmp_path):

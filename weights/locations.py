@@ -142,8 +142,9 @@ def _first_file(place: Place, subdir: str, names: tuple[str, ...]) -> Path | Non
 
 
 def _miss(what: str, place: Place, places: list[Place], wanted: str, source: str) -> Lookup:
+    given = "the path given" if place.origin == "flag" else place.origin
     return Lookup(what, None, place.origin, False, places, install_to=place.path, source=source,
-                  problem=f"{place.origin} points to {place.path}, which holds no {wanted}")
+                  problem=f"{what}: {given} ({place.path}) does not hold {wanted}")
 
 
 def smplx_file_is_standin(path: Path) -> bool:

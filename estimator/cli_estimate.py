@@ -1,0 +1,253 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``p2p-mocap estimate``: images or a video in, take files out.
+
+``add_estimate_arguments(parser)`` adds the options to an argparse (sub)parser;
+``run_estimate(args)`` runs it and returns the exit code:
+
+* 0: every selected frame was processed and the take(s) written;
+* 1: a problem with the input, the options or the model files (one line on
+  stderr, no output file left behind);
+* 130 (Ctrl-C) / 143 (SIGTERM): stopped early; a valid take of the frames done
+  was written (and the message says so) unless nobody had been estimated yet.
+
+The first Ctrl-C (or SIGTERM) stops after the current batch; a second one stops
+at once (the frames done are still written).
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+
+EXIT_OK, EXIT_FAIL = 0, 1
+
+
+def add_estimate_arguments(parser: argparse.ArgumentParser, *, io: bool = True
+                           ) -> argparse.ArgumentParser:
+    """The options of ``p2p-mocap estimate``.
+
+    ``io=False`` leaves out INPUT, ``-o``, ``--smplx`` and ``--force``, for a
+    command (``convert``) that has its own and estimates footage first.
+    """
+    if io:
+        parser.add_argument("input", nargs="+", metavar="INPUT",
+                            help="a video file, an image, several images, or a folder of images "
+                                 "(natural sort: 2.png before 10.png)")
+        parser.add_argument("-o", "--output", metavar="OUT",
+                            help="take file to write (refused if it exists, unless --force) or "
+                                 "a folder; default: next to the input, NAME.take.npz or the "
+                                 "next free NAME.take-2.npz, ...")
+    parser.add_argument("--frames", metavar="A:B:STEP",
+                        help="frames A (default 0) up to B (excluded; default: the end), every "
+                             "STEP-th (default 1); numbers count from 0")
+    parser.add_argument("--person", default="auto", metavar="N|all|auto",
+                        help="whom to estimate: auto (default) = the largest, most central "
+                             "person when someone is first seen; all = everyone, one take each "
+                             "(NAME.personN.take.npz); N = person N as 'all' numbers them "
+                             "(from 1, left to right where first seen)")
+    parser.add_argument("--detector", default="auto", metavar="auto|none|FILE",
+                        help="person detector: auto (default) = Faster R-CNN weights by the "
+                             "search order of 'p2p-mocap doctor', the whole frame when there are "
+                             "none; none = the whole frame (or --box) for the first frame, then "
+                             "tracking; or a weights file")
+    parser.add_argument("--download-detector", action="store_true",
+                        help="allow downloading torchvision's detector weights (160 MB) into "
+                             "the user data folder when none are found")
+    parser.add_argument("--box", metavar="X,Y,W,H",
+                        help="the person's box in the first frame, in pixels (instead of a "
+                             "detection)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where the network runs (default: cuda when available)")
+    parser.add_argument("--batch", type=int, metavar="N",
+                        help="crops per forward pass (default: from free memory; small on CPU)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                        help="fp32 (default, reference numerics); bf16/fp16 run the backbones "
+                             "in reduced precision (faster on GPUs)")
+    if io:
+        parser.add_argument("--smplx", metavar="DIR",
+                            help="SMPL-X model folder or SMPLX_NEUTRAL.npz")
+    parser.add_argument("--checkpoint", metavar="FILE", help="Pose2Pose checkpoint")
+    parser.add_argument("--fov", type=float, metavar="DEG",
+                        help="the camera's horizontal field of view in degrees (default: 60 "
+                             "across the longer image side, typical of phone and webcam "
+                             "footage); only the distance to the camera depends on it")
+    parser.add_argument("--fps", type=float, metavar="FPS",
+                        help="frame rate to record in the take (default: the video's; 30 for "
+                             "images)")
+    parser.add_argument("--detect-every", type=int, default=30, metavar="N",
+                        help="run the detector at least every N frames (default 30; 0 = only "
+                             "when a track is lost)")
+    parser.add_argument("--min-score", type=float, metavar="S",
+                        help="detector score a person needs (default 0.5)")
+    if io:
+        parser.add_argument("--force", action="store_true",
+                            help="replace an existing output file named with -o")
+    return parser
+
+
+class ProgressPrinter:
+    """A one-line bar on a terminal; plain lines (at most every ``interval`` s) otherwise."""
+
+    def __init__(self, stream=None, interval: float = 5.0):
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = interval
+        self._last = 0.0
+        self._open_line = False
+
+    @staticmethod
+    def _eta(seconds) -> str:
+        if seconds is None:
+            return "--:--"
+        seconds = int(round(seconds))
+        h, rem = divmod(seconds, 3600)
+        m, s = divmod(rem, 60)
+        return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+    def update(self, p) -> None:
+        if p.stage != "estimating":
+            if p.stage == "loading":
+                self._line(f"loading the network ...", force=True)
+            return
+        text = (f"{p.done}/{p.total} frames  {p.fps:5.2f} frames/s  ETA {self._eta(p.eta_s)}"
+                f"  people {p.people}")
+        if self.tty:
+            width = 24
+            fill = int(width * p.done / max(p.total, 1))
+            self.stream.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {text}\x1b[K")
+            self.stream.flush()
+            self._open_line = True
+        else:
+            now = time.monotonic()
+            if p.done in (0, p.total) or now - self._last >= self.interval or p.done == 1:
+                self._line(f"estimate: {text}", force=True)
+
+    def _line(self, text: str, force: bool = False) -> None:
+        self.close()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self._last = time.monotonic()
+
+    def close(self) -> None:
+        if self._open_line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open_line = False
+
+
+class _StopSignals:
+    """First SIGINT/SIGTERM: ``job.cancel()``; second: KeyboardInterrupt (stop now)."""
+
+    def __init__(self, job, stream):
+        self.job, self.stream = job, stream
+        self.signum = None
+        self._old = {}
+
+    def _handler(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.job.cancel()
+        name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        self.stream.write(f"\n{name}: stopping after the current batch and writing the frames "
+                          "done (press Ctrl-C again to stop at once)\n")
+        self.stream.flush()
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def run_estimate(args) -> int:
+    """Run ``p2p-mocap estimate`` with parsed ``args``; return the exit code."""
+    from ..retarget.errors import RetargetError
+    from .errors import EstimatorError
+    from .pipeline import EstimateJob
+    from .sources import SourceError
+
+    err = sys.stderr
+    inputs = args.input if len(args.input) > 1 else args.input[0]
+    printer = ProgressPrinter(err)
+    try:
+        job = EstimateJob(
+            inputs, args.output, frames=args.frames, person=args.person,
+            detector=args.detector, box=args.box, device=args.device, batch=args.batch,
+            smplx=args.smplx, checkpoint=args.checkpoint, fov=args.fov, fps=args.fps,
+            force=args.force, detect_every=args.detect_every, min_score=args.min_score,
+            allow_download=args.download_detector, precision=args.precision)
+        last = None
+        with _StopSignals(job, err) as stop:
+            steps = job.steps()
+            while True:
+                try:
+                    for p in steps:
+                        last = p.stage
+                        printer.update(p)
+                    break
+                except KeyboardInterrupt:
+                    # Arrived outside the job's estimation loop (e.g. while loading or
+                    # printing): stop now; the job keeps and writes what is done if it can.
+                    job.cancel()
+                    if stop.signum is None:
+                        stop.signum = signal.SIGINT
+    except (EstimatorError, SourceError, RetargetError, OSError) as exc:
+        printer.close()
+        if getattr(args, "debug", False):
+            raise
+        msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else \
+            f"{exc.filename}: {exc.strerror}"
+        print(f"p2p-mocap: error: {msg}", file=err)
+        return EXIT_FAIL
+    finally:
+        printer.close()
+    res = job.result
+    args.written_takes = list(res.outputs) if res is not None else []
+    if last not in ("done", "cancelled"):  # stopped hard before the job could finish
+        done = res.outputs if res is not None else []
+        for path in done:
+            print(f"wrote {path}")
+        print(f"stopped before the end: {'the takes above are partial' if done else 'nothing written'}",
+              file=err)
+        return 128 + int(stop.signum or signal.SIGINT)
+    for note in res.notes:
+        print(f"note: {note}", file=err)
+    if res.standin:
+        print("WARNING: STAND-IN model files were used: the motion in the take is meaningless "
+              "(for tests only)", file=err)
+    for path, pid in zip(res.outputs, res.people):
+        print(f"wrote {path} (person {pid}: {res.valid_frames.get(pid, 0)} of "
+              f"{res.frames_done} frames)")
+    if res.cancelled:
+        how = "Ctrl-C" if stop.signum in (None, signal.SIGINT) else "SIGTERM"
+        if res.outputs:
+            print(f"stopped by {how} after {res.frames_done} of {res.frames_total} frames: the "
+                  "take above is partial (valid, with the frames done)", file=err)
+        else:
+            print(f"stopped by {how} after {res.frames_done} of {res.frames_total} frames: "
+                  "nobody estimated yet, nothing written", file=err)
+        return 128 + int(stop.signum or signal.SIGINT)
+    if res.seconds > 0:
+        print(f"{res.frames_done} frames in {res.seconds:.1f} s", file=err)
+    return EXIT_OK
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry (``python -m pose2pose_mocap.estimator.cli_estimate``)."""
+    parser = argparse.ArgumentParser(prog="p2p-mocap estimate",
+                                     description="estimate takes from images or a video")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    add_estimate_arguments(parser)
+    return run_estimate(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,600 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Images or a video in, take files out: ``EstimateJob``.
+
+The job is a step object so the CLI, the Blender add-on's modal operator and a
+worker process can all drive it::
+
+    job = EstimateJob("clip.mp4")
+    for p in job.steps():          # Progress records: stage, done, total, fps, eta_s
+        ...                        # job.cancel() from anywhere ends it cleanly
+    job.result.outputs             # the take files written
+
+Flow per step (one batch):
+
+1. Frames come from a background decoding thread through a bounded queue
+   (``sources.FramePrefetcher``), so decoding overlaps inference and memory is
+   flat.
+2. Person boxes: a detection (or the whole frame / ``box`` without a detector)
+   starts a track; the next frames' boxes come from the previous output's body
+   joints (``tracking``). Detection runs again when a track's confidence drops,
+   every ``detect_every`` frames, and while nobody is followed.
+3. Batching. Frame t+1's crop depends on frame t's output, which would force a
+   batch of one. Instead the crops of the next B frames are all predicted from
+   the newest output before the batch, moved by the track's velocity and
+   widened by the distance travelled (``Track.predicted_box``); the 1.25x
+   context margin of the reference crop absorbs the rest. With several people
+   the batch also spans people (B frames x P tracks). B is chosen from free
+   memory (CUDA ``mem_get_info``; available RAM on CPU) and overridable; on CPU
+   it stays small (little throughput gain, and a short lag keeps crops tight).
+4. Outputs become take rows (``take_convert``); rows of frames where a person
+   was not followed stay ``valid=False``.
+5. At the end (or after ``cancel()``: a partial take of the frames done) each
+   take is written atomically with ``retarget.take.write_take``; existing files
+   are never replaced unless ``force``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import EstimatorError
+from .sources import FramePrefetcher, FrameRange, Source, SourceError, open_source
+from .tracking import Tracker, TrackerConfig, crop_confidence
+
+# Measured peak memory per crop of one batched forward (fp32, SMPL-X mesh included),
+# with headroom; used to choose the batch size from free memory.
+CPU_BYTES_PER_CROP = 450 * 2**20
+CUDA_BYTES_PER_CROP = 700 * 2**20
+CPU_MAX_BATCH = 4
+CUDA_MAX_BATCH = 32
+TAKE_SUFFIX = ".take.npz"
+
+
+class EstimateError(EstimatorError):
+    """A problem with the estimation the user can act on; one line."""
+
+
+@dataclass
+class Progress:
+    stage: str          # "loading", "estimating", "writing", "done", "cancelled"
+    done: int           # frames processed
+    total: int          # frames selected
+    fps: float = 0.0    # frames per second so far (estimating only)
+    eta_s: float | None = None
+    people: int = 0     # people currently followed
+    message: str = ""
+
+
+@dataclass
+class EstimateResult:
+    outputs: list[Path] = field(default_factory=list)
+    people: list[int] = field(default_factory=list)     # person ids written, in output order
+    valid_frames: dict[int, int] = field(default_factory=dict)  # id -> frames with the person
+    frames_done: int = 0
+    frames_total: int = 0
+    cancelled: bool = False
+    main_person: int | None = None
+    standin: bool = False
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def available_memory(device) -> int:
+    """Bytes free for inference: CUDA ``mem_get_info``, else available system RAM."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 2 * 2**30
+
+
+def auto_batch_size(device) -> int:
+    """Crops per forward pass from free memory (half of it), capped per device type."""
+    import torch
+
+    dev = torch.device(device)
+    per, cap = (CUDA_BYTES_PER_CROP, CUDA_MAX_BATCH) if dev.type == "cuda" else \
+        (CPU_BYTES_PER_CROP, CPU_MAX_BATCH)
+    return int(max(1, min(cap, available_memory(dev) // 2 // per)))
+
+
+def resolve_device(device: str | None) -> str:
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise EstimateError("--device cuda: no CUDA GPU is available to PyTorch here "
+                            "(use --device cpu)")
+    if str(device) not in ("cpu",) and not str(device).startswith("cuda"):
+        raise EstimateError(f"--device {device}: use cpu or cuda")
+    return str(device)
+
+
+def parse_box(text) -> tuple[float, float, float, float] | None:
+    """``X,Y,W,H`` (pixels) -> tuple; None passes through."""
+    if text is None:
+        return None
+    if isinstance(text, (tuple, list, np.ndarray)):
+        vals = [float(v) for v in text]
+    else:
+        try:
+            vals = [float(v) for v in str(text).replace(" ", "").split(",")]
+        except ValueError:
+            raise EstimateError(f"--box {text!r}: expected X,Y,W,H in pixels") from None
+    if len(vals) != 4 or not all(np.isfinite(vals)):
+        raise EstimateError(f"--box {text!r}: expected four numbers X,Y,W,H in pixels")
+    if vals[2] <= 1 or vals[3] <= 1:
+        raise EstimateError(f"--box {text!r}: width and height must be more than 1 pixel")
+    return tuple(vals)
+
+
+# --------------------------------------------------------------------------- output names
+def _with_person(name: str, pid: int) -> str:
+    if name.endswith(TAKE_SUFFIX):
+        return name[: -len(TAKE_SUFFIX)] + f".person{pid}" + TAKE_SUFFIX
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}.person{pid}.{ext}" if dot else f"{name}.person{pid}"
+
+
+def numbered_names(name: str):
+    """``clip.take.npz``, ``clip.take-2.npz``, ``clip.take-3.npz``, ..."""
+    yield name
+    base = name[: -len(".npz")] if name.endswith(".npz") else name
+    n = 2
+    while True:
+        yield f"{base}-{n}.npz"
+        n += 1
+
+
+@dataclass
+class OutputPlan:
+    folder: Path
+    name: str            # file name for one person (before any person suffix)
+    explicit: bool       # -o named a file: refuse to replace unless force
+    force: bool
+
+    def names_for(self, pid: int | None) -> str:
+        return self.name if pid is None else _with_person(self.name, pid)
+
+
+def plan_output(source: Source, output, *, per_person: bool, force: bool) -> OutputPlan:
+    """Where takes go; raises EstimateError for outputs that must not be written."""
+    if output is not None and str(output) != "":
+        out = Path(output).expanduser()
+        if out.is_dir() or str(output).endswith(("/", os.sep)):
+            if not out.is_dir():
+                raise EstimateError(f"-o {output}: no such folder")
+            return _checked_folder(OutputPlan(out, source.name_stem + TAKE_SUFFIX, False, force))
+        if out.suffix.lower() != ".npz":
+            raise EstimateError(f"-o {output}: a take file name must end in .npz "
+                                f"(e.g. {out.name}{TAKE_SUFFIX})")
+        plan = _checked_folder(OutputPlan(out.parent if str(out.parent) else Path("."),
+                                          out.name, True, force))
+        if not force:
+            existing = [out] if out.exists() and not per_person else []
+            if per_person:
+                stem = out.name[:-len(TAKE_SUFFIX)] if out.name.endswith(TAKE_SUFFIX) else \
+                    out.name[:-len(".npz")]
+                existing = sorted(plan.folder.glob(f"{stem}.person*.npz"))
+            if existing:
+                raise EstimateError(f"{existing[0]} exists; not overwriting it "
+                                    "(use --force, or another -o)")
+        return plan
+    return _checked_folder(OutputPlan(source.default_dir, source.name_stem + TAKE_SUFFIX,
+                                      False, force))
+
+
+def _checked_folder(plan: OutputPlan) -> OutputPlan:
+    if not plan.folder.is_dir():
+        raise EstimateError(f"{plan.folder}: no such folder for the output")
+    if not os.access(plan.folder, os.W_OK):
+        raise EstimateError(f"{plan.folder}: no permission to write there (use -o)")
+    return plan
+
+
+def write_take_file(plan: OutputPlan, pid: int | None, arrays: dict) -> Path:
+    """Write atomically; numbered name for default outputs, refuse/force for explicit ones."""
+    from ..retarget.errors import OutputExistsError
+    from ..retarget.take import write_take
+
+    name = plan.names_for(pid)
+    if plan.explicit:
+        return write_take(plan.folder / name, arrays, overwrite=plan.force)
+    for candidate in numbered_names(name):
+        path = plan.folder / candidate
+        if path.exists():
+            continue
+        try:
+            return write_take(path, arrays, overwrite=False)
+        except OutputExistsError:  # appeared meanwhile: take the next number
+            continue
+    raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- the job
+class EstimateJob:
+    """One estimation run. See the module docstring.
+
+    inputs: a path (image, video, folder of images) or a list of image paths.
+    output: a take file (refused if it exists unless ``force``) or a folder;
+        None = next to the input, ``<name>.take.npz`` or the next free
+        ``<name>.take-N.npz``. With ``person="all"`` ``.personID`` is inserted.
+    frames: ``"A:B:STEP"`` or a ``FrameRange``.
+    person: ``"auto"`` (the largest, most central person of the first frame with
+        anyone in it; only that person is estimated), ``"all"`` (everyone, one
+        take each) or an id (as numbered by ``"all"``: from 1, left to right in
+        the frame where people are first seen).
+    detector: ``"auto"`` (weights by the search order; none found: the whole
+        frame), ``"none"``, a weights path, or a callable (list of RGB images ->
+        list of lists of ``detector.Detection``) for tests and custom detectors.
+    box: ``(x, y, w, h)`` person box in the first frame (instead of a detection).
+    model: an already loaded ``Pose2Pose`` with its SMPL-X layer (skips loading
+        ``checkpoint``/``smplx``); give ``model_name`` and ``model_standin`` too.
+    """
+
+    def __init__(self, inputs, output=None, *, frames=None, person="auto", detector="auto",
+                 box=None, device: str | None = None, batch: int | None = None, smplx=None,
+                 checkpoint=None, fov: float | None = None, fps: float | None = None,
+                 force: bool = False, detect_every: int | None = None,
+                 min_score: float | None = None, allow_download: bool = False,
+                 tracker_config: TrackerConfig | None = None, model=None,
+                 model_name: str = "", model_standin: bool = False, prefetch: int | None = None,
+                 precision: str = "fp32"):
+        self.inputs = inputs
+        self.output = output
+        try:
+            self.frames = frames if isinstance(frames, FrameRange) else FrameRange.parse(frames)
+        except SourceError as exc:
+            raise EstimateError(str(exc)) from None
+        if person in (None, "", "auto"):
+            self.person = "auto"
+        elif str(person).lower() == "all":
+            self.person = "all"
+        else:
+            try:
+                self.person = int(person)
+            except (TypeError, ValueError):
+                raise EstimateError(f"--person {person!r}: use a person number, all or auto") \
+                    from None
+            if self.person < 1:
+                raise EstimateError(f"--person {person}: people are numbered from 1")
+        self.detector_choice = detector if detector is not None else "auto"
+        self.box = parse_box(box)
+        self.device_choice = device
+        if batch is not None and int(batch) < 1:
+            raise EstimateError(f"--batch {batch}: must be 1 or more")
+        self.batch_choice = batch
+        self.smplx_flag, self.checkpoint_flag = smplx, checkpoint
+        self.fov = fov
+        if fov is not None and not 1.0 <= float(fov) <= 179.0:
+            raise EstimateError(f"--fov {fov}: the field of view must be between 1 and 179 "
+                                "degrees")
+        self.fps_override = fps
+        if fps is not None and not float(fps) > 0:
+            raise EstimateError(f"--fps {fps}: must be a positive number")
+        self.force = force
+        cfg = dataclasses.replace(tracker_config) if tracker_config else TrackerConfig()
+        if detect_every is not None:
+            if int(detect_every) < 0:
+                raise EstimateError(f"--detect-every {detect_every}: must be 0 or more")
+            cfg.detect_every = int(detect_every)
+        if min_score is not None and not 0.0 < float(min_score) <= 1.0:
+            raise EstimateError(f"--min-score {min_score}: must be above 0 and at most 1")
+        self.tracker_config = cfg
+        self.min_score = min_score
+        self.allow_download = allow_download
+        self.model = model
+        self.model_name = model_name
+        self.model_standin = model_standin
+        self.prefetch_depth = prefetch
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise EstimateError(f"--precision {precision}: use fp32, bf16 or fp16")
+        self.precision = precision
+        self._cancel = threading.Event()
+        self.result: EstimateResult | None = None
+        self.source: Source | None = None
+        self.notes: list[str] = []
+
+    # -- control -----------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop after the current batch; the frames done are written as a partial take."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self) -> EstimateResult:
+        for _ in self.steps():
+            pass
+        return self.result
+
+    # -- setup -------------------------------------------------------------------------------
+    def _open(self) -> None:
+        try:
+            self.source = open_source(self.inputs, self.frames, fps=self.fps_override)
+        except SourceError as exc:
+            raise EstimateError(str(exc)) from None
+        if len(self.source) == 0:
+            raise EstimateError(f"{self.source.description}: the frame range {self.frames} "
+                                "selects no frames")
+        self.plan = plan_output(self.source, self.output, per_person=self.person == "all",
+                                force=self.force)
+
+    def _load(self) -> None:
+        import torch
+
+        self.device = resolve_device(self.device_choice)
+        if self.model is None:
+            self._load_model()
+        else:
+            self.model.eval()
+            try:
+                self.device = str(next(self.model.parameters()).device)
+            except StopIteration:
+                pass
+        if getattr(self.model, "smplx_layer", None) is None:
+            raise EstimateError("the network needs its SMPL-X layer (load it with smplx_model_path)")
+        self._load_detector()
+        layer = self.model.smplx_layer
+        from .take_convert import PelvisModel, static_camera
+
+        self.pelvis = PelvisModel.from_layer(layer)
+        self.hands_mean = (layer.left_hand_mean.detach().cpu().numpy().reshape(45),
+                           layer.right_hand_mean.detach().cpu().numpy().reshape(45))
+        self.focal, self.princpt = static_camera(self.source.image_size, self.fov)
+        self.batch = int(self.batch_choice or auto_batch_size(self.device))
+        from .inference import InferenceOptions, prepare_model
+
+        self.options = InferenceOptions(device=self.device, precision=self.precision)
+        prepare_model(self.model, self.options)
+        if torch.device(self.device).type == "cpu" and torch.get_num_threads() > os.cpu_count():
+            torch.set_num_threads(os.cpu_count())
+
+    def _load_model(self) -> None:
+        from ..weights.locations import find_checkpoint, find_smplx
+        from .checkpoint import file_sha256, load_checkpoint
+
+        ck = find_checkpoint(self.checkpoint_flag)
+        if not ck.found:
+            raise EstimateError(ck.problem or "no Pose2Pose checkpoint found; "
+                                f"put it at {ck.install_to} (run p2p-mocap doctor)")
+        sm = find_smplx(self.smplx_flag, "neutral")
+        if not sm.found:
+            raise EstimateError(sm.problem or "no SMPL-X model found; "
+                                f"put SMPLX_NEUTRAL.npz at {sm.install_to} (run p2p-mocap doctor)")
+        self.model = load_checkpoint(ck.path, smplx_model_path=sm.path, device=self.device)
+        self.model_name = f"{Path(ck.path).name} sha256:{file_sha256(ck.path)}"
+        self.model_standin = bool(ck.standin or sm.standin)
+        if not self.model_standin:
+            from .checkpoint import identify_checkpoint
+
+            self.model_standin = identify_checkpoint(ck.path).kind == "stand-in"
+
+    def _load_detector(self) -> None:
+        from .detector import (DEFAULT_SCORE_THRESHOLD, DetectorError, download_detector,
+                               load_person_detector)
+
+        choice = self.detector_choice
+        self.detector = None
+        self.detector_standin = False
+        if callable(choice):
+            self.detector = choice
+            self.detector_standin = bool(getattr(choice, "standin", False))
+            return
+        if str(choice).lower() == "none":
+            return
+        flag = None if str(choice).lower() == "auto" else choice
+        thr = DEFAULT_SCORE_THRESHOLD if self.min_score is None else float(self.min_score)
+        try:
+            det = load_person_detector(flag, self.device, score_threshold=thr)
+            if det is None and self.allow_download:
+                path = download_detector()
+                det = load_person_detector(path, self.device, score_threshold=thr)
+        except DetectorError as exc:
+            raise EstimateError(str(exc)) from None
+        if det is None:
+            self.notes.append("no person detector weights found: the whole frame is the first "
+                              "person box (see p2p-mocap doctor, or --download-detector)")
+        self.detector = det
+        self.detector_standin = bool(det is not None and det.standin)
+
+    # -- the steps -------------------------------------------------------------------------------
+    def steps(self) -> Iterator[Progress]:
+        t0 = time.perf_counter()
+        self._open()
+        total = len(self.source)
+        self.result = EstimateResult(frames_total=total)
+        yield Progress("loading", 0, total, message="loading the network")
+        self._load()
+        self.result.standin = bool(self.model_standin or self.detector_standin)
+        mode = "one" if self.person == "auto" else "all"
+        self.tracker = Tracker(self.source.image_size, self.tracker_config, mode=mode)
+        self.rows: dict[int, dict[int, dict]] = {}
+        self.frame_index: list[int] = []
+        self._sizes_seen = {tuple(self.source.image_size)}
+        depth = self.prefetch_depth or max(4, min(32, 2 * self.batch))
+        prefetch = FramePrefetcher(self.source, depth)
+        interrupted = False
+        try:
+            yield Progress("estimating", 0, total, message=self.source.description)
+            start = time.perf_counter()
+            for done in self._batches(prefetch):
+                rate = done / max(time.perf_counter() - start, 1e-9)
+                eta = (total - done) / rate if rate > 0 else None
+                yield Progress("estimating", done, total, rate, eta, len(self.tracker.active))
+                if self._cancel.is_set():
+                    break
+        except KeyboardInterrupt:
+            # A second Ctrl-C (or a hard stop) during a batch: keep what is done.
+            interrupted = True
+            self._cancel.set()
+        except SourceError as exc:
+            raise EstimateError(str(exc)) from None
+        finally:
+            prefetch.close()
+        done = len(self.frame_index)
+        cancelled = self._cancel.is_set() and (done < total or interrupted)
+        if done == 0 and not cancelled:
+            raise EstimateError(f"{self.source.description}: no frame could be decoded "
+                                f"(frames {self.frames}); the file may be damaged")
+        self.result.frames_done = done
+        self.result.cancelled = cancelled
+        yield Progress("writing", done, total, message="writing the take")
+        self._write(cancelled)
+        self.result.seconds = time.perf_counter() - t0
+        self.result.notes = list(self.notes)
+        yield Progress("cancelled" if cancelled else "done", done, total)
+
+    def _batches(self, prefetch: FramePrefetcher) -> Iterator[int]:
+        from .crop import crop_person
+
+        seq = 0
+        while not self._cancel.is_set():
+            people = max(1, len(self.tracker.active))
+            want = max(1, self.batch // people)
+            frames = []
+            for _ in range(want):
+                f = prefetch.get()
+                if f is None:
+                    break
+                frames.append(f)
+            if not frames:
+                return
+            items = []  # (seq, track id, person box, PersonCrop)
+            for k, fr in enumerate(frames):
+                s = seq + k
+                self.frame_index.append(fr.index)
+                size = (fr.image.shape[1], fr.image.shape[0])
+                if size not in self._sizes_seen:
+                    self._sizes_seen.add(size)
+                    self.notes.append(f"frame {fr.index} is {size[0]}x{size[1]}, not "
+                                      f"{self.source.image_size[0]}x{self.source.image_size[1]}: "
+                                      "the take's camera is that of the first frame")
+                if (k == 0 or not self.tracker.active) and self.tracker.needs_detection(s):
+                    self._find_people(fr, s)
+                for tid, box in self.tracker.crop_boxes(s).items():
+                    pc = crop_person(fr.image, box)
+                    if pc is not None:
+                        items.append((s, tid, box, pc))
+            for i in range(0, len(items), self.batch):
+                self._infer_and_track(items[i:i + self.batch])
+            self.tracker.end_duplicates()
+            seq += len(frames)
+            yield seq
+
+    def _find_people(self, frame, seq: int) -> None:
+        image_box = (0.0, 0.0, float(frame.image.shape[1]), float(frame.image.shape[0]))
+        if seq == 0 and self.box is not None:
+            self.tracker.seed_box(seq, self.box)
+            return
+        if self.detector is None:
+            if not self.tracker.active:
+                self.tracker.seed_box(seq, self.box if self.box is not None else image_box)
+            else:
+                self.tracker.skip_detection(seq)  # nothing to detect with: keep following
+            return
+        dets = self.detector([frame.image])[0]
+        self.tracker.update_detections(seq, [d.xywh for d in dets])
+
+    def _infer_and_track(self, items) -> None:
+        from .inference import crops_to_tensor, run_batch
+        from .take_convert import rows_from_outputs
+
+        if not items:
+            return
+        try:
+            out = run_batch(self.model, crops_to_tensor([it[3].crop for it in items]),
+                            self.options)
+        except RuntimeError as exc:  # CUDA out of memory: halve the batch and retry
+            if "out of memory" not in str(exc).lower() or len(items) == 1:
+                raise
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            self.batch = max(1, len(items) // 2)
+            self.notes.append(f"out of memory with {len(items)} crops per pass: "
+                              f"using {self.batch}")
+            for i in range(0, len(items), self.batch):
+                self._infer_and_track(items[i:i + self.batch])
+            return
+        keep = ("joint_img", "smplx_joint_proj", "smplx_root_pose", "smplx_body_pose",
+                "smplx_lhand_pose", "smplx_rhand_pose", "smplx_jaw_pose", "smplx_shape",
+                "smplx_expr", "cam_trans", "lhand_bbox", "rhand_bbox", "face_bbox")
+        out = {k: out[k].numpy() for k in keep}
+        conf = np.array([crop_confidence(out["joint_img"][i], out["smplx_joint_proj"][i])
+                         for i in range(len(items))])
+        bbox = np.stack([it[3].bbox for it in items]).astype(np.float64)
+        crop2img = np.stack([it[3].crop2img for it in items]).astype(np.float64)
+        rows = rows_from_outputs(out, bbox, crop2img, self.pelvis, self.hands_mean,
+                                 self.focal, self.princpt, conf)
+        for i, (s, tid, box, _pc) in enumerate(items):
+            # (the track was followed when this crop was made; ending later keeps it)
+            self.rows.setdefault(tid, {})[s] = {k: v[i] for k, v in rows.items()}
+            self.tracker.update_output(tid, s, rows["joints_2d"][i, :25, :2], float(conf[i]),
+                                       crop_box=box)
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _chosen_ids(self) -> list[int]:
+        seen = {tid: len(r) for tid, r in self.rows.items() if r}
+        self.result.valid_frames = dict(sorted(seen.items()))
+        self.result.main_person = self.tracker.main_track_id()
+        if self.person == "auto":
+            return [self.tracker.target] if self.tracker.target in seen else []
+        if self.person == "all":
+            T = len(self.frame_index)
+            keep = [tid for tid in sorted(seen) if seen[tid] >= min(5, T)]
+            dropped = sorted(set(seen) - set(keep))
+            if dropped:
+                self.notes.append(f"people seen in fewer than {min(5, T)} frames were not "
+                                  f"written: {', '.join(map(str, dropped))}")
+            return keep
+        if self.person not in seen:
+            if self._cancel.is_set():
+                return []
+            people = ", ".join(map(str, sorted(seen))) or "nobody"
+            raise EstimateError(f"person {self.person} was not found (people found: {people})")
+        return [self.person]
+
+    def _write(self, cancelled: bool) -> None:
+        from .take_convert import assemble_take
+
+        ids = self._chosen_ids()
+        T = len(self.frame_index)
+        if not ids:
+            if cancelled:
+                self.notes.append("cancelled before anyone was estimated: nothing written")
+                return
+            raise EstimateError(f"no person found in any of the {T} frame"
+                                f"{'s' if T != 1 else ''} of {self.source.description}")
+        per_person = self.person == "all"
+        for tid in ids:
+            arrays = assemble_take(
+                self.rows[tid], self.frame_index, fps=self.source.fps, person_id=tid,
+                image_size=self.source.image_size, source=self.source.location,
+                model=self.model_name, standin=self.result.standin, focal=self.focal,
+                princpt=self.princpt)
+            path = write_take_file(self.plan, tid if per_person else None, arrays)
+            self.result.outputs.append(path)
+            self.result.people.append(tid)
