@@ -91,6 +91,12 @@ def _cmd_estimate(args) -> int:
     return run_estimate(args)
 
 
+def _cmd_export(args) -> int:
+    from .retarget.export_cli import run_export
+
+    return run_export(args)
+
+
 def _free_name(folder: Path, stem: str, suffix: str) -> Path:
     """``stem.suffix``, else ``stem-2.suffix``, ``stem-3.suffix``, ... (never an existing file)."""
     n = 1
@@ -203,8 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_estimate_arguments(est, io=False)
     c.set_defaults(func=_cmd_convert)
 
-    for name, issue, text in (("export", 7, "export a scene or take for a game engine"),
-                              ("batch", 8, "convert whole folders of footage")):
+    from .retarget.export_cli import add_export_arguments
+
+    x = sub.add_parser("export", help="export a .blend or a take for a game engine (FBX presets "
+                                      "for Unity, Unreal, Godot; glTF; BVH)")
+    add_export_arguments(x)
+    x.set_defaults(func=_cmd_export)
+
+    for name, issue, text in (("batch", 8, "convert whole folders of footage"),):
         s = sub.add_parser(name, help=f"{text} (not available yet)")
         s.add_argument("args", nargs=argparse.REMAINDER)
         s.set_defaults(func=_not_yet(name, issue))

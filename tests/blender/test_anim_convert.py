@@ -69,7 +69,7 @@ def test_bad_input_gives_one_line_and_no_file(tmp_path, take_file):
         convert_take(bad, standin_smplx_root())
     with pytest.raises(RetargetError, match="estimating from footage is not available"):
         convert_take(tmp_path / "clip.mp4", standin_smplx_root())
-    with pytest.raises(ModelFileError, match="holds no SMPLX_NEUTRAL.npz"):
+    with pytest.raises(ModelFileError, match="does not hold SMPLX_NEUTRAL.npz"):
         convert_take(take_file, tmp_path / "no_models_here")
     with pytest.raises(RetargetError, match="must be a .blend"):
         convert_take(take_file, standin_smplx_root(), tmp_path / "x.fbx")

@@ -1,0 +1,471 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Export a rig's take for game engines through Blender's own exporters (FBX, glTF, BVH).
+
+``export_scene`` never changes the user's scene: it bakes what the scene
+plays (NLA and all) frame by frame into fresh actions on a **temporary copy**
+of the rig (armature + body mesh with its shape keys) in a temporary scene,
+applies the root mode there (``retarget.export_presets``), exports that scene
+with the preset's options, and deletes everything it made; the scene's
+current frame, the window's scene and any object it had to rename are
+restored. The file is written to a hidden temporary name in the output
+folder and moved over the target with ``os.replace``; an existing file is
+only replaced with ``overwrite=True``.
+
+Inputs: ``None`` / a ``bpy.types.Scene`` (the running session, e.g. inside
+Blender), a ``.blend`` path (opened into the running session; the file on
+disk is never written), or a take ``.npz`` (built into an empty session with
+``retarget.convert``'s machinery). The last two reset the running session:
+for the CLI and batch use.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..errors import OutputExistsError, RetargetError
+from ..export_presets import (FOOT_JOINTS, HIP_JOINTS, ROOT_JOINT, ROOT_MODES, BLENDER_TO_FILE,
+                              ExportPreset, grounding_transform, preset as get_preset,
+                              rebase_root, root_transforms)
+from ..rotations import matrix_to_quaternion, quaternion_continuity
+from .fcurves import Curve, action_channelbag, write_curves
+
+FOOT_VERTEX_WEIGHT = 0.5  # body vertices at least this much bound to an ankle/foot bone
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    preset: ExportPreset
+    root: str
+    frames: np.ndarray          # (n,) exported Blender frames (rest frame first if any)
+    fps: float
+    bone_names: list
+    world: np.ndarray           # (n, 4, 4): exported world pose = world[k] @ scene's (rest: eye)
+    shape_keys: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- inputs
+
+def _check_output(out, p: ExportPreset, overwrite: bool) -> Path:
+    out = Path(out).expanduser()
+    if out.suffix.lower() != p.suffix:
+        raise RetargetError(f"{out}: the {p.name} preset writes a {p.suffix} file")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; not overwriting it (use --force)")
+    if not out.parent.is_dir():
+        raise RetargetError(f"{out.parent}: no such folder for the output")
+    if not os.access(out.parent, os.W_OK):
+        raise RetargetError(f"{out.parent}: no permission to write there")
+    return out
+
+
+def _load_source(source, *, smplx=None, pose_correctives=False, notes=None):
+    """The scene to export from (opening a .blend or building a take if given a path)."""
+    if source is None:
+        return bpy.context.scene
+    if isinstance(source, bpy.types.Scene):
+        return source
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise RetargetError(f"{path}: no such file")
+    if path.suffix.lower() == ".blend":
+        try:
+            bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
+        except RuntimeError as exc:
+            raise RetargetError(f"{path}: Blender cannot open it ({str(exc).strip()})") from None
+        return bpy.context.scene
+    if path.suffix.lower() == ".npz":
+        from ..convert import _model_path
+        from ..smoothing import Smoothing
+        from ..smplx_model import load_smplx_model
+        from ..take import read_take
+        from .build import build_take_scene
+
+        take = read_take(path)
+        if not take.valid.any():
+            raise RetargetError(f"{path.name}: the take has no valid frames "
+                                "(nobody was found in any frame)")
+        model = load_smplx_model(_model_path(smplx, take.gender))
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        built = build_take_scene(model, take, smoothing=Smoothing(),
+                                 pose_correctives=pose_correctives, shape_keys=True)
+        if notes is not None:
+            notes.extend(built.notes)
+        return bpy.context.scene
+    raise RetargetError(f"{path}: expected a .blend scene or a take .npz")
+
+
+def find_armature(scene, name: str | None = None):
+    """The armature to export: ``name``, else the scene's only SMPL-X rig (or only armature)."""
+    if name:
+        ob = scene.objects.get(name)
+        if ob is None or ob.type != 'ARMATURE':
+            raise RetargetError(f"no armature called {name!r} in scene {scene.name!r}")
+        return ob
+    arms = [o for o in scene.objects if o.type == 'ARMATURE']
+    rigs = [o for o in arms if "p2p_rig" in o] or arms
+    if not rigs:
+        raise RetargetError(f"scene {scene.name!r} has no armature to export")
+    if len(rigs) > 1:
+        raise RetargetError(f"scene {scene.name!r} has several rigs "
+                            f"({', '.join(o.name for o in rigs)}); pick one with --armature")
+    return rigs[0]
+
+
+def _body_mesh(arm):
+    name = arm.get("p2p_mesh")
+    ob = bpy.data.objects.get(name) if name else None
+    if ob is None or ob.parent != arm:
+        ob = next((c for c in arm.children if c.type == 'MESH'), None)
+    return ob
+
+
+# --------------------------------------------------------------------------- baking
+
+def _deform_bones(arm):
+    return [b.name for b in arm.data.bones if b.use_deform]
+
+
+def _foot_vertices(mesh_obj, bone_names):
+    if mesh_obj is None:
+        return np.zeros(0, dtype=np.int64)
+    groups = {vg.index for vg in mesh_obj.vertex_groups if vg.name in bone_names}
+    idx = [v.index for v in mesh_obj.data.vertices
+           if any(g.group in groups and g.weight >= FOOT_VERTEX_WEIGHT for g in v.groups)]
+    return np.asarray(idx, dtype=np.int64)
+
+
+def _evaluated_vertices(mesh_obj, dg, idx):
+    ev = mesh_obj.evaluated_get(dg)
+    me = ev.to_mesh()
+    try:
+        co = np.empty(len(me.vertices) * 3, dtype=np.float32)
+        me.vertices.foreach_get("co", co)
+    finally:
+        ev.to_mesh_clear()
+    mw = np.array(ev.matrix_world, dtype=np.float64)
+    co = co.reshape(-1, 3)[idx].astype(np.float64)
+    return co @ mw[:3, :3].T + mw[:3, 3]
+
+
+def _bake(scene, arm, mesh_obj, bones, frames):
+    """Per frame: every bone's matrix_basis, the posed heads (world), shape-key values."""
+    key = mesh_obj.data.shape_keys if mesh_obj is not None else None
+    key_names = [kb.name for kb in key.key_blocks][1:] if key is not None else []
+    T, J = len(frames), len(bones)
+    pose = np.empty((T, J, 4, 4))
+    heads = np.empty((T, J, 3))
+    values = np.empty((T, len(key_names)))
+    feet = None
+    foot_idx = _foot_vertices(mesh_obj, [b for b in FOOT_JOINTS if b in bones])
+    mw0 = None
+    for t, f in enumerate(frames):
+        scene.frame_set(int(f))
+        dg = bpy.context.evaluated_depsgraph_get()
+        ev = arm.evaluated_get(dg)
+        mw = np.array(ev.matrix_world, dtype=np.float64)
+        if mw0 is None:
+            mw0 = mw
+        for j, n in enumerate(bones):
+            pose[t, j] = np.array(ev.pose.bones[n].matrix, dtype=np.float64)
+        heads[t] = pose[t, :, :3, 3] @ mw[:3, :3].T + mw[:3, 3]
+        if key is not None:
+            for k, n in enumerate(key_names):
+                values[t, k] = key.key_blocks[n].value
+        if t == 0 and foot_idx.size:
+            feet = _evaluated_vertices(mesh_obj, dg, foot_idx)
+    return _basis_from_pose(arm, bones, pose), heads, key_names, values, feet, mw0
+
+
+def _basis_from_pose(arm, bones, pose):
+    """``matrix_basis`` that reproduces the evaluated armature-space ``pose (T, J, 4, 4)``.
+
+    Evaluated matrices include constraints and drivers, which the copy does not
+    have: ``M_i = M_p Rest_p^-1 Rest_i Basis_i`` (bones inheriting rotation and
+    scale, Blender's default) solved for ``Basis_i``.
+    """
+    rest = np.array([np.array(arm.data.bones[n].matrix_local, dtype=np.float64) for n in bones])
+    rest_inv = np.linalg.inv(rest)
+    index = {n: j for j, n in enumerate(bones)}
+    basis = np.empty_like(pose)
+    for j, n in enumerate(bones):
+        parent = arm.data.bones[n].parent
+        if parent is None:
+            basis[:, j] = rest_inv[j] @ pose[:, j]
+        else:
+            p = index[parent.name]
+            basis[:, j] = rest_inv[j] @ rest[p] @ np.linalg.inv(pose[:, p]) @ pose[:, j]
+    return basis
+
+
+# --------------------------------------------------------------------------- temp copy
+
+def _copy_rig(arm, mesh_obj, scene_tmp, name):
+    arm_c = arm.copy()
+    arm_c.data = arm.data.copy()
+    arm_c.animation_data_clear()
+    arm_c.parent = None
+    scene_tmp.collection.objects.link(arm_c)
+    arm_c.matrix_world = ((1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0), (0, 0, 0, 1))
+    for pb in arm_c.pose.bones:
+        pb.rotation_mode = 'QUATERNION'
+        for con in list(pb.constraints):
+            pb.constraints.remove(con)
+    made = [arm_c, arm_c.data]
+    mesh_c = None
+    if mesh_obj is not None:
+        mesh_c = mesh_obj.copy()
+        mesh_c.data = mesh_obj.data.copy()
+        mesh_c.animation_data_clear()
+        if mesh_c.data.shape_keys is not None:
+            mesh_c.data.shape_keys.animation_data_clear()
+            made.append(mesh_c.data.shape_keys)
+        for m in list(mesh_c.modifiers):
+            if m.type != 'ARMATURE':
+                mesh_c.modifiers.remove(m)
+            else:
+                m.object = arm_c
+        scene_tmp.collection.objects.link(mesh_c)
+        rel = np.linalg.inv(np.array(arm.matrix_world)) @ np.array(mesh_obj.matrix_world)
+        mesh_c.parent = arm_c
+        mesh_c.matrix_parent_inverse = ((1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0), (0, 0, 0, 1))
+        mesh_c.matrix_basis = [list(r) for r in rel]
+        made += [mesh_c, mesh_c.data]
+    if name:
+        arm_c.name = name
+    return arm_c, mesh_c, made
+
+
+def _assign(id_data, action, bag):
+    ad = id_data.animation_data or id_data.animation_data_create()
+    ad.action = action
+    if bag.slot is not None and getattr(ad, "action_slot", bag.slot) is None:
+        ad.action_slot = bag.slot
+
+
+def _write_bake(arm_c, mesh_c, bones, frames, basis, key_names, values):
+    made = []
+    quats = quaternion_continuity(matrix_to_quaternion(basis[..., :3, :3]), axis=0)
+    locs = basis[..., :3, 3]
+    curves = []
+    for j, n in enumerate(bones):
+        base = f'pose.bones["{n}"]'
+        for c in range(4):
+            curves.append(Curve(f"{base}.rotation_quaternion", c, quats[:, j, c], n))
+        for c in range(3):
+            curves.append(Curve(f"{base}.location", c, locs[:, j, c], n))
+    act = bpy.data.actions.new("p2p export")
+    made.append(act)
+    bag = action_channelbag(act, arm_c)
+    write_curves(bag, frames, curves)
+    _assign(arm_c, act, bag)
+    if mesh_c is not None and mesh_c.data.shape_keys is not None and key_names:
+        key = mesh_c.data.shape_keys
+        kact = bpy.data.actions.new("p2p export face")
+        made.append(kact)
+        kbag = action_channelbag(kact, key)
+        write_curves(kbag, frames, [Curve(f'key_blocks["{n}"].value', 0, values[:, k], "Shape")
+                                    for k, n in enumerate(key_names)])
+        _assign(key, kact, kbag)
+    return made
+
+
+def _remove_one(id_):
+    if isinstance(id_, bpy.types.Object):
+        bpy.data.objects.remove(id_, do_unlink=True)
+    elif isinstance(id_, bpy.types.Mesh):
+        bpy.data.meshes.remove(id_, do_unlink=True)
+    elif isinstance(id_, bpy.types.Armature):
+        bpy.data.armatures.remove(id_, do_unlink=True)
+    elif isinstance(id_, bpy.types.Action):
+        bpy.data.actions.remove(id_, do_unlink=True)
+    elif isinstance(id_, bpy.types.Scene):
+        bpy.data.scenes.remove(id_, do_unlink=True)
+    # Key datablocks go with their mesh.
+
+
+# --------------------------------------------------------------------------- export
+
+def _run_exporter(p: ExportPreset, path: Path, scene_tmp, arm_c, frame_range):
+    opts = dict(p.options)
+    if p.format == "FBX":
+        fn = bpy.ops.export_scene.fbx
+    elif p.format == "GLB":
+        fn = bpy.ops.export_scene.gltf
+    else:
+        fn = bpy.ops.export_anim.bvh
+        opts.update(frame_start=int(frame_range[0]), frame_end=int(frame_range[1]))
+    window = bpy.context.window
+    override = dict(scene=scene_tmp, view_layer=scene_tmp.view_layers[0], active_object=arm_c,
+                    object=arm_c, selected_objects=[arm_c], selected_editable_objects=[arm_c])
+    old_scene = window.scene if window is not None else None
+    try:
+        if window is not None:
+            window.scene = scene_tmp
+        scene_tmp.view_layers[0].objects.active = arm_c
+        arm_c.select_set(True, view_layer=scene_tmp.view_layers[0])
+        if window is not None:
+            # (glTF sets window.scene itself; a context override with another scene crashes it)
+            result = fn(filepath=str(path), **opts)
+        else:
+            with bpy.context.temp_override(**override):
+                result = fn(filepath=str(path), **opts)
+    except RuntimeError as exc:
+        msg = " ".join(str(exc).split())
+        raise RetargetError(f"Blender's {p.format} exporter failed: {msg}") from None
+    finally:
+        if window is not None and old_scene is not None:
+            window.scene = old_scene
+    if "FINISHED" not in result or not path.is_file():
+        raise RetargetError(f"Blender's {p.format} exporter did not write {path.name}")
+
+
+def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: bool = False,
+                 overwrite: bool = False, armature: str | None = None, smplx=None,
+                 pose_correctives: bool = False, notes: list | None = None) -> ExportResult:
+    """Export one rig's animation with a preset; returns an ``ExportResult``.
+
+    source: ``None``/a Scene (the running session), a ``.blend`` or a take
+    ``.npz`` path (see the module doc). preset: a name of
+    ``export_presets.PRESETS`` or an ``ExportPreset``. out: the file to write
+    (its suffix must be the preset's). root: ``grounded`` (default), ``camera``
+    or ``in_place``. rest_frame: add the bind pose one frame before the take.
+    armature: the rig's object name when the scene has several. smplx and
+    pose_correctives: only for a take ``.npz`` (model file or folder; the
+    486 pose-corrective shape keys, off by default for games).
+    """
+    p = preset if isinstance(preset, ExportPreset) else _preset(preset)
+    if root not in ROOT_MODES:
+        raise RetargetError(f"unknown root mode {root!r}; choose one of {', '.join(ROOT_MODES)}")
+    out = _check_output(out, p, overwrite)
+    notes = [] if notes is None else notes
+    scene = _load_source(source, smplx=smplx, pose_correctives=pose_correctives, notes=notes)
+    arm = find_armature(scene, armature)
+    mesh_obj = _body_mesh(arm)
+    bones = _deform_bones(arm)
+    missing = [b for b in (ROOT_JOINT, *HIP_JOINTS, *FOOT_JOINTS) if b not in bones]
+    if root != "camera" and missing:
+        raise RetargetError(f"{arm.name} lacks the bones {', '.join(missing)} that --root "
+                            f"{root} needs (use --root camera)")
+    start, end = int(scene.frame_start), int(scene.frame_end)
+    if end < start:
+        raise RetargetError(f"scene {scene.name!r} has an empty frame range")
+    frames = np.arange(start, end + 1)
+    fps = scene.render.fps / scene.render.fps_base
+    mw = np.array(arm.matrix_world, dtype=np.float64)
+    if not np.allclose(np.linalg.norm(mw[:3, :3], axis=0), 1.0, atol=1e-5):
+        raise RetargetError(f"{arm.name} is scaled; apply its scale before exporting")
+
+    frame_before = scene.frame_current
+    subframe = scene.frame_subframe
+    made = []
+    renamed = None
+    try:
+        basis, heads, key_names, values, feet, _ = _bake(scene, arm, mesh_obj, bones, frames)
+    finally:
+        scene.frame_set(frame_before, subframe=subframe)
+    idx = {n: j for j, n in enumerate(bones)}
+    if root == "camera":
+        W = root_transforms("camera", heads[:, 0], None, None, None)
+    else:
+        foot_pts = heads[0, [idx[n] for n in FOOT_JOINTS]]
+        if feet is not None and len(feet):
+            foot_pts = np.concatenate([foot_pts, feet])
+        W = root_transforms(root, heads[:, idx[ROOT_JOINT]], heads[0, idx[HIP_JOINTS[0]]],
+                            heads[0, idx[HIP_JOINTS[1]]], foot_pts)
+    # The copy's object sits at the identity: the scene object's transform goes into W.
+    world = W @ mw
+    rest_root = np.array(arm.data.bones[bones[0]].matrix_local, dtype=np.float64)
+    if arm.data.bones[bones[0]].parent is not None:
+        raise RetargetError(f"{arm.name}: the first bone {bones[0]!r} is not the root")
+    basis[:, 0] = rebase_root(rest_root, basis[:, 0], world)
+
+    out_frames = frames
+    if rest_frame:
+        rest_basis = np.repeat(np.eye(4)[None, None], len(bones), axis=1)
+        Wr = np.eye(4)
+        if root != "camera":
+            rest_heads = np.array([arm.data.bones[n].head_local for n in bones], np.float64)
+            rest_feet = rest_heads[[idx[n] for n in FOOT_JOINTS]]
+            if mesh_obj is not None:
+                fidx = _foot_vertices(mesh_obj, list(FOOT_JOINTS))
+                if fidx.size:
+                    co = np.empty(len(mesh_obj.data.vertices) * 3, np.float32)
+                    mesh_obj.data.vertices.foreach_get("co", co)
+                    rest_feet = np.concatenate([rest_feet, co.reshape(-1, 3)[fidx]])
+            Wr = grounding_transform(rest_heads[idx[ROOT_JOINT]], rest_heads[idx[HIP_JOINTS[0]]],
+                                     rest_heads[idx[HIP_JOINTS[1]]], rest_feet)
+        rest_basis[0, 0] = rebase_root(rest_root, np.eye(4)[None], Wr[None])[0]
+        basis = np.concatenate([rest_basis, basis])
+        rest_vals = values[:1].copy()
+        for k, n in enumerate(key_names):
+            if n.startswith(("Exp", "Pose")):
+                rest_vals[0, k] = 0.0
+        values = np.concatenate([rest_vals, values])
+        out_frames = np.concatenate([[start - 1], frames])
+        world = np.concatenate([Wr[None], world])
+        notes.append(f"frame {start - 1} is the rest (bind) pose")
+
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.part{p.suffix}")
+    window = bpy.context.window
+    win_scene = window.scene if window is not None else None
+    try:
+        scene_tmp = bpy.data.scenes.new("p2p export")
+        made.append(scene_tmp)
+        scene_tmp.render.fps = scene.render.fps
+        scene_tmp.render.fps_base = scene.render.fps_base
+        scene_tmp.frame_start, scene_tmp.frame_end = int(out_frames[0]), int(out_frames[-1])
+        scene_tmp.unit_settings.system = 'METRIC'
+        scene_tmp.unit_settings.scale_length = 1.0
+        if p.rename_armature:
+            clash = bpy.data.objects.get(p.rename_armature)
+            if clash is not None:
+                renamed = (clash, clash.name)
+                clash.name = clash.name + " (p2p export)"
+        arm_c, mesh_c, copies = _copy_rig(arm, mesh_obj if p.mesh else None, scene_tmp,
+                                          p.rename_armature)
+        made += copies
+        if p.rename_armature and arm_c.name != p.rename_armature:
+            raise RetargetError(f"could not name the exported armature {p.rename_armature!r}")
+        made += _write_bake(arm_c, mesh_c, bones, out_frames, basis, key_names, values)
+        if p.format == "BVH":
+            R = np.eye(4)
+            R[:3, :3] = BLENDER_TO_FILE
+            arm_c.data.transform([list(r) for r in R.T])
+        scene_tmp.frame_set(int(out_frames[0]))
+        _run_exporter(p, tmp, scene_tmp, arm_c, (out_frames[0], out_frames[-1]))
+        os.replace(tmp, out)
+    finally:
+        if window is not None and win_scene is not None and window.scene != win_scene:
+            window.scene = win_scene
+        for id_ in reversed(made):
+            try:
+                _remove_one(id_)
+            except ReferenceError:
+                pass
+        if renamed is not None:
+            renamed[0].name = renamed[1]
+        for leftover in (tmp,):
+            if leftover.exists():
+                try:
+                    leftover.unlink()
+                except OSError:
+                    pass
+    if mesh_obj is not None and any(m.type != 'ARMATURE' for m in mesh_obj.modifiers) and p.mesh:
+        notes.append(f"{mesh_obj.name}: modifiers other than Armature were left out of the "
+                     "export (they would drop the shape keys)")
+    return ExportResult(path=out, preset=p, root=root, frames=out_frames, fps=float(fps),
+                        bone_names=bones, world=world,
+                        shape_keys=key_names if p.mesh else [], notes=notes)
+
+
+def _preset(name):
+    try:
+        return get_preset(name)
+    except KeyError as exc:
+        raise RetargetError(str(exc.args[0])) from None

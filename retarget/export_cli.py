@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``p2p-mocap export``: a scene (.blend) or a take (.npz) -> FBX / GLB / BVH for game engines.
+
+Wire it as a sub-command::
+
+    p = sub.add_parser("export", help="export a rig's animation for a game engine")
+    add_export_arguments(p)
+    ... return run_export(args)
+
+Problems raise ``RetargetError`` subclasses with one-line messages (the CLI
+prints them); bpy is imported only when the export runs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+from .errors import RetargetError
+from .export_presets import PRESETS, ROOT_MODES
+
+
+def _on_off(text: str) -> bool:
+    t = text.lower()
+    if t in ("on", "yes", "true", "1"):
+        return True
+    if t in ("off", "no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``p2p-mocap export``."""
+    parser.add_argument("input", metavar="SCENE.blend|TAKE.npz",
+                        help="a .blend made by 'p2p-mocap convert' (or the add-on), or a take "
+                             "file (converted in memory first)")
+    parser.add_argument("--preset", required=True, choices=tuple(PRESETS),
+                        help="; ".join(f"{n}: {p.summary}" for n, p in PRESETS.items()))
+    parser.add_argument("-o", "--output", metavar="OUT",
+                        help="file to write (default: next to INPUT, with the preset's suffix "
+                             "and the preset's name: clip.unity.fbx)")
+    parser.add_argument("--root", choices=ROOT_MODES, default="grounded",
+                        help="root motion: grounded (default: feet on the floor and facing the "
+                             "engine's forward at the first frame, motion kept), camera (as "
+                             "estimated, in the camera's frame), in_place (grounded, horizontal "
+                             "root motion removed)")
+    parser.add_argument("--rest-frame", action="store_true",
+                        help="add the rest (bind) pose one frame before the take")
+    parser.add_argument("--armature", metavar="NAME",
+                        help="the rig to export when the scene has several")
+    parser.add_argument("--smplx", metavar="PATH",
+                        help="SMPL-X model file or folder (only for a take .npz)")
+    parser.add_argument("--pose-correctives", type=_on_off, default=False, metavar="on|off",
+                        help="only for a take .npz: the 486 pose-corrective shape keys "
+                             "(default off: a lighter rig for engines)")
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    return parser
+
+
+def default_export_output(input_path: Path, preset_name: str) -> Path:
+    """``clip.take.npz`` / ``clip.blend`` -> ``clip.<preset><suffix>`` next to it."""
+    name = input_path.name
+    for suffix in (".take.npz", ".npz", ".blend"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    p = PRESETS[preset_name]
+    return input_path.with_name(f"{name}.{p.name}{p.suffix}")
+
+
+def run_export(args, out=None) -> int:
+    """Run ``p2p-mocap export`` with parsed ``args``; 0 on success."""
+    out = out or sys.stdout
+    src = Path(args.input).expanduser()
+    if src.suffix.lower() not in (".blend", ".npz"):
+        raise RetargetError(f"{src}: expected a .blend scene or a take .npz")
+    if not src.is_file():
+        raise RetargetError(f"{src}: no such file")
+    target = Path(args.output).expanduser() if args.output else default_export_output(
+        src, args.preset)
+    if importlib.util.find_spec("bpy") is None:
+        raise RetargetError("exporting needs Blender's Python module 'bpy' "
+                            "(pip install bpy==5.0.1, or run inside Blender)")
+    from .blender.export import export_scene
+
+    notes: list[str] = []
+    result = export_scene(src, args.preset, target, root=args.root, rest_frame=args.rest_frame,
+                          overwrite=args.force, armature=args.armature, smplx=args.smplx,
+                          pose_correctives=args.pose_correctives, notes=notes)
+    for n in notes:
+        print(f"note: {n}", file=out)
+    print(f"wrote {result.path} ({result.preset.name}, {len(result.frames)} frames at "
+          f"{result.fps:g} fps, root {result.root})", file=out)
+    return 0
