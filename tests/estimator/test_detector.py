@@ -77,7 +77,7 @@ def test_refuses_code_and_junk(tmp_path):
     torch.save({"conv.weight": torch.zeros(3, 3)}, other)
     with pytest.raises(D.DetectorError, match="not torchvision Faster R-CNN"):
         D.PersonDetector(other)
-    with pytest.raises(D.DetectorError, match="holds no"):
+    with pytest.raises(D.DetectorError, match="does not hold"):
         D.load_person_detector(str(tmp_path / "missing"))
 
 
