@@ -91,6 +91,12 @@ def _cmd_estimate(args) -> int:
     return run_estimate(args)
 
 
+def _cmd_batch(args) -> int:
+    from .batch.cli_batch import run_batch
+
+    return run_batch(args)
+
+
 def _cmd_export(args) -> int:
     from .retarget.export_cli import run_export
 
@@ -151,14 +157,6 @@ def _cmd_convert(args) -> int:
     return EXIT_OK
 
 
-def _not_yet(name: str, issue: int):
-    def run(args) -> int:
-        print(f"p2p-mocap {name}: not available in this version yet (planned, issue #{issue}).",
-              file=sys.stderr)
-        return EXIT_USAGE
-    return run
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="p2p-mocap",
@@ -216,10 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_arguments(x)
     x.set_defaults(func=_cmd_export)
 
-    for name, issue, text in (("batch", 8, "convert whole folders of footage"),):
-        s = sub.add_parser(name, help=f"{text} (not available yet)")
-        s.add_argument("args", nargs=argparse.REMAINDER)
-        s.set_defaults(func=_not_yet(name, issue))
+    from .batch.cli_batch import add_batch_arguments
+
+    b = sub.add_parser("batch", help="convert whole folders of footage (resumable, parallel, Ray)",
+                       description="Every video and image folder under IN_FOLDER becomes take(s), "
+                                   "a .blend and (with --preset) an export, in a mirrored folder.")
+    add_batch_arguments(b)
+    b.set_defaults(func=_cmd_batch)
     return p
 
 

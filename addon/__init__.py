@@ -1,30 +1,69 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Blender UI of the extension. Never imports torch: estimation runs in a worker process."""
+"""Blender UI of the extension. Never imports torch: estimation runs in a worker process
+(``estimator/worker.py``) started with the runtime interpreter."""
 from __future__ import annotations
 
 import bpy
+from bpy.app.handlers import persistent
 
-from . import operators, panels, preferences
+from . import jobs, operators, panels, preferences, props
 
 _CLASSES = (
     preferences.P2P_AddonPreferences,
-    operators.P2P_OT_check_setup,
-    panels.P2P_PT_mocap,
-    panels.P2P_PT_setup,
+    *props.CLASSES,
+    *operators.CLASSES,
+    *panels.CLASSES,
 )
+
+_WM_PROPS = {
+    "p2p_setup_report": lambda: bpy.props.StringProperty(
+        name="Setup report", description="The last setup check", options={'SKIP_SAVE'}),
+    "p2p_setup_ready": lambda: bpy.props.BoolProperty(
+        name="Setup ready", description="The last setup check found everything",
+        options={'SKIP_SAVE'}),
+    "p2p_setup_standins": lambda: bpy.props.BoolProperty(
+        name="Stand-ins", description="Stand-in model files are in use", options={'SKIP_SAVE'}),
+    "p2p_last_standin": lambda: bpy.props.BoolProperty(
+        name="Stand-in take", description="The last estimate used stand-in model files",
+        options={'SKIP_SAVE'}),
+    "p2p_progress": lambda: bpy.props.FloatProperty(
+        name="Progress", description="Progress of the running job", min=0.0, max=1.0,
+        subtype='FACTOR', options={'SKIP_SAVE'}),
+    "p2p_status": lambda: bpy.props.StringProperty(
+        name="Status", description="What the running job does", options={'SKIP_SAVE'}),
+    "p2p_last_error": lambda: bpy.props.StringProperty(
+        name="Last error", description="Why the last estimate failed", options={'SKIP_SAVE'}),
+    "p2p_last_log": lambda: bpy.props.StringProperty(
+        name="Last log", description="The last estimate's log file", options={'SKIP_SAVE'}),
+}
+
+
+@persistent
+def _stop_jobs_on_load(*_args):
+    """A file load ends the modal operator: stop its worker too (nothing is imported)."""
+    job = jobs.EstimateSteps.ACTIVE
+    if job is not None:
+        job.kill()
 
 
 def register():
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
-    bpy.types.WindowManager.p2p_setup_report = bpy.props.StringProperty(
-        name="Setup report", options={'SKIP_SAVE'})
-    bpy.types.WindowManager.p2p_setup_ready = bpy.props.BoolProperty(options={'SKIP_SAVE'})
-    bpy.types.WindowManager.p2p_setup_standins = bpy.props.BoolProperty(options={'SKIP_SAVE'})
+    for name, make in _WM_PROPS.items():
+        setattr(bpy.types.WindowManager, name, make())
+    bpy.types.Scene.p2p_mocap = bpy.props.PointerProperty(type=props.P2P_MocapSettings)
+    bpy.app.handlers.load_pre.append(_stop_jobs_on_load)
 
 
 def unregister():
-    for name in ("p2p_setup_report", "p2p_setup_ready", "p2p_setup_standins"):
+    _stop_jobs_on_load()
+    for h in list(bpy.app.handlers.load_pre):
+        if getattr(h, "__name__", "") == _stop_jobs_on_load.__name__ and \
+                getattr(h, "__module__", "") == __name__:
+            bpy.app.handlers.load_pre.remove(h)
+    if hasattr(bpy.types.Scene, "p2p_mocap"):
+        del bpy.types.Scene.p2p_mocap
+    for name in _WM_PROPS:
         if hasattr(bpy.types.WindowManager, name):
             delattr(bpy.types.WindowManager, name)
     for cls in reversed(_CLASSES):

@@ -39,13 +39,43 @@ class P2P_AddonPreferences(bpy.types.AddonPreferences):
         description="Faster R-CNN weights (.pth) for finding people; optional",
         subtype='FILE_PATH')
 
+    runtime_python: bpy.props.StringProperty(
+        name="Runtime Interpreter",
+        description="A Python with PyTorch that runs the estimator worker (e.g. a venv's "
+                    "bin/python). Empty: the P2P_MOCAP_WORKER_PYTHON environment variable, "
+                    "then the runtime made by Install Runtime",
+        subtype='FILE_PATH')
+    device: bpy.props.EnumProperty(
+        name="Device",
+        items=(('auto', "Auto", "The CUDA GPU when PyTorch sees one, else the CPU"),
+               ('cpu', "CPU", "The processor"),
+               ('cuda', "CUDA GPU", "An NVIDIA GPU through PyTorch")),
+        default='auto', description="Where the network runs unless the sidebar says otherwise")
+
     def draw(self, context):
+        import bpy as _bpy
+
         layout = self.layout
         layout.use_property_split = True
         col = layout.column(heading="Model Files")
         col.prop(self, "smplx_path")
         col.prop(self, "checkpoint_path")
         col.prop(self, "detector_path")
+        row = layout.row(align=True)
+        row.operator("p2p.install_smplx", icon='IMPORT')
+        row.operator("p2p.install_checkpoint", icon='IMPORT')
+        row = layout.row(align=True)
+        row.enabled = bool(getattr(_bpy.app, "online_access", True))
+        row.operator("p2p.download_detector", icon='URL')
+        col = layout.column(heading="Runtime")
+        col.prop(self, "runtime_python")
+        col.prop(self, "device")
+        row = layout.row(align=True)
+        row.enabled = bool(getattr(_bpy.app, "online_access", True))
+        row.operator("p2p.install_runtime", icon='CONSOLE')
+        if not getattr(_bpy.app, "online_access", True):
+            layout.label(text="Downloads need Allow Online Access (Preferences > System)",
+                         icon='INFO')
         layout.operator("p2p.check_setup", icon='CHECKMARK')
         from .panels import draw_setup_report
 

@@ -21,6 +21,23 @@ for _var in ("P2P_MOCAP_SMPLX", "P2P_MOCAP_CHECKPOINT", "P2P_MOCAP_DETECTOR"):
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 
+def pytest_unconfigure(config):
+    # The bpy 4.2 module can segfault at interpreter exit (blender #131922, fixed in 5.0), which
+    # would turn a green run red after pytest has reported. Leave before that, with pytest's code.
+    import sys
+
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and bpy.app.version < (5, 0, 0):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(getattr(config, "_p2p_exitstatus", 0)))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    session.config._p2p_exitstatus = int(exitstatus)
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

@@ -108,13 +108,6 @@ def test_make_standins_never_overwrites_a_real_model_file(tmp_path):
     assert real.read_bytes() == before
 
 
-def test_unfinished_commands_say_so():
-    for cmd in ("batch",):
-        r = p2p(cmd)
-        assert r.returncode == 2
-        assert "not available in this version yet" in r.stderr
-
-
 def test_in_blender_mode_does_not_import_torch(standin_root):
     code = ("import sys; from pose2pose_mocap.doctor import run_checks; "
             f"r = run_checks(smplx={str(standin_root)!r}, checkpoint={str(standin_root)!r}, "

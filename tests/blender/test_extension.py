@@ -12,7 +12,12 @@ from tools import extension_zip as ext
 pytestmark = pytest.mark.blender
 ADDON_ID = "pose2pose_mocap"
 # Panels and operators show up in bpy.types by name; preferences classes do not.
-OUR_CLASSES = ("P2P_PT_mocap", "P2P_PT_setup", "P2P_OT_check_setup")
+OUR_CLASSES = ("P2P_PT_mocap", "P2P_PT_setup", "P2P_OT_check_setup", "P2P_PT_source",
+               "P2P_PT_estimate", "P2P_PT_smoothing", "P2P_PT_export", "P2P_MT_export",
+               "P2P_OT_estimate", "P2P_OT_cancel_estimate", "P2P_OT_import_take",
+               "P2P_OT_export", "P2P_OT_apply_smoothing", "P2P_OT_install_smplx",
+               "P2P_OT_install_checkpoint", "P2P_OT_download_detector",
+               "P2P_OT_install_runtime", "P2P_OT_choose_images")
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +34,10 @@ def test_manifest_fields(repo):
     assert m["license"] == ["SPDX:GPL-3.0-or-later"]
     assert set(m["tags"]) <= {"Animation", "Import-Export"}
     assert m["permissions"]["files"]
-    # No downloads exist yet, so no network permission may be claimed.
-    assert "network" not in m["permissions"]
+    # Downloads (detector weights, Install Runtime) exist, so the network permission is
+    # claimed, with a reason that follows the manifest rules.
+    net = m["permissions"]["network"]
+    assert 0 < len(net) <= 64 and net[-1].isalnum(), net
 
 
 def test_manifest_validates_in_strict_mode(repo, tmp_path):
@@ -85,6 +92,8 @@ def test_install_enable_disable_twice(built_zip):
         filepath=str(built_zip), repo="user_default", enable_on_install=False)
     assert result == {'FINISHED'}
     assert _registered(bpy) == []
+    handlers_before = {n: len(getattr(bpy.app.handlers, n)) for n in ("load_pre", "load_post",
+                                                                      "depsgraph_update_post")}
     for _ in range(2):
         mod = addon_utils.enable(module, default_set=True, handle_error=_raise)
         assert mod is not None
@@ -93,6 +102,7 @@ def test_install_enable_disable_twice(built_zip):
         assert all(c.is_registered for c in classes)
         assert bpy.context.preferences.addons[module].preferences is not None
         assert hasattr(bpy.types.WindowManager, "p2p_setup_report")
+        assert hasattr(bpy.types.Scene, "p2p_mocap")
         assert bpy.context.preferences.addons.get(module) is not None
         # The operator runs and fills the report (no model files in the test data dir).
         assert bpy.ops.p2p.check_setup() == {'FINISHED'}
@@ -103,6 +113,11 @@ def test_install_enable_disable_twice(built_zip):
         assert _registered(bpy) == []
         assert not any(c.is_registered for c in classes)
         assert not hasattr(bpy.types.WindowManager, "p2p_setup_report")
+        assert not hasattr(bpy.types.WindowManager, "p2p_progress")
+        assert not hasattr(bpy.types.Scene, "p2p_mocap")
+        # No stray handlers (timers: the add-on uses only modal event timers, removed on
+        # every exit path; bpy.app.timers is never used).
+        assert {n: len(getattr(bpy.app.handlers, n)) for n in handlers_before} == handlers_before
         assert not hasattr(bpy.ops.p2p, "check_setup") or not _op_exists(bpy, "p2p.check_setup")
 
 

@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Takes into the open scene, and re-smoothing a take's keys (scipy here, or the worker)."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .paths import have_scipy, model_flags, worker_python
+
+
+def smoothing_from_props(props):
+    from ..retarget.smoothing import Smoothing
+
+    return Smoothing(method=props.smooth_method,
+                     root_hz=props.smooth_root or None, body_hz=props.smooth_body or None,
+                     hands_hz=props.smooth_hands or None, face_hz=props.smooth_face or None)
+
+
+def import_take_files(context, paths, *, smoothing=None, pose_correctives=True) -> tuple[list, list]:
+    """Build a rig (or add a take to the person's rig) per take file. -> (armatures, notes)."""
+    from ..retarget.blender.build import build_take_scene
+    from ..retarget.smoothing import NO_SMOOTHING
+    from ..retarget.smplx_model import load_smplx_model
+    from ..retarget.take import read_take
+    from ..weights.locations import find_smplx
+
+    flags = model_flags(context)
+    notes: list[str] = []
+    arms = []
+    if smoothing is not None and smoothing.method != "none" and not have_scipy():
+        wanted, smoothing = smoothing, NO_SMOOTHING
+    else:
+        wanted = None
+    for path in paths:
+        take = read_take(path)
+        hit = find_smplx(flags["smplx"], take.gender)
+        if not hit.found:
+            raise RuntimeError(f"SMPL-X model file not found ({take.gender}); set it in the "
+                               "add-on preferences or press Install SMPL-X Zip")
+        model = load_smplx_model(hit.path)
+        built = build_take_scene(model, take, scene=context.scene,
+                                 smoothing=smoothing or NO_SMOOTHING,
+                                 pose_correctives=pose_correctives)
+        arm = built.rig.armature
+        notes += built.notes
+        if wanted is not None:
+            try:
+                notes.append(_resmooth_in_worker(context, arm, wanted, built.actions.body))
+            except Exception as exc:  # noqa: BLE001 -- the take stays raw; say why
+                notes.append(f"the take was imported unsmoothed: {exc}")
+        arms.append(arm)
+    if arms:
+        for ob in context.view_layer.objects:
+            ob.select_set(False)
+        arms[-1].select_set(True)
+        context.view_layer.objects.active = arms[-1]
+    return arms, notes
+
+
+def selected_take_armature(context):
+    """The active object if it is a take rig (or the armature of the active body mesh)."""
+    ob = context.active_object
+    if ob is None:
+        return None
+    if ob.type == 'MESH' and ob.parent is not None and ob.parent.type == 'ARMATURE':
+        ob = ob.parent
+    if ob.type == 'ARMATURE' and "p2p_rig" in ob:
+        return ob
+    return None
+
+
+def resmooth_selected(context, settings) -> str:
+    """Re-apply smoothing to the selected take (no re-inference). Returns a message."""
+    from ..retarget.blender.anim import resmooth_take
+
+    arm = selected_take_armature(context)
+    if arm is None:
+        return ""
+    if settings.method == "none" or have_scipy():
+        action = resmooth_take(arm, settings)
+        return f"smoothed {action.name}"
+    return _resmooth_in_worker(context, arm, settings)
+
+
+def _resmooth_in_worker(context, arm, settings, action=None) -> str:
+    """Blender without scipy: the worker filters the raw take, the keys are written here."""
+    from ..retarget.blender import anim
+    from ..retarget.blender.fcurves import action_channelbag, write_curves
+    from ..retarget.blender.rig import rig_from_armature
+    from .jobs import run_worker_request
+
+    python = worker_python(context)
+    if not python:
+        raise RuntimeError("smoothing needs scipy, which Blender's Python lacks, or the "
+                           "runtime interpreter (set it in the add-on preferences)")
+    if action is None:
+        takes = [(t, a) for t, a in anim._take_actions_of(arm) if not t.mute]
+        if not takes:
+            raise RuntimeError(f"{arm.name} has no take to smooth")
+        action = takes[0][1]
+    raw = anim.raw_take_from_action(action)
+    with tempfile.TemporaryDirectory(prefix="p2p_smooth_") as tmp:
+        src = Path(tmp) / "raw.npz"
+        np.savez(src, valid=np.asarray(raw.valid), fps=np.float64(float(raw.fps) / raw.stride),
+                 **{k: np.asarray(v) for k, v in raw.params.items()})
+        out = Path(tmp) / "smoothed.npz"
+        run_worker_request(python, {"cmd": "smooth", "params": str(src),
+                                    "settings": settings.to_dict(), "out": str(out)},
+                           "smoothed", timeout=120)
+        with np.load(out, allow_pickle=False) as z:
+            params = {k: z[k] for k in z.files}
+    rig = rig_from_armature(arm)
+    frames, ch = anim.compute_channels(rig, raw.with_params(params))
+    write_curves(action_channelbag(action, arm), frames, anim._body_curves(ch))
+    face = anim._face_action_for(action)
+    key = rig.mesh.data.shape_keys if rig.mesh is not None else None
+    if face is not None and key is not None:
+        write_curves(action_channelbag(face, key), frames, anim._face_curves(ch, key))
+    action["p2p_smoothing"] = json.dumps(settings.to_dict())
+    return f"smoothed {action.name} (in the worker)"

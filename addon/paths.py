@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where the add-on keeps files, which Python runs the worker, which model files it uses.
+
+Nothing is ever written into the add-on's own folder: as an extension the data
+folder is ``bpy.utils.extension_path_user(<package>, create=True)``; otherwise
+(run from a checkout) the user data folder of ``weights.locations``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import bpy
+
+from .preferences import ADDON_PACKAGE, get_prefs
+
+# The package root (the extension folder): estimator/worker.py is run from here.
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+WORKER_SCRIPT = PACKAGE_ROOT / "estimator" / "worker.py"
+ENV_WORKER_PYTHON = "P2P_MOCAP_WORKER_PYTHON"
+
+
+def data_dir() -> Path:
+    if ADDON_PACKAGE.startswith("bl_ext."):
+        try:
+            return Path(bpy.utils.extension_path_user(ADDON_PACKAGE, create=True))
+        except (ValueError, AttributeError, RuntimeError):
+            pass
+    from ..weights.locations import user_data_dir
+
+    d = user_data_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def new_log_path(kind: str = "worker") -> Path:
+    logs = data_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = logs / f"{kind}-{stamp}.log"
+    n = 2
+    while path.exists():
+        path = logs / f"{kind}-{stamp}-{n}.log"
+        n += 1
+    return path
+
+
+def runtime_dir() -> Path:
+    return data_dir() / "runtime"
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+def worker_python(context=None) -> str | None:
+    """The interpreter with torch: the preference, the environment variable, the installed
+    runtime, in that order; None when none is set up."""
+    prefs = get_prefs(context)
+    if prefs is not None and prefs.runtime_python:
+        return bpy.path.abspath(prefs.runtime_python)
+    env = os.environ.get(ENV_WORKER_PYTHON)
+    if env:
+        return env
+    installed = venv_python(runtime_dir())
+    if installed.is_file():
+        return str(installed)
+    return None
+
+
+def _abs(p: str) -> str | None:
+    return bpy.path.abspath(p) if p else None
+
+
+def model_flags(context=None) -> dict:
+    """Explicit model paths for the doctor and the worker: the preferences first; else the
+    files the add-on installed into its data folder; else None (the search order decides)."""
+    from ..weights.locations import CHECKPOINT_NAMES, CHECKPOINT_SUBDIR, SMPLX_SUBDIR
+
+    prefs = get_prefs(context)
+    flags = {"smplx": _abs(prefs.smplx_path) if prefs else None,
+             "checkpoint": _abs(prefs.checkpoint_path) if prefs else None,
+             "detector": _abs(prefs.detector_path) if prefs else None}
+    root = data_dir()
+    if not flags["smplx"] and not os.environ.get("P2P_MOCAP_SMPLX") and \
+            (root / SMPLX_SUBDIR / "SMPLX_NEUTRAL.npz").is_file():
+        flags["smplx"] = str(root / SMPLX_SUBDIR)
+    if not flags["checkpoint"] and not os.environ.get("P2P_MOCAP_CHECKPOINT"):
+        for name in CHECKPOINT_NAMES:
+            if (root / CHECKPOINT_SUBDIR / name).is_file():
+                flags["checkpoint"] = str(root / CHECKPOINT_SUBDIR / name)
+                break
+    if not flags["detector"] and not os.environ.get("P2P_MOCAP_DETECTOR"):
+        det = sorted((root / "detector").glob("*.pth")) if (root / "detector").is_dir() else []
+        if det:
+            flags["detector"] = str(det[0])
+    return flags
+
+
+def have_scipy() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("scipy") is not None

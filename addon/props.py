@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The sidebar's settings, stored per scene (``scene.p2p_mocap``)."""
+from __future__ import annotations
+
+import bpy
+
+from ..retarget.export_presets import PRESETS, ROOT_MODES
+
+SOURCE_ITEMS = (
+    ('MOVIE', "Movie File", "A video file (mp4, mov, mkv, avi, webm, …)", 'FILE_MOVIE', 0),
+    ('FOLDER', "Image Sequence", "A folder of images, in natural order (2.png before 10.png)",
+     'FILE_FOLDER', 1),
+    ('FILES', "Image Files", "One or more image files (one take row per image)", 'FILE_IMAGE', 2),
+    ('CLIP', "Movie Clip", "A Movie Clip datablock of this file (its movie or image sequence)",
+     'TRACKER', 3),
+    ('IMAGE_EDITOR', "Image Editor", "The image shown in an Image Editor of this screen",
+     'IMAGE_DATA', 4),
+)
+PERSON_ITEMS = (
+    ('AUTO', "Auto", "The largest, most central person when someone is first seen", 0),
+    ('ALL', "All", "Everyone: one take and one rig per person", 1),
+    ('NUMBER', "Number", "One person by number (from 1, left to right where first seen)", 2),
+)
+DEVICE_ITEMS = (
+    ('PREFS', "Preferences", "Use the device set in the add-on preferences", 0),
+    ('auto', "Auto", "The CUDA GPU when PyTorch sees one, else the CPU", 1),
+    ('cpu', "CPU", "The processor (about 3.5 frames/s on 2 cores)", 2),
+    ('cuda', "CUDA GPU", "An NVIDIA GPU through PyTorch", 3),
+)
+METHOD_ITEMS = (
+    ('butterworth', "Butterworth", "Order 2, forwards and backwards (zero phase); the default", 0),
+    ('savgol', "Savitzky–Golay", "Polynomial fit in a sliding window", 1),
+    ('gaussian', "Gaussian", "Gaussian window; no overshoot", 2),
+    ('none', "None", "Raw network output, no smoothing", 3),
+)
+
+
+PRESET_ITEMS = [(name, {"gltf": "glTF", "bvh": "BVH"}.get(name, name.capitalize()),
+                 (p.summary or name)[:200], i) for i, (name, p) in enumerate(PRESETS.items())]
+
+
+def _smoothing_changed(self, context):
+    """Re-apply the smoothing to the selected take live (no re-inference)."""
+    if not self.live_smoothing:
+        return
+    from .importing import resmooth_selected, smoothing_from_props
+
+    try:
+        msg = resmooth_selected(context, smoothing_from_props(self))
+        self.smoothing_message = msg
+    except Exception as exc:  # noqa: BLE001 -- shown in the panel, never a silent failure
+        self.smoothing_message = f"Smoothing failed: {exc}"
+
+
+class P2P_ImagePath(bpy.types.PropertyGroup):
+    path: bpy.props.StringProperty(name="Image", description="An image file", subtype='FILE_PATH')
+
+
+class P2P_MocapSettings(bpy.types.PropertyGroup):
+    source_type: bpy.props.EnumProperty(
+        name="Source", items=SOURCE_ITEMS, default='MOVIE',
+        description="Where the footage comes from")
+    movie_path: bpy.props.StringProperty(
+        name="Movie", subtype='FILE_PATH', description="The video file to estimate")
+    folder_path: bpy.props.StringProperty(
+        name="Folder", subtype='DIR_PATH', description="A folder of images (an image sequence)")
+    image_files: bpy.props.CollectionProperty(
+        type=P2P_ImagePath, name="Image Files",
+        description="The image files to estimate, in order (Choose… fills this list)")
+    clip: bpy.props.PointerProperty(
+        name="Clip", type=bpy.types.MovieClip,
+        description="The Movie Clip to estimate (its file: a movie or an image sequence)")
+    frame_start: bpy.props.IntProperty(
+        name="Start", default=0, min=0,
+        description="First footage frame to estimate, counted from 0")
+    frame_end: bpy.props.IntProperty(
+        name="End", default=0, min=0,
+        description="Footage frame to stop before (excluded); 0 = to the end")
+    frame_step: bpy.props.IntProperty(
+        name="Stride", default=1, min=1, soft_max=10,
+        description="Estimate every N-th frame (the take's frame rate is divided by N)")
+    person_mode: bpy.props.EnumProperty(
+        name="Person", items=PERSON_ITEMS, default='AUTO', description="Whom to estimate")
+    person_number: bpy.props.IntProperty(
+        name="Number", default=1, min=1,
+        description="The person's number (from 1, left to right where first seen)")
+    device: bpy.props.EnumProperty(
+        name="Device", items=DEVICE_ITEMS, default='PREFS',
+        description="Where the network runs")
+    use_fov: bpy.props.BoolProperty(
+        name="Field of View", default=False,
+        description="Set the camera's horizontal field of view (else 60° across the longer "
+                    "image side, typical of phones and webcams)")
+    fov: bpy.props.FloatProperty(
+        name="Field of View", default=1.0472, min=0.0175, max=3.124, subtype='ANGLE',
+        description="Horizontal field of view of the camera that filmed the footage; only "
+                    "the distance to the camera depends on it")
+    output_dir: bpy.props.StringProperty(
+        name="Take Folder", subtype='DIR_PATH',
+        description="Where take files are written; empty = a 'takes' folder in the add-on's "
+                    "data folder")
+    pose_correctives: bpy.props.BoolProperty(
+        name="Pose Correctives", default=True,
+        description="Add the 486 SMPL-X pose-corrective shape keys (exact body surface; "
+                    "heavier, turn off for game rigs)")
+    live_smoothing: bpy.props.BoolProperty(
+        name="Live", default=True,
+        description="Re-apply the smoothing to the selected take whenever a value changes "
+                    "(no re-estimation)")
+    smooth_method: bpy.props.EnumProperty(
+        name="Filter", items=METHOD_ITEMS, default='butterworth', update=_smoothing_changed,
+        description="Zero-phase smoothing filter applied to the estimated motion")
+    smooth_root: bpy.props.FloatProperty(
+        name="Root", default=4.0, min=0.0, soft_max=15.0, unit='NONE', update=_smoothing_changed,
+        description="Cutoff in Hz for the root position (0 = raw)")
+    smooth_body: bpy.props.FloatProperty(
+        name="Body", default=6.0, min=0.0, soft_max=15.0, update=_smoothing_changed,
+        description="Cutoff in Hz for the body rotations (0 = raw)")
+    smooth_hands: bpy.props.FloatProperty(
+        name="Hands", default=4.0, min=0.0, soft_max=15.0, update=_smoothing_changed,
+        description="Cutoff in Hz for the fingers (0 = raw)")
+    smooth_face: bpy.props.FloatProperty(
+        name="Face", default=4.0, min=0.0, soft_max=15.0, update=_smoothing_changed,
+        description="Cutoff in Hz for jaw, eyes and expression (0 = raw)")
+    smoothing_message: bpy.props.StringProperty(
+        name="Smoothing Result", options={'SKIP_SAVE'},
+        description="What the last smoothing change did")
+    export_preset: bpy.props.EnumProperty(
+        name="Preset", items=PRESET_ITEMS, description="Target engine or format")
+    export_root: bpy.props.EnumProperty(
+        name="Root Motion", default='grounded',
+        items=[(m, m.replace("_", " ").capitalize(), {
+            "grounded": "Facing the engine's forward, pelvis over the origin, feet on the floor",
+            "camera": "As estimated, in the camera's frame",
+            "in_place": "Grounded, with horizontal pelvis motion removed"}[m], i)
+               for i, m in enumerate(ROOT_MODES)],
+        description="How the root moves in the exported file")
+    export_rest_frame: bpy.props.BoolProperty(
+        name="Rest Frame", default=False,
+        description="Add the bind pose one frame before the take")
+
+
+CLASSES = (P2P_ImagePath, P2P_MocapSettings)

@@ -1,0 +1,191 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``p2p-mocap batch IN_FOLDER -o OUT_FOLDER``: every clip of a folder to take + .blend (+ export).
+
+``add_batch_arguments(parser)`` adds the options to an argparse (sub)parser;
+``run_batch(args)`` runs it and returns the exit code:
+
+* 0: every clip is done (or was already up to date);
+* 1: at least one clip failed (the others are done; the summary lists the
+  reasons), or a problem with the folders or options;
+* 130 / 143: stopped by Ctrl-C / SIGTERM (finished clips are kept; re-run to
+  finish the rest).
+
+Re-running with the same folders skips every clip whose outputs are on disk
+as the manifest (``OUT/batch.jsonl``) recorded them, for the same input
+content and settings; a changed setting re-runs only the stages it affects
+(a new ``--preset`` only exports, new smoothing re-converts without
+re-estimating).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL = 0, 1
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from ..estimator.cli_estimate import add_estimate_arguments
+    from ..retarget.convert import _hz, _on_off
+    from ..retarget.export_presets import PRESETS, ROOT_MODES
+    from ..retarget.smoothing import METHODS, REGIONS, Smoothing
+
+    parser.add_argument("input", metavar="IN_FOLDER",
+                        help="folder of footage: every video file and every folder of images "
+                             "(one image sequence) under it is a clip")
+    parser.add_argument("-o", "--output", metavar="OUT_FOLDER", required=True,
+                        help="output folder (created; mirrors IN_FOLDER's structure); holds the "
+                             "manifest batch.jsonl")
+    parser.add_argument("--preset", choices=tuple(PRESETS),
+                        help="also export each .blend with this preset (see p2p-mocap export)")
+    parser.add_argument("--pattern", metavar="GLOB",
+                        help="only clips whose path below IN_FOLDER (or name) matches, e.g. "
+                             "'*.mp4' or 'day1/*'")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="estimator processes on a CPU-only machine (default 1); with GPUs "
+                             "there is one per GPU")
+    parser.add_argument("--retarget-workers", type=int, metavar="N",
+                        help="convert/export processes at once (default: the cores left, at most "
+                             "half the cores)")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="run the clips as Ray tasks: 'local' starts a small Ray instance "
+                             "here; else a cluster address (HEAD:6379, ray://HEAD:10001, auto). "
+                             "Folders must be at the same path on every machine")
+    x = parser.add_argument_group("export (with --preset)")
+    x.add_argument("--root", choices=ROOT_MODES, default="grounded",
+                   help="root motion of the export (default grounded)")
+    x.add_argument("--rest-frame", action="store_true",
+                   help="add the rest pose one frame before the take")
+    c = parser.add_argument_group("convert")
+    d = Smoothing()
+    c.add_argument("--smplx", metavar="PATH", help="SMPL-X model file or folder")
+    c.add_argument("--gender", choices=("neutral", "male", "female"),
+                   help="SMPL-X model for the rig (default: the take's)")
+    c.add_argument("--smooth", choices=METHODS, default=d.method,
+                   help=f"temporal filter (default: {d.method})")
+    for region in REGIONS:
+        c.add_argument(f"--smooth-{region}", type=_hz, metavar="HZ",
+                       default=getattr(d, f"{region}_hz"),
+                       help=f"cutoff for {region} in Hz, 0 = raw "
+                            f"(default {getattr(d, f'{region}_hz'):g})")
+    c.add_argument("--pose-correctives", type=_on_off, default=True, metavar="on|off",
+                   help="pose-corrective shape keys in the .blend (default on)")
+    c.add_argument("--shape-keys", type=_on_off, default=True, metavar="on|off",
+                   help="body-shape keys in the .blend (default on)")
+    e = parser.add_argument_group("estimation")
+    add_estimate_arguments(e, io=False)
+    return parser
+
+
+class _Lock:
+    """One batch per output folder at a time (``OUT/.batch.lock``, flock)."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".batch.lock"
+        self.fh = None
+
+    def __enter__(self):
+        self.fh = open(self.path, "a+")
+        try:
+            import fcntl
+
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:
+            pass
+        except OSError:
+            self.fh.close()
+            raise RuntimeError(f"{self.path.parent}: another batch is writing into this folder")
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()
+        return False
+
+
+def run_batch(args, out=None, err=None) -> int:
+    """Run ``p2p-mocap batch`` with parsed ``args``; return the exit code."""
+    from .driver import format_summary, run_batch_loop
+    from .jobs import find_clips, remove_leftovers, settings_from_args
+    from .manifest import MANIFEST_NAME, Manifest
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    src = Path(args.input).expanduser()
+    dst = Path(args.output).expanduser()
+    if not src.is_dir():
+        print(f"p2p-mocap: error: {src}: no such folder", file=err)
+        return EXIT_FAIL
+    if dst.exists() and not dst.is_dir():
+        print(f"p2p-mocap: error: -o {dst}: exists and is not a folder", file=err)
+        return EXIT_FAIL
+    if args.workers < 1 or (args.retarget_workers is not None and args.retarget_workers < 1):
+        print("p2p-mocap: error: --workers / --retarget-workers must be 1 or more", file=err)
+        return EXIT_FAIL
+    dst.mkdir(parents=True, exist_ok=True)
+    clips = find_clips(src, dst, args.pattern)
+    if not clips:
+        print(f"p2p-mocap: error: no video or image folder in {src}"
+              + (f" matching {args.pattern!r}" if args.pattern else ""), file=err)
+        return EXIT_FAIL
+    settings = settings_from_args(args)
+
+    if args.ray:
+        from .ray_runner import RayRunner
+
+        def make_runner():
+            return RayRunner(args.ray, workers=args.workers if args.workers > 1 else None,
+                             retarget_workers=args.retarget_workers, device=args.device)
+    else:
+        from .local import LocalRunner
+
+        def make_runner():
+            return LocalRunner(workers=args.workers, retarget_workers=args.retarget_workers,
+                               device=args.device)
+
+    old_term = None
+    got: list[int] = []
+
+    def on_term(signum, frame):
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        with _Lock(dst):
+            remove_leftovers(dst)
+            if hasattr(signal, "SIGTERM"):
+                try:
+                    old_term = signal.signal(signal.SIGTERM, on_term)
+                except ValueError:  # not the main thread
+                    old_term = None
+            with Manifest(dst / MANIFEST_NAME) as manifest:
+                summary = run_batch_loop(clips, settings, dst, make_runner, manifest=manifest,
+                                         stream=err)
+    except RuntimeError as exc:
+        print(f"p2p-mocap: error: {exc}", file=err)
+        return EXIT_FAIL
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    print(format_summary(summary), file=out)
+    out.flush()
+    if summary.interrupted:
+        print("stopped: finished clips are kept; run the same command again to finish the rest",
+              file=err)
+        return 128 + (got[0] if got else signal.SIGINT)
+    return EXIT_FAIL if summary.failed else EXIT_OK
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry (``python -m pose2pose_mocap.batch.cli_batch``)."""
+    parser = argparse.ArgumentParser(prog="p2p-mocap batch",
+                                     description="convert whole folders of footage")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    add_batch_arguments(parser)
+    return run_batch(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The per-clip work, run in worker processes (``local``) or Ray tasks (``ray_runner``).
+
+Both functions take and return plain dicts (picklable, JSON-able) and never
+raise for a problem with the clip: they return ``{"ok": False, "error": one
+line}``. torch and bpy are imported inside them only.
+
+* ``estimate_clip(spec)``: ``EstimateJob`` on the clip, the take(s) written
+  atomically over ``spec["take"]`` (``force``). The loaded network (and the
+  detector) are kept per process, so an estimator process loads them once.
+* ``retarget_clip(spec)``: for each take, ``convert_take`` to the .blend and
+  (with a preset) ``export_scene``; both reset the bpy session, so the caller
+  runs each call in a fresh process (one bpy per process).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+_CACHE: dict = {}
+_PROGRESS = None      # a callable(event dict) set by the local pool's initializer
+
+
+def set_progress_sink(sink) -> None:
+    global _PROGRESS
+    _PROGRESS = sink
+
+
+def _message(exc: BaseException) -> str:
+    from ..estimator.errors import EstimatorError
+    from ..estimator.sources import SourceError
+    from ..retarget.errors import RetargetError
+
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    if isinstance(exc, (EstimatorError, SourceError, RetargetError)):
+        return text
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return f"{exc.__class__.__name__}: {text}"
+
+
+def estimate_clip(spec: dict) -> dict:
+    try:
+        return _estimate(spec)
+    except Exception as exc:  # noqa: BLE001 - one bad clip never stops the batch
+        try:
+            return {"ok": False, "error": _message(exc)}
+        except Exception:  # noqa: BLE001
+            return {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
+
+
+def _estimate(spec: dict) -> dict:
+    import torch
+
+    from ..estimator.pipeline import EstimateJob
+
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
+    opts = dict(spec["estimate"])
+    key = (opts.get("checkpoint"), opts.get("smplx"), opts.get("device"),
+           opts.get("precision"), str(opts.get("detector")), opts.get("min_score"))
+    cached = _CACHE.get(key)
+    if cached:
+        opts.update(model=cached["model"], model_name=cached["model_name"],
+                    model_standin=cached["model_standin"])
+        if cached["detector"] is not None:
+            opts["detector"] = cached["detector"]
+    Path(spec["take"]).parent.mkdir(parents=True, exist_ok=True)
+    job = EstimateJob(spec["input"], spec["take"], force=True, **opts)
+    t_est = None
+    for p in job.steps():
+        if p.stage == "estimating":
+            if t_est is None:
+                t_est = time.perf_counter()
+            if _PROGRESS is not None:
+                _PROGRESS({"clip": spec["clip"], "done": p.done, "total": p.total,
+                           "fps": p.fps})
+    seconds = time.perf_counter() - t_est if t_est is not None else 0.0
+    if not cached and getattr(job, "model", None) is not None:
+        det = getattr(job, "detector", None)
+        _CACHE[key] = {"model": job.model, "model_name": job.model_name,
+                       "model_standin": job.model_standin,
+                       "detector": det if callable(det) else None}
+    res = job.result
+    return {"ok": True, "takes": [str(p) for p in res.outputs], "people": list(res.people),
+            "frames": int(res.frames_done), "frames_total": int(res.frames_total),
+            "estimate_s": round(seconds, 3), "notes": list(res.notes),
+            "standin": bool(res.standin), "pid": os.getpid()}
+
+
+def retarget_clip(spec: dict) -> dict:
+    try:
+        return _retarget(spec)
+    except Exception as exc:  # noqa: BLE001
+        try:
+            return {"ok": False, "error": _message(exc)}
+        except Exception:  # noqa: BLE001
+            return {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
+
+
+def _retarget(spec: dict) -> dict:
+    from ..retarget.convert import convert_take, default_output
+    from ..retarget.smoothing import Smoothing
+
+    t0 = time.perf_counter()
+    conv = spec["convert"]
+    export = spec.get("export")
+    stages = spec.get("stages", ["convert", "export"])
+    notes: list[str] = []
+    blends, exports = [], []
+    for take in spec["takes"]:
+        blend = default_output(Path(take))
+        if "convert" in stages:
+            convert_take(take, spec.get("smplx"), blend,
+                         smoothing=Smoothing(**conv["smoothing"]),
+                         pose_correctives=conv["pose_correctives"],
+                         shape_keys=conv["shape_keys"], gender=conv.get("gender"),
+                         overwrite=True, notes=notes)
+        blends.append(str(blend))
+        if export:
+            from ..retarget.blender.export import export_scene
+            from ..retarget.export_cli import default_export_output
+
+            target = default_export_output(blend, export["preset"])
+            export_scene(blend, export["preset"], target, root=export["root"],
+                         rest_frame=export["rest_frame"], overwrite=True, notes=notes)
+            exports.append(str(target))
+    return {"ok": True, "blends": blends, "exports": exports, "notes": notes,
+            "retarget_s": round(time.perf_counter() - t0, 3), "pid": os.getpid()}
