@@ -18,16 +18,8 @@ import sys
 from pathlib import Path
 
 from .errors import RetargetError
+from .convert import _on_off
 from .export_presets import PRESETS, ROOT_MODES
-
-
-def _on_off(text: str) -> bool:
-    t = text.lower()
-    if t in ("on", "yes", "true", "1"):
-        return True
-    if t in ("off", "no", "false", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

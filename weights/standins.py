@@ -79,6 +79,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..retarget.smplx_model import JOINT_NAMES as _SMPLX_JOINT_NAMES, PARENTS as _SMPLX_PARENTS
 from .locations import CHECKPOINT_SUBDIR, SMPLX_SUBDIR, STANDIN_CHECKPOINT_NAME
 from .standin_rule import STANDIN_SEED, make_state_dict, official_keys_and_shapes
 
@@ -93,21 +94,9 @@ ROOT_PARENT = 4294967295
 # A fixed zip timestamp so that the written bytes do not depend on the clock.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
-PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15,
-           20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,
-           21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53)
-JOINT_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "jaw", "left_eye_smplhf", "right_eye_smplhf",
-    "left_index1", "left_index2", "left_index3", "left_middle1", "left_middle2", "left_middle3",
-    "left_pinky1", "left_pinky2", "left_pinky3", "left_ring1", "left_ring2", "left_ring3",
-    "left_thumb1", "left_thumb2", "left_thumb3",
-    "right_index1", "right_index2", "right_index3", "right_middle1", "right_middle2",
-    "right_middle3", "right_pinky1", "right_pinky2", "right_pinky3", "right_ring1",
-    "right_ring2", "right_ring3", "right_thumb1", "right_thumb2", "right_thumb3",
-)
+# The real SMPL-X kinematic tree and joint names (one copy, in the numpy SMPL-X core).
+PARENTS = tuple(int(p) for p in _SMPLX_PARENTS)
+JOINT_NAMES = _SMPLX_JOINT_NAMES
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
 # smplx.vertex_ids.vertex_ids["smplx"]: vertices smplx reads as extra joints.
 EXTRA_VERTEX_IDS = {
