@@ -115,8 +115,6 @@ def _free_name(folder: Path, stem: str, suffix: str) -> Path:
 
 def _cmd_convert(args) -> int:
     """A take is converted as is; footage is estimated first (a take is kept beside the .blend)."""
-    import argparse as _argparse
-
     from .estimator.cli_estimate import run_estimate
     from .retarget.convert import run_convert
 
@@ -139,14 +137,14 @@ def _cmd_convert(args) -> int:
     else:
         folder, blend = src.parent, None
     stem = src.stem if src.is_file() else src.name
-    est = _argparse.Namespace(**vars(args))
+    est = argparse.Namespace(**vars(args))
     est.input, est.output, est.force = [str(src)], str(folder) + "/", False
     code = run_estimate(est)
     takes = getattr(est, "written_takes", [])
     if code != 0 or not takes:
         return code or EXIT_FAIL
     for i, take in enumerate(takes):
-        conv = _argparse.Namespace(**vars(args))
+        conv = argparse.Namespace(**vars(args))
         conv.input = str(take)
         person = f".person{i + 1}" if len(takes) > 1 else ""
         conv.output = str(blend.with_name(blend.stem + person + ".blend")) if blend else \
