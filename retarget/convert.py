@@ -53,6 +53,21 @@ def default_output(take_path: Path) -> Path:
     return take_path.with_suffix(".blend")
 
 
+def check_output_file(out, suffix: str, overwrite: bool, wrong_suffix: str) -> Path:
+    """The output path, or a one-line error: wrong suffix, exists (unless ``overwrite``),
+    missing or read-only folder. ``wrong_suffix`` says what the output must be."""
+    out = Path(out).expanduser()
+    if out.suffix.lower() != suffix:
+        raise RetargetError(f"{out}: {wrong_suffix}")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; not overwriting it (use --force)")
+    if not out.parent.is_dir():
+        raise RetargetError(f"{out.parent}: no such folder for the output")
+    if not os.access(out.parent, os.W_OK):
+        raise RetargetError(f"{out.parent}: no permission to write there")
+    return out
+
+
 def save_blend_atomically(bpy, out: Path) -> Path:
     """Save the current Blender data to ``out`` via a temporary file and ``os.replace``."""
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.part.blend")
@@ -92,18 +107,10 @@ def convert_take(take_path, smplx_path=None, out_blend=None, *, smoothing: Smoot
 
     take_path = Path(take_path).expanduser()
     if take_path.suffix.lower() not in TAKE_SUFFIXES:
-        raise RetargetError(f"{take_path}: estimating from footage is not available in convert "
-                            "yet; run 'p2p-mocap estimate' on it first and convert the take "
-                            "file (.npz) it writes")
-    out = Path(out_blend).expanduser() if out_blend else default_output(take_path)
-    if out.suffix.lower() != ".blend":
-        raise RetargetError(f"{out}: the output must be a .blend file")
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} exists; not overwriting it (use --force)")
-    if not out.parent.is_dir():
-        raise RetargetError(f"{out.parent}: no such folder for the output")
-    if not os.access(out.parent, os.W_OK):
-        raise RetargetError(f"{out.parent}: no permission to write there")
+        raise RetargetError(f"{take_path}: not a take file (.npz); footage is estimated first "
+                            "by 'p2p-mocap convert' (or 'p2p-mocap estimate')")
+    out = check_output_file(out_blend or default_output(take_path), ".blend", overwrite,
+                            "the output must be a .blend file")
     take = read_take(take_path)
     if not take.valid.any():
         raise RetargetError(f"{take_path.name}: the take has no valid frames "

@@ -26,7 +26,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..errors import OutputExistsError, RetargetError
+from ..convert import check_output_file
+from ..errors import RetargetError
 from ..export_presets import (FOOT_JOINTS, HIP_JOINTS, ROOT_JOINT, ROOT_MODES, BLENDER_TO_FILE,
                               ExportPreset, grounding_transform, preset as get_preset,
                               rebase_root, root_transforms)
@@ -52,16 +53,7 @@ class ExportResult:
 # --------------------------------------------------------------------------- inputs
 
 def _check_output(out, p: ExportPreset, overwrite: bool) -> Path:
-    out = Path(out).expanduser()
-    if out.suffix.lower() != p.suffix:
-        raise RetargetError(f"{out}: the {p.name} preset writes a {p.suffix} file")
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} exists; not overwriting it (use --force)")
-    if not out.parent.is_dir():
-        raise RetargetError(f"{out.parent}: no such folder for the output")
-    if not os.access(out.parent, os.W_OK):
-        raise RetargetError(f"{out.parent}: no permission to write there")
-    return out
+    return check_output_file(out, p.suffix, overwrite, f"the {p.name} preset writes a {p.suffix} file")
 
 
 def _load_source(source, *, smplx=None, pose_correctives=False, notes=None):

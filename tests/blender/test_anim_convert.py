@@ -67,7 +67,7 @@ def test_bad_input_gives_one_line_and_no_file(tmp_path, take_file):
     np.savez(bad, **dict(take_arrays(), fps=np.array(-1.0)))
     with pytest.raises(TakeError, match=r"^bad.npz: .*fps must be a positive number"):
         convert_take(bad, standin_smplx_root())
-    with pytest.raises(RetargetError, match="estimating from footage is not available"):
+    with pytest.raises(RetargetError, match="not a take file \\(.npz\\); footage is estimated first"):
         convert_take(tmp_path / "clip.mp4", standin_smplx_root())
     with pytest.raises(ModelFileError, match="does not hold SMPLX_NEUTRAL.npz"):
         convert_take(take_file, tmp_path / "no_models_here")
