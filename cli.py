@@ -10,10 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from .common.errors import P2PError, describe_os_error
+
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
-class UserError(Exception):
+class UserError(P2PError):
     """A problem the user can fix; its message is printed as is."""
 
 
@@ -222,6 +224,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 2000 else text[:2000] + " ..."
+
+
+def _log_bug(exc: BaseException) -> str:
+    """Write the traceback of an unexpected error to a log file; return its path."""
+    import tempfile
+    import traceback
+
+    try:
+        fd, path = tempfile.mkstemp(prefix="p2p-mocap-bug-", suffix=".log")
+        with open(fd, "w") as fh:
+            fh.write("".join(traceback.format_exception(exc)))
+        return path
+    except OSError:
+        return "'p2p-mocap --debug ...'"
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -233,17 +254,22 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+    except (P2PError, ValueError) as exc:  # ValueError: settings validation (Smoothing etc.)
         if args.debug:
             raise
-        known = (UserError, FileNotFoundError, PermissionError, IsADirectoryError, ValueError)
-        if isinstance(exc, known) or exc.__class__.__name__.endswith("Error") and \
-                exc.__class__.__module__.startswith(__package__ or "pose2pose_mocap"):
-            print(f"p2p-mocap: error: {exc}", file=sys.stderr)
-        else:
-            print(f"p2p-mocap: internal error: {exc.__class__.__name__}: {exc}\n"
-                  "Please report this with the output of 'p2p-mocap --debug ...'.", file=sys.stderr)
-        return EXIT_FAIL
+        print(f"p2p-mocap: error: {_one_line(exc)}", file=sys.stderr)
+    except OSError as exc:  # disk full, read-only folder, permissions: the user's to fix
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"p2p-mocap: error: {where}{describe_os_error(exc)}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence: a bug
+        if args.debug:
+            raise
+        log_path = _log_bug(exc)
+        print(f"p2p-mocap: internal error: {exc.__class__.__name__}: {_one_line(exc)} "
+              f"(please report it with {log_path})", file=sys.stderr)
+    return EXIT_FAIL
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.errors import P2PError
+
 PERSON_LABEL = 1  # COCO category id of "person" in torchvision's detection models
 DEFAULT_SCORE_THRESHOLD = 0.5
 STANDIN_MARKER_KEY = "_p2p_mocap_standin"
@@ -32,7 +34,7 @@ DOWNLOAD_URL = "https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_coco
 DOWNLOAD_HASH_PREFIX = "258fb6c6"
 
 
-class DetectorError(ValueError):
+class DetectorError(P2PError, ValueError):
     """A detector weights file that cannot be used; the message is for the user."""
 
 

@@ -2,8 +2,10 @@
 """Exceptions of the estimator whose messages are meant for users as they are."""
 from __future__ import annotations
 
+from ..common.errors import P2PError
 
-class EstimatorError(ValueError):
+
+class EstimatorError(P2PError, ValueError):
     """Base class; ``str(exc)`` is a complete sentence a CLI can print."""
 
 

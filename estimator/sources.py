@@ -32,6 +32,8 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from ..common.errors import P2PError
+
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2",
     ".pbm", ".pgm", ".ppm", ".pnm", ".exr", ".hdr", ".pic", ".ras", ".sr",
@@ -44,7 +46,7 @@ VIDEO_EXTENSIONS = frozenset({
 DEFAULT_IMAGE_FPS = 30.0
 
 
-class SourceError(Exception):
+class SourceError(P2PError):
     """A problem with the input the user gave; the message is one line, printed as is."""
 
 

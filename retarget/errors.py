@@ -2,8 +2,11 @@
 """Exceptions of the retargeting code whose messages are meant for users as they are."""
 from __future__ import annotations
 
+from ..common.errors import OutputExistsError as _OutputExistsError
+from ..common.errors import P2PError
 
-class RetargetError(ValueError):
+
+class RetargetError(P2PError, ValueError):
     """Base class; ``str(exc)`` is one complete line a CLI or the add-on can show."""
 
 
@@ -15,5 +18,5 @@ class ModelFileError(RetargetError):
     """A missing or unusable SMPL-X model file."""
 
 
-class OutputExistsError(RetargetError):
+class OutputExistsError(_OutputExistsError, RetargetError):
     """An output file exists and overwriting it was not asked for."""

@@ -18,11 +18,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..common.errors import P2PError
+
 CHUNK = 1 << 16
 USER_AGENT = "pose2pose-mocap-downloader/1"
 
 
-class DownloadError(Exception):
+class DownloadError(P2PError):
     """The download failed; one line. A partial file may be kept for resuming."""
 
 

@@ -19,6 +19,8 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from ..common.errors import P2PError
+
 from .locations import CHECKPOINT_NAMES, CHECKPOINT_SUBDIR, SMPLX_SUBDIR, user_data_dir
 from .smplx_file import check_smplx_file
 
@@ -28,7 +30,7 @@ MAX_RATIO = 200                     # uncompressed / compressed: more looks like
 CHUNK = 1 << 20
 
 
-class InstallError(Exception):
+class InstallError(P2PError):
     """The file cannot be installed; one line that says why."""
 
 
