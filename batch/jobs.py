@@ -153,7 +153,8 @@ class Settings:
 
     def __post_init__(self):
         est_keys = {k: v for k, v in self.estimate.items()
-                    if k not in ("device", "allow_download", "smplx", "checkpoint", "detector")}
+                    if k not in ("device", "allow_download", "smplx", "checkpoint", "detector",
+                                 "max_pixels")}  # (max_pixels refuses; never changes a take)
         det = self.estimate.get("detector")
         e = _digest({"opts": est_keys, "smplx": _identity(self.estimate.get("smplx")),
                      "checkpoint": _identity(self.estimate.get("checkpoint")),
@@ -173,7 +174,7 @@ def settings_from_args(args) -> Settings:
                     smplx=g("smplx"), checkpoint=g("checkpoint"), fov=g("fov"), fps=g("fps"),
                     detect_every=g("detect_every"), min_score=g("min_score"),
                     allow_download=bool(g("download_detector", False)),
-                    precision=g("precision", "fp32"))
+                    precision=g("precision", "fp32"), max_pixels=g("max_pixels"))
     convert = dict(smoothing={"method": g("smooth", "butterworth"),
                               **{f"{r}_hz": (g(f"smooth_{r}") or None) for r in REGIONS}},
                    pose_correctives=g("pose_correctives", True), shape_keys=g("shape_keys", True),

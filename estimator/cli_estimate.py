@@ -81,6 +81,11 @@ def add_estimate_arguments(parser: argparse.ArgumentParser, *, io: bool = True
                              "when a track is lost)")
     parser.add_argument("--min-score", type=float, metavar="S",
                         help="detector score a person needs (default 0.5)")
+    parser.add_argument("--max-pixels", metavar="N|WxH",
+                        help="refuse images and video frames larger than this, read from the "
+                             "file's header before decoding (default 8192x8192 = 67 Mpx; "
+                             "protects against decompression bombs); e.g. 12000x9000 for a "
+                             "108 Mpx photo you trust")
     if io:
         parser.add_argument("--force", action="store_true",
                             help="replace an existing output file named with -o")
@@ -183,7 +188,8 @@ def run_estimate(args) -> int:
             detector=args.detector, box=args.box, device=args.device, batch=args.batch,
             smplx=args.smplx, checkpoint=args.checkpoint, fov=args.fov, fps=args.fps,
             force=args.force, detect_every=args.detect_every, min_score=args.min_score,
-            allow_download=args.download_detector, precision=args.precision)
+            allow_download=args.download_detector, precision=args.precision,
+            max_pixels=getattr(args, "max_pixels", None))
         last = None
         with _StopSignals(job, err) as stop:
             steps = job.steps()
@@ -219,7 +225,8 @@ def run_estimate(args) -> int:
               file=err)
         return 128 + int(stop.signum or signal.SIGINT)
     for note in res.notes:
-        print(f"note: {note}", file=err)
+        kind = "warning" if note in res.warnings else "note"
+        print(f"{kind}: {note}", file=err)
     if res.standin:
         print("WARNING: STAND-IN model files were used: the motion in the take is meaningless "
               "(for tests only)", file=err)
@@ -236,7 +243,11 @@ def run_estimate(args) -> int:
                   "nobody estimated yet, nothing written", file=err)
         return 128 + int(stop.signum or signal.SIGINT)
     if res.seconds > 0:
-        print(f"{res.frames_done} frames in {res.seconds:.1f} s", file=err)
+        short = ""
+        if res.frames_announced is not None:
+            short = (f"; {res.frames_decoded} of {res.frames_announced} frames announced by "
+                     "the container could be decoded (the file may be truncated)")
+        print(f"{res.frames_done} frames in {res.seconds:.1f} s{short}", file=err)
     return EXIT_OK
 
 

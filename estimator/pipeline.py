@@ -45,7 +45,8 @@ from typing import Iterator
 import numpy as np
 
 from .errors import EstimatorError
-from .sources import FramePrefetcher, FrameRange, Source, SourceError, open_source
+from .sources import (READ_AHEAD_BYTES, FramePrefetcher, FrameRange, Source, SourceError,
+                      open_source, parse_max_pixels)
 from .tracking import Tracker, TrackerConfig, crop_confidence
 
 # Measured peak memory per crop of one batched forward (fp32, SMPL-X mesh included),
@@ -84,6 +85,10 @@ class EstimateResult:
     standin: bool = False
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)   # also in notes; the CLI says "warning:"
+    # A video that ended early: frames the container announced / frames that decoded.
+    frames_announced: int | None = None
+    frames_decoded: int | None = None
 
 
 def available_memory(device) -> int:
@@ -250,6 +255,8 @@ class EstimateJob:
     box: ``(x, y, w, h)`` person box in the first frame (instead of a detection).
     model: an already loaded ``Pose2Pose`` with its SMPL-X layer (skips loading
         ``checkpoint``/``smplx``); give ``model_name`` and ``model_standin`` too.
+    max_pixels: pictures larger than this (pixels, or ``"WxH"``) are refused before
+        they are decoded (default ``sources.DEFAULT_MAX_PIXELS``).
     """
 
     def __init__(self, inputs, output=None, *, frames=None, person="auto", detector="auto",
@@ -259,8 +266,12 @@ class EstimateJob:
                  min_score: float | None = None, allow_download: bool = False,
                  tracker_config: TrackerConfig | None = None, model=None,
                  model_name: str = "", model_standin: bool = False, prefetch: int | None = None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", max_pixels: int | str | None = None):
         self.inputs = inputs
+        try:
+            self.max_pixels = parse_max_pixels(max_pixels)
+        except SourceError as exc:
+            raise EstimateError(str(exc)) from None
         self.output = output
         try:
             self.frames = frames if isinstance(frames, FrameRange) else FrameRange.parse(frames)
@@ -332,7 +343,8 @@ class EstimateJob:
     # -- setup -------------------------------------------------------------------------------
     def _open(self) -> None:
         try:
-            self.source = open_source(self.inputs, self.frames, fps=self.fps_override)
+            self.source = open_source(self.inputs, self.frames, fps=self.fps_override,
+                                      max_pixels=self.max_pixels)
         except SourceError as exc:
             raise EstimateError(str(exc)) from None
         if len(self.source) == 0:
@@ -455,9 +467,23 @@ class EstimateJob:
             prefetch.close()
         done = len(self.frame_index)
         cancelled = self._cancel.is_set() and (done < total or interrupted)
+        short = getattr(self.source, "ended_early", None)
         if done == 0 and not cancelled:
+            if short:
+                raise EstimateError(f"{self.source.description}: none of the selected frames "
+                                    f"({self.frames}) could be decoded; {short[0]} of "
+                                    f"{short[1]} frames announced by the container could be "
+                                    "decoded (the file may be truncated)")
             raise EstimateError(f"{self.source.description}: no frame could be decoded "
                                 f"(frames {self.frames}); the file may be damaged")
+        if short and not cancelled:
+            decoded, announced = short
+            self.result.frames_decoded, self.result.frames_announced = decoded, announced
+            msg = (f"{self.source.description}: {decoded} of {announced} frames announced by "
+                   "the container could be decoded (the file may be truncated); the take holds "
+                   f"the {done} selected frame{'s' if done != 1 else ''} that did")
+            self.notes.append(msg)
+            self.result.warnings.append(msg)
         self.result.frames_done = done
         self.result.cancelled = cancelled
         yield Progress("writing", done, total, message="writing the take")
@@ -473,12 +499,15 @@ class EstimateJob:
         while not self._cancel.is_set():
             people = max(1, len(self.tracker.active))
             want = max(1, self.batch // people)
-            frames = []
+            frames, held = [], 0
             for _ in range(want):
+                if held >= READ_AHEAD_BYTES:  # huge frames: fewer per batch
+                    break
                 f = prefetch.get()
                 if f is None:
                     break
                 frames.append(f)
+                held += f.image.nbytes
             if not frames:
                 return
             items = []  # (seq, track id, person box, PersonCrop)

@@ -16,23 +16,66 @@ apply it (``CAP_PROP_ORIENTATION_AUTO``); when the backend cannot,
 ``CAP_PROP_ORIENTATION_META`` is read and the frames are rotated here.
 
 All problems a user can cause (missing, empty, unreadable, corrupt files, a
-folder without images, a frame range outside the clip) raise ``SourceError``
-with a one-line message.
+folder without images, a frame range outside the clip, a picture larger than the
+pixel limit) raise ``SourceError`` with a one-line message.
+
+Pixel limit (decompression bombs). A small file can declare a huge picture (a
+2.6 MB PNG of 30000 x 30000 pixels decodes to 2.7 GB). Before anything is
+decoded, the size an image declares is read from its header
+(``image_header.declared_size``; a file whose size cannot be read that way is
+refused) and a video's frame size from its container (OpenCV's
+``CAP_PROP_FRAME_WIDTH/HEIGHT``); more than ``max_pixels`` (default
+``DEFAULT_MAX_PIXELS`` = 8192 x 8192 = 67 Mpx, raised with ``--max-pixels``) is
+refused. 67 Mpx holds 8K video (7680 x 4320 = 33 Mpx) and the photos of most
+cameras and phones (<= 50 Mpx) and costs ~200 MB per decoded frame; the network
+sees a 256 x 192 crop, so larger pictures add nothing but memory. OpenCV's own
+limit ``OPENCV_IO_MAX_IMAGE_PIXELS`` (default 2**30) is the ceiling
+``--max-pixels`` can be raised to. The read-ahead queue is bounded by bytes
+(``READ_AHEAD_BYTES``) as well as by frames.
+
+A video that ends before the frame count its container announces (a truncated
+download) is read as far as it decodes; the source then records
+``ended_early = (frames decoded, frames announced)`` for the caller to report.
+
+Library chatter: OpenCV's log lines (``[ WARN:0@0.035] ...``) and FFmpeg's
+(``moov atom not found``) would be printed on the user's terminal ahead of our
+one-line message. They are switched off here, before cv2 is first used
+(``OPENCV_LOG_LEVEL=SILENT``, ``OPENCV_FFMPEG_LOGLEVEL=-8`` = AV_LOG_QUIET);
+a value already set in the environment wins, so setting e.g.
+``OPENCV_LOG_LEVEL=INFO OPENCV_FFMPEG_LOGLEVEL=32`` brings them back for
+debugging. What C code still writes to the process's stderr itself (libpng's
+``libpng error: Not enough image data``) while a source is opened on the main
+thread is caught (``quiet_native_stderr``) and kept in this module's log
+(``logging`` DEBUG) instead of the terminal.
 """
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
+import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import cv2
-import numpy as np
+# Before cv2 is imported (OpenCV reads these once): see "Library chatter" and
+# "Pixel limit" above. A value the user set wins.
+_QUIET_OPENCV = "OPENCV_LOG_LEVEL" not in os.environ
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read at the first video opened
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(2**30))
 
-from ..common.errors import P2PError
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+if _QUIET_OPENCV and hasattr(cv2, "setLogLevel"):
+    cv2.setLogLevel(0)  # SILENT, also when cv2 was imported (and its level read) before us
+
+from ..common.errors import P2PError  # noqa: E402
+from .image_header import HeaderError, declared_size  # noqa: E402
 
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".jp2",
@@ -44,10 +87,61 @@ VIDEO_EXTENSIONS = frozenset({
 })
 # Used when a source has no frame rate of its own (images); overridable.
 DEFAULT_IMAGE_FPS = 30.0
+# Largest picture (width x height) decoded unless raised with --max-pixels (see above).
+DEFAULT_MAX_PIXELS = 8192 * 8192
+# Decoded frames waiting in the read-ahead queue at most (besides the frame count).
+READ_AHEAD_BYTES = 512 * 2**20
 
 
 class SourceError(P2PError):
     """A problem with the input the user gave; the message is one line, printed as is."""
+
+
+def opencv_pixel_ceiling() -> int:
+    """OpenCV's own limit (``OPENCV_IO_MAX_IMAGE_PIXELS``): no image above it is decoded."""
+    text = os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", "").strip()
+    try:
+        return max(1, int(text))
+    except ValueError:  # OpenCV also takes "1G"-style sizes; stay within its default then
+        return 2**30
+
+
+def _mpx(pixels: int) -> str:
+    return f"{pixels / 1e6:.0f} Mpx" if pixels >= 10**7 else f"{pixels / 1e6:.1f} Mpx"
+
+
+def parse_max_pixels(value) -> int:
+    """``--max-pixels``: ``N`` pixels or ``WxH``; None = ``DEFAULT_MAX_PIXELS``."""
+    ceiling = opencv_pixel_ceiling()
+    if value is None or str(value).strip() == "":
+        return min(DEFAULT_MAX_PIXELS, ceiling)
+    text = str(value).strip()
+    try:
+        parts = [int(p) for p in re.split(r"[xX*]", text)] if not isinstance(value, int) \
+            else [value]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise SourceError(f"--max-pixels {text}: expected a number of pixels (e.g. 100000000) "
+                          "or WIDTHxHEIGHT (e.g. 12000x9000)")
+    pixels = parts[0] if len(parts) == 1 else parts[0] * parts[1]
+    if pixels > ceiling:
+        raise SourceError(f"--max-pixels {text}: OpenCV decodes at most {ceiling} pixels here "
+                          "(raise its environment variable OPENCV_IO_MAX_IMAGE_PIXELS first)")
+    return pixels
+
+
+def check_pixels(path, width: int, height: int, max_pixels: int, what: str) -> None:
+    """Refuse a picture of ``width`` x ``height`` above ``max_pixels`` (one line)."""
+    pixels = int(width) * int(height)
+    if pixels <= max_pixels:
+        return
+    ceiling = opencv_pixel_ceiling()
+    how = (f"if you trust the file, raise the limit with --max-pixels {pixels}"
+           if pixels <= ceiling else
+           f"OpenCV decodes at most {ceiling} pixels (OPENCV_IO_MAX_IMAGE_PIXELS)")
+    raise SourceError(f"{path}: {what} {width}x{height} pixels ({_mpx(pixels)}), more than "
+                      f"the limit of {max_pixels} pixels ({_mpx(max_pixels)}); {how}")
 
 
 @dataclass(frozen=True)
@@ -113,6 +207,57 @@ class Frame:
     image: np.ndarray  # RGB uint8 (H, W, 3)
 
 
+_log = logging.getLogger(__name__)
+_QUIET = threading.Lock()
+
+
+class quiet_native_stderr:
+    """``with quiet_native_stderr(): ...``: what C libraries write to file descriptor 2
+    meanwhile (libpng, FFmpeg) goes to this module's log (DEBUG), not the terminal.
+
+    Only on the main thread, and not nested (a decode thread's writes would be caught
+    along with anything the main thread prints; elsewhere this does nothing).
+    """
+
+    def __enter__(self):
+        self._saved = None
+        if threading.current_thread() is not threading.main_thread() or \
+                not _QUIET.acquire(blocking=False):
+            return self
+        self._tmp = None
+        try:
+            try:
+                sys.stderr.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+            self._tmp = tempfile.TemporaryFile()
+            self._saved = os.dup(2)
+            os.dup2(self._tmp.fileno(), 2)
+        except OSError:  # no fd 2, no temp folder: leave stderr as it is
+            if self._saved is not None:
+                os.close(self._saved)
+                self._saved = None
+            if self._tmp is not None:
+                self._tmp.close()
+            _QUIET.release()
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is None:
+            return False
+        try:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._tmp.seek(0)
+            text = self._tmp.read(64 * 1024).decode("utf-8", "replace").strip()
+            self._tmp.close()
+            if text:
+                _log.debug("messages of the image/video libraries: %s", text)
+        finally:
+            _QUIET.release()
+        return False
+
+
 def natural_key(name: str):
     """Sort key for 'frame2.png' < 'frame10.png' (digit runs compare as numbers)."""
     parts = [(0, int(t), "") if t.isdigit() else (1, 0, t.lower())
@@ -135,18 +280,41 @@ def _check_file(path: Path) -> None:
         raise SourceError(f"{path}: no permission to read it")
 
 
-def read_image_rgb(path: Path) -> np.ndarray:
-    """Read an image file as RGB uint8 (H, W, 3); alpha dropped, grey expanded, 16-bit scaled."""
+def image_size(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(W, H) an image file declares in its header, refused above ``max_pixels``; no decoding."""
+    try:
+        w, h, fmt = declared_size(path)
+    except HeaderError as exc:
+        raise SourceError(f"{path}: not a readable image ({exc})") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read it ({exc.strerror})") from None
+    check_pixels(path, w, h, max_pixels, f"the {fmt} image declares")
+    return w, h
+
+
+def read_image_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3); alpha dropped, grey expanded, 16-bit scaled.
+
+    The size the file declares is checked against ``max_pixels`` before it is decoded.
+    """
     _check_file(path)
+    image_size(path, max_pixels)
     try:
         data = np.fromfile(str(path), dtype=np.uint8)  # works with non-ASCII paths on Windows
     except OSError as exc:
         raise SourceError(f"{path}: cannot read it ({exc.strerror})") from None
     # IMREAD_COLOR: 8-bit BGR, grey expanded, alpha dropped, 16-bit scaled down, and the
     # EXIF orientation of photos applied (as every photo viewer shows them).
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    try:
+        with quiet_native_stderr():
+            img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error:  # OpenCV's own checks (e.g. its pixel ceiling) raise for some files
+        img = None
+    del data
     if img is None:
         raise SourceError(f"{path}: not a readable image (corrupt or unsupported format)")
+    # The header was checked; a decoder that disagrees with it still meets the limit.
+    check_pixels(path, img.shape[1], img.shape[0], max_pixels, "the image decodes to")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -178,8 +346,9 @@ class ImageListSource(Source):
 
     def __init__(self, paths: Sequence[Path], frames: FrameRange, *, kind: str, label: str,
                  fps: float | None = None, name_stem: str = "take", default_dir: Path = Path("."),
-                 location: str | None = None):
+                 location: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
         self.paths = [Path(p) for p in paths]
+        self.max_pixels = max_pixels
         self.location = location or os.pathsep.join(str(p.resolve()) for p in self.paths)
         self.kind = kind
         self.indices = frames.indices(len(self.paths))
@@ -187,7 +356,15 @@ class ImageListSource(Source):
         self.description = label
         self.name_stem = name_stem
         self.default_dir = default_dir
-        first = read_image_rgb(self.paths[self.indices[0]])
+        # Every selected image's declared size, before anything is decoded (a header that
+        # cannot be read is reported when that image's turn comes, as a decode error).
+        for i in self.indices:
+            try:
+                w, h, fmt = declared_size(self.paths[i])
+            except (HeaderError, OSError):
+                continue
+            check_pixels(self.paths[i], w, h, self.max_pixels, f"the {fmt} image declares")
+        first = read_image_rgb(self.paths[self.indices[0]], self.max_pixels)
         self._first = (self.indices[0], first)
         self.image_size = (int(first.shape[1]), int(first.shape[0]))
 
@@ -198,7 +375,7 @@ class ImageListSource(Source):
             if self._first is not None and self._first[0] == i:
                 img, self._first = self._first[1], None
             else:
-                img = read_image_rgb(self.paths[i])
+                img = read_image_rgb(self.paths[i], self.max_pixels)
             yield Frame(i, img)
 
 
@@ -212,19 +389,32 @@ class VideoSource(Source):
     kind = "video"
 
     def __init__(self, path: Path, frames: FrameRange, *, fps: float | None = None,
-                 backend_rotation: bool = True):
+                 backend_rotation: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS):
         _check_file(path)
         self.path = Path(path)
         self.description = str(path)
         self.location = str(self.path.resolve())
         self.name_stem = self.path.stem
         self.default_dir = self.path.parent
+        self.max_pixels = max_pixels
+        # (frames decoded, frames announced) when decoding ended before the container's count
+        self.ended_early: tuple[int, int] | None = None
         self._backend_rotation = backend_rotation
+        with quiet_native_stderr():
+            self._probe(frames, fps, max_pixels)
+
+    def _probe(self, frames: FrameRange, fps, max_pixels) -> None:
+        path = self.path
         cap, rotate = self._open()
         try:
+            # The frame size the container declares, before a frame is decoded.
+            w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+            h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+            check_pixels(self.path, w, h, max_pixels, "the video's frames are")
             ok, first = cap.read()
             if not ok or first is None:
                 raise SourceError(f"{path}: not a readable video (corrupt, empty or unsupported)")
+            self._check_frame(first)
             count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         finally:
@@ -259,6 +449,11 @@ class VideoSource(Source):
         rotate = 0 if auto else meta if meta in _ROTATIONS else 0
         return cap, rotate
 
+    def _check_frame(self, bgr: np.ndarray) -> None:
+        """A decoded frame larger than the limit (the stream changed size) is refused too."""
+        check_pixels(self.path, bgr.shape[1], bgr.shape[0], self.max_pixels,
+                     "the video has frames of")
+
     def _orient(self, bgr: np.ndarray) -> np.ndarray:
         if self.rotation:
             bgr = cv2.rotate(bgr, _ROTATIONS[self.rotation])
@@ -275,6 +470,7 @@ class VideoSource(Source):
         return n
 
     def read(self, stop: threading.Event | None = None) -> Iterator[Frame]:
+        self.ended_early = None
         cap, _ = self._open()
         try:
             wanted = iter(self.indices)
@@ -285,13 +481,16 @@ class VideoSource(Source):
                     return
                 if pos < nxt:  # skip without converting (stride, start offset)
                     if not cap.grab():
-                        return  # the container claimed more frames than it has
+                        self._ended_at(pos)  # the container claimed more frames than it has
+                        return
                     pos += 1
                     continue
                 ok, bgr = cap.read()
                 if not ok or bgr is None:
+                    self._ended_at(pos)
                     return
                 pos += 1
+                self._check_frame(bgr)
                 bgr = self._orient(bgr)
                 yield Frame(nxt, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 nxt = next(wanted, None)
@@ -299,19 +498,27 @@ class VideoSource(Source):
             cap.release()
 
 
+    def _ended_at(self, decoded: int) -> None:
+        if decoded < self.frame_count:
+            self.ended_early = (decoded, self.frame_count)
+
+
 def _is_image_name(p: Path) -> bool:
     return p.suffix.lower() in IMAGE_EXTENSIONS
 
 
 def open_source(inputs, frames: FrameRange | str | None = None, *, fps: float | None = None,
-                backend_rotation: bool = True) -> Source:
+                backend_rotation: bool = True, max_pixels: int | str | None = None) -> Source:
     """Open one path (image, video, folder) or a list of image paths.
 
     ``frames`` selects a range/stride of the source's frames. ``fps`` overrides the
-    frame rate (images have none; 30 is assumed). Raises ``SourceError``.
+    frame rate (images have none; 30 is assumed). ``max_pixels`` (a number or
+    ``"WxH"``; default ``DEFAULT_MAX_PIXELS``): larger pictures are refused before
+    they are decoded. Raises ``SourceError``.
     """
     if not isinstance(frames, FrameRange):
         frames = FrameRange.parse(frames)
+    limit = {"max_pixels": parse_max_pixels(max_pixels)}
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     paths = [Path(p).expanduser() for p in inputs]
@@ -327,7 +534,7 @@ def open_source(inputs, frames: FrameRange | str | None = None, *, fps: float | 
                                   f"(one video at a time)")
         return ImageListSource(paths, frames, kind="images", fps=fps,
                                label=f"{len(paths)} images ({paths[0].name}, ...)",
-                               name_stem=paths[0].stem, default_dir=paths[0].parent)
+                               name_stem=paths[0].stem, default_dir=paths[0].parent, **limit)
     path = paths[0]
     if path.is_dir():
         files = sorted((p for p in path.iterdir() if p.is_file() and _is_image_name(p)
@@ -338,18 +545,19 @@ def open_source(inputs, frames: FrameRange | str | None = None, *, fps: float | 
         return ImageListSource(files, frames, kind="folder", fps=fps,
                                label=f"{path} ({len(files)} images)",
                                location=str(path.resolve()),
-                               name_stem=path.name or "take", default_dir=path.parent)
+                               name_stem=path.name or "take", default_dir=path.parent,
+                               **limit)
     _check_file(path)
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS and suffix != ".gif":
         return ImageListSource([path], frames, kind="image", fps=fps, label=str(path),
-                               name_stem=path.stem, default_dir=path.parent)
+                               name_stem=path.stem, default_dir=path.parent, **limit)
     if suffix not in VIDEO_EXTENSIONS:
         # Unknown name: an image if OpenCV recognises its signature, else try it as video.
         if cv2.haveImageReader(str(path)):
             return ImageListSource([path], frames, kind="image", fps=fps, label=str(path),
-                                   name_stem=path.stem, default_dir=path.parent)
-    return VideoSource(path, frames, fps=fps, backend_rotation=backend_rotation)
+                                   name_stem=path.stem, default_dir=path.parent, **limit)
+    return VideoSource(path, frames, fps=fps, backend_rotation=backend_rotation, **limit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,18 +568,34 @@ class FramePrefetcher:
     """Decode a source on a background thread into a bounded queue.
 
     Iterate it to get frames in order; ``close()`` stops the thread. At most
-    ``depth`` decoded frames wait in memory. Errors raised while decoding are
-    re-raised in the consumer.
+    ``depth`` decoded frames, and at most ``max_bytes`` of them (but always at
+    least one frame), wait in memory. Errors raised while decoding are re-raised
+    in the consumer.
     """
 
-    def __init__(self, source: Source, depth: int = 8):
+    def __init__(self, source: Source, depth: int = 8, max_bytes: int = READ_AHEAD_BYTES):
         self.source = source
         self._q: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
+        self._max_bytes = max(1, int(max_bytes))
+        self._bytes = 0  # image bytes of the frames queued
+        self._room = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="p2p-decode", daemon=True)
         self._thread.start()
 
+    @property
+    def queued_bytes(self) -> int:
+        with self._room:
+            return self._bytes
+
     def _put(self, item) -> bool:
+        size = item.image.nbytes if isinstance(item, Frame) else 0
+        with self._room:
+            while self._bytes and self._bytes + size > self._max_bytes:
+                if self._stop.is_set():
+                    return False
+                self._room.wait(0.1)
+            self._bytes += size
         while not self._stop.is_set():
             try:
                 self._q.put(item, timeout=0.1)
@@ -398,6 +622,9 @@ class FramePrefetcher:
             return None
         if isinstance(item, BaseException):
             raise item
+        with self._room:
+            self._bytes -= item.image.nbytes
+            self._room.notify_all()
         return item
 
     def __iter__(self) -> Iterator[Frame]:
@@ -414,6 +641,9 @@ class FramePrefetcher:
                 self._q.get_nowait()
         except queue.Empty:
             pass
+        with self._room:
+            self._bytes = 0
+            self._room.notify_all()
         self._thread.join(timeout=5)
         self.source.close()
 

@@ -214,3 +214,100 @@ def test_several_inputs_must_be_images(tmp_path):
     (img,) = write_images(tmp_path, 1)
     with pytest.raises(SourceError, match="must all be images"):
         open_source([img, v])
+
+
+# ---------------------------------------------------------------- sizes from headers
+def _cv_encoded(ext, img, params=()):
+    ok, buf = cv2.imencode(ext, img, list(params))
+    assert ok
+    return buf.tobytes()
+
+
+def _samples():
+    """(name, bytes, (W, H)) for every format the header reader knows."""
+    import struct
+
+    rgb = np.full((100, 120, 3), 90, np.uint8)
+    grey = rgb[..., 0].copy()
+    out = [
+        ("png", _cv_encoded(".png", rgb)),
+        ("jpg", _cv_encoded(".jpg", rgb)),
+        ("progressive.jpg", _cv_encoded(".jpg", rgb, (cv2.IMWRITE_JPEG_PROGRESSIVE, 1))),
+        ("bmp", _cv_encoded(".bmp", rgb)),
+        ("lossless.webp", _cv_encoded(".webp", rgb, (cv2.IMWRITE_WEBP_QUALITY, 101))),
+        ("lossy.webp", _cv_encoded(".webp", rgb, (cv2.IMWRITE_WEBP_QUALITY, 80))),
+        ("tiff", _cv_encoded(".tiff", rgb)),
+        ("jp2", _cv_encoded(".jp2", rgb)),
+        ("ppm", _cv_encoded(".ppm", rgb)),
+        ("pgm", _cv_encoded(".pgm", grey)),
+        ("pbm", _cv_encoded(".pbm", grey, (cv2.IMWRITE_PXM_BINARY, 0))),
+        ("pam", _cv_encoded(".pam", rgb)),
+        ("pfm", _cv_encoded(".pfm", rgb.astype(np.float32))),
+        ("sr", _cv_encoded(".sr", rgb)),
+        ("hdr", _cv_encoded(".hdr", rgb.astype(np.float32))),
+        # hand-made: a comment in a PNM header, a top-down BMP, a big-endian TIFF
+        ("comment.pgm", b"P5\n# made by hand\n120 100\n255\n" + grey.tobytes()),
+    ]
+    bmp = bytearray(out[3][1])
+    bmp[22:26] = struct.pack("<i", -100)  # negative height: rows stored top-down
+    out.append(("topdown.bmp", bytes(bmp)))
+    be = (b"MM\0*" + struct.pack(">I", 8) + struct.pack(">H", 2)
+          + struct.pack(">HHIHH", 256, 3, 1, 120, 0) + struct.pack(">HHII", 257, 4, 1, 100)
+          + struct.pack(">I", 0))
+    out.append(("bigendian.tif", be))
+    big = (b"II+\0" + struct.pack("<HHQ", 8, 0, 16) + struct.pack("<Q", 2)
+           + struct.pack("<HHQQ", 256, 16, 1, 120) + struct.pack("<HHQQ", 257, 3, 1, 100)
+           + struct.pack("<Q", 0))
+    out.append(("bigtiff.tif", big))
+    exr = (b"\x76\x2f\x31\x01" + struct.pack("<I", 2)
+           + b"channels\0chlist\0" + struct.pack("<i", 1) + b"\0"
+           + b"dataWindow\0box2i\0" + struct.pack("<i", 16) + struct.pack("<4i", 10, 5, 129, 104)
+           + b"\0")
+    out.append(("exr", exr))
+    out.append(("gif", b"GIF89a" + struct.pack("<HH", 120, 100) + b"\0" * 8))
+    return out
+
+
+@pytest.mark.parametrize("name,data", _samples(), ids=[n for n, _ in _samples()])
+def test_declared_size_from_header(tmp_path, name, data):
+    from pose2pose_mocap.estimator.image_header import declared_size
+
+    p = tmp_path / f"img.{name}"
+    p.write_bytes(data)
+    w, h, _fmt = declared_size(p)
+    assert (w, h) == (120, 100)
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # OpenEXR is off unless OPENCV_IO_ENABLE_OPENEXR is set
+        decoded = None
+    if decoded is not None:  # (hand-made headers have no pixels; EXR, GIF off in OpenCV)
+        assert decoded.shape[:2] == (100, 120)
+
+
+@pytest.mark.parametrize("data,fragment", [
+    (b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDX" + b"\0" * 13, "IHDR"),
+    (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "cut short"),
+    (b"\xff\xd8\xff\xda\x00\x08abcdef", "no frame header"),
+    (b"II*\0\xff\xff\xff\x7f", "cut short"),
+    (b"just some text, not an image at all" * 3, "size can be checked"),
+])
+def test_unreadable_header_is_refused_without_decoding(tmp_path, data, fragment):
+    p = tmp_path / "bad.png"
+    p.write_bytes(data)
+    with pytest.raises(SourceError, match=f"not a readable image .*{fragment}"):
+        open_source(p)
+
+
+def test_pixel_limit_default_and_option(tmp_path):
+    from pose2pose_mocap.estimator.sources import DEFAULT_MAX_PIXELS, parse_max_pixels
+
+    assert parse_max_pixels(None) == DEFAULT_MAX_PIXELS == 8192 * 8192
+    assert parse_max_pixels("12000x9000") == 108_000_000
+    assert parse_max_pixels(5000) == parse_max_pixels("5000") == 5000
+    for bad in ("0", "-5", "1x", "axb", "1x2x3"):
+        with pytest.raises(SourceError, match="--max-pixels"):
+            parse_max_pixels(bad)
+    paths = write_images(tmp_path, 2)  # 320 x 240
+    with pytest.raises(SourceError, match=r"img0.png: the PNG image declares 320x240"):
+        open_source(paths, max_pixels=320 * 240 - 1)
+    assert len(list(open_source(paths, max_pixels=320 * 240).read())) == 2
