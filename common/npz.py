@@ -92,10 +92,17 @@ def _short(exc: BaseException) -> str:
 
 
 def refuse_unsafe(path, members: Mapping[str, Member], *, allowed: Iterable[str] | None = None,
-                  error: type[Exception] = NpzError, what: str = "this file") -> None:
-    """Refuse object (pickled) arrays always, and names outside ``allowed`` if given."""
+                  error: type[Exception] = NpzError, what: str = "this file",
+                  unread_objects: Iterable[str] = ()) -> None:
+    """Refuse object (pickled) arrays always, and names outside ``allowed`` if given.
+
+    ``unread_objects``: names whose object arrays are tolerated because the caller
+    never reads them (e.g. ``part2num``/``joint2num`` of the real SMPL-X release);
+    :func:`read_members` still refuses to read any object array.
+    """
     name = Path(path).name
-    objects = sorted(m.name for m in members.values() if m.is_object)
+    skip = set(unread_objects)
+    objects = sorted(m.name for m in members.values() if m.is_object and m.name not in skip)
     if objects:
         raise error(f"{name}: array '{objects[0]}' holds pickled Python objects; refusing "
                     f"{what} (it could run code when read)")
@@ -151,15 +158,16 @@ def read_members(path, members: Mapping[str, Member], names: Iterable[str] | Non
 
 def load_npz_safely(path, *, allowed: Iterable[str] | None = None, max_member_bytes: int,
                     check: Callable[[Mapping[str, Member]], None] | None = None,
-                    error: type[Exception] = NpzError, what: str = "this file"
-                    ) -> dict[str, np.ndarray]:
+                    error: type[Exception] = NpzError, what: str = "this file",
+                    names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """Headers -> refusals -> ``check(members)`` (caller's shape rules) -> data.
 
     No data is read and nothing is unpickled before every check has passed.
+    ``names``: read only these arrays (default all).
     """
     members = npz_members(path, error=error)
     refuse_unsafe(path, members, allowed=allowed, error=error, what=what)
     check_sizes(path, members, max_member_bytes=max_member_bytes, error=error)
     if check is not None:
         check(members)
-    return read_members(path, members, error=error)
+    return read_members(path, members, names, error=error)

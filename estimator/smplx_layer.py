@@ -38,29 +38,35 @@ def resolve_smplx_npz(path) -> Path:
 
 
 def build_smplx_layer(path) -> nn.Module:
-    """An ``smplx.SMPLX`` module configured like the reference, with no persistent state."""
+    """An ``smplx.SMPLX`` module configured like the reference, with no persistent state.
+
+    ``smplx`` opens model files with ``np.load(allow_pickle=True)``, so it never
+    sees the user's file: it reads a private copy holding only the verified plain
+    arrays it needs (``weights.smplx_file.verified_copy``), removed right after.
+    """
     import smplx  # deferred: only needed when meshes are wanted
 
-    from ..weights.smplx_file import check_smplx_file
+    from ..weights.smplx_file import SmplxFileError, verified_copy
 
     npz = resolve_smplx_npz(path)
-    # Header-only check first: names the missing/mis-shaped arrays instead of a KeyError.
-    problems = check_smplx_file(npz)
-    if problems:
-        raise ModelFileError(f"{npz} is not a usable SMPL-X model file: " + "; ".join(problems))
     # smplx prints a warning to stdout for files with < 300 shape components.
     with contextlib.redirect_stdout(io.StringIO()) as said:
         try:
-            layer = smplx.create(
-                str(npz), model_type="smplx", gender="neutral", ext="npz",
-                use_pca=False, flat_hand_mean=False, use_face_contour=True,
-                num_betas=C.NUM_BETAS, num_expression_coeffs=C.NUM_EXPRESSION,
-                create_global_orient=False, create_body_pose=False,
-                create_left_hand_pose=False, create_right_hand_pose=False,
-                create_jaw_pose=False, create_leye_pose=False, create_reye_pose=False,
-                create_betas=False, create_expression=False, create_transl=False)
-        except (KeyError, AttributeError, TypeError, ValueError, OSError, AssertionError) as exc:
-            raise ModelFileError(f"{npz} is not a usable SMPL-X model file: {exc}") from exc
+            with verified_copy(npz) as private:
+                layer = smplx.create(
+                    str(private), model_type="smplx", gender="neutral", ext="npz",
+                    use_pca=False, flat_hand_mean=False, use_face_contour=True,
+                    num_betas=C.NUM_BETAS, num_expression_coeffs=C.NUM_EXPRESSION,
+                    create_global_orient=False, create_body_pose=False,
+                    create_left_hand_pose=False, create_right_hand_pose=False,
+                    create_jaw_pose=False, create_leye_pose=False, create_reye_pose=False,
+                    create_betas=False, create_expression=False, create_transl=False)
+        except SmplxFileError as exc:
+            raise ModelFileError(str(exc)) from None
+        except (KeyError, AttributeError, TypeError, ValueError, OSError, AssertionError,
+                IndexError, RuntimeError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ModelFileError(f"{npz} is not a usable SMPL-X model file: {first}") from None
     if said.getvalue().strip():
         log.info("smplx: %s", said.getvalue().strip())
     for module in layer.modules():

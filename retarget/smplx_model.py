@@ -16,7 +16,6 @@ Shapes use V = 10475 vertices, J = 55 joints, T = frames. Arrays are float64.
 """
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,21 +96,23 @@ def load_smplx_model(path) -> SmplxModel:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"SMPL-X model file {path} does not exist")
+    # The project's one verified reader: headers first (pickled or unknown arrays are
+    # refused by content, nothing is unpickled), then data with allow_pickle=False only.
+    from ..common.npz import npz_members
+    from ..weights.smplx_file import SmplxFileError, read_smplx_arrays
+
+    need = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table",
+            "weights")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            names = set(npz.files)
-            need = {"v_template", "f", "shapedirs", "posedirs", "J_regressor",
-                    "kintree_table", "weights"}
-            missing = sorted(need - names)
-            if missing:
-                raise ModelFileError(f"{path.name} is not an SMPL-X model file "
-                                     f"(missing arrays: {', '.join(missing)})")
-            arrays = {k: np.asarray(npz[k]) for k in need}
-            standin = "standin" in names
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
-        raise ModelFileError(f"{path} is not a readable SMPL-X .npz file ({exc})") from None
+        names = set(npz_members(path, error=SmplxFileError))
+        missing = sorted(set(need) - names)
+        if missing:
+            raise ModelFileError(f"{path.name} is not an SMPL-X model file "
+                                 f"(missing arrays: {', '.join(missing)})")
+        arrays = read_smplx_arrays(path, need)
+    except SmplxFileError as exc:
+        raise ModelFileError(str(exc)) from None
+    standin = "standin" in names
     v_template = arrays["v_template"].astype(np.float64)
     n_verts = v_template.shape[0]
     shapedirs = arrays["shapedirs"].astype(np.float64)
