@@ -49,27 +49,40 @@ def _cmd_make_standins(args) -> int:
 
 
 def _cmd_weights_check(args) -> int:
-    from .estimator.checkpoint import identify_checkpoint
+    from .estimator.checkpoint import file_sha256, identify_checkpoint
     from .weights.smplx_file import check_smplx_file
     from .weights.locations import smplx_file_is_standin
 
     path = Path(args.file).expanduser()
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    if path.suffix.lower() == ".npz" and "smplx" in path.name.lower():
+    suffix = path.suffix.lower()
+    if suffix == ".npz" or (suffix == ".pkl" and "smplx" in path.name.lower()):
+        # Checked by content from the .npy headers only: nothing is unpickled.
         problems = check_smplx_file(path)
         kind = "stand-in" if smplx_file_is_standin(path) else "SMPL-X model file"
-        print(f"{path}: {kind}")
+        print(f"{path}")
+        print(f"  kind:   {kind if not problems else 'not usable'}")
+        print(f"  sha256: {file_sha256(path)}")
         for p in problems:
             print(f"  problem: {p}")
-        return EXIT_FAIL if problems else EXIT_OK
+        if problems:
+            first = problems[0]
+            for prefix in (f"{path}: ", f"{path.name}: "):
+                first = first[len(prefix):] if first.startswith(prefix) else first
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            raise UserError(f"{path.name} is not a usable SMPL-X model file: {first}{more}")
+        return EXIT_OK
     info = identify_checkpoint(path)
     print(f"{path}")
     print(f"  kind:   {info.kind}")
     print(f"  sha256: {info.sha256}")
     print(f"  keys:   {info.num_keys}")
     print(f"  {info.description}")
-    return EXIT_FAIL if info.kind == "unknown" else EXIT_OK
+    if not info.loadable:
+        raise UserError(f"{path.name} cannot be loaded by the Pose2Pose network: "
+                        f"{info.description}")
+    return EXIT_OK
 
 
 def _cmd_weights_convert(args) -> int:

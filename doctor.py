@@ -140,6 +140,12 @@ def _smplx_section(flag) -> tuple[Section, bool, bool]:
         g = locations.find_smplx(flag, gender)
         label = f"SMPLX_{gender.upper()}.npz"
         if g.path is not None:
+            # Checked by content too (headers only): a gendered rig reads this file.
+            bad = check_smplx_file(g.path)
+            if bad:
+                sec.lines.append(Line(label, f"{g.path} is not usable (a gendered rig would "
+                                             "fail)", WARN, bad))
+                continue
             sec.lines.append(Line(label, f"{g.path}{' — STAND-IN' if g.standin else ''}", INFO))
         else:
             sec.lines.append(Line(label, "not found (only needed for a gendered rig)", INFO))
@@ -174,6 +180,11 @@ def _checkpoint_section(flag, runtime: bool) -> tuple[Section, bool, bool]:
         return sec, False, False
     if info.kind == "unknown":
         sec.lines.append(Line("checkpoint", f"{found.path} — unknown file", FAIL,
+                              [info.description, f"get the real file from: {found.source}"]))
+        return sec, False, False
+    if not info.loadable:
+        sec.lines.append(Line("checkpoint", f"{found.path} — {info.kind}, but the network "
+                                            "cannot load it", FAIL,
                               [info.description, f"get the real file from: {found.source}"]))
         return sec, False, False
     standin = info.kind == "stand-in"

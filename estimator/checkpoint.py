@@ -58,6 +58,8 @@ class CheckpointInfo:
     description: str
     standin_seed: int | None = None
     notes: list[str] = field(default_factory=list)
+    # True only when the network can load the file (strict: every key and shape fits).
+    loadable: bool = False
 
 
 # --------------------------------------------------------------------------- reading
@@ -381,8 +383,9 @@ def identify_checkpoint(path) -> CheckpointInfo:
         desc = (f"stand-in weights, seed {seed}: deterministic placeholders made by the project's "
                 "rule for tests; not a trained model, poses will be meaningless")
         if report:
-            desc += f"; layout differs from the network: {report}"
-        return CheckpointInfo(path, "stand-in", sha, len(net), desc + origin, seed, notes)
+            desc += f"; layout differs from the network, so it cannot be loaded: {report}"
+        return CheckpointInfo(path, "stand-in", sha, len(net), desc + origin, seed, notes,
+                              loadable=report is None)
     if report:
         return CheckpointInfo(path, "unknown", sha, len(net),
                               f"not the Pose2Pose whole-body layout: {report}", None, notes)
@@ -392,4 +395,5 @@ def identify_checkpoint(path) -> CheckpointInfo:
         desc = (f"Pose2Pose/Hand4Whole whole-body weights with the official layout "
                 f"({len(sd)} tensors, {fmt}); authenticity cannot be verified because the "
                 "authors publish no checksum")
-    return CheckpointInfo(path, "official", sha, len(net), desc + origin, None, notes)
+    return CheckpointInfo(path, "official", sha, len(net), desc + origin, None, notes,
+                          loadable=True)
