@@ -18,7 +18,8 @@ shipped. Tests and first-run demos use files this module generates instead:
     arrays: ``np.load(allow_pickle=False)`` reads them; the real file's pickled
     ``part2num``/``joint2num`` are left out. The zip is numpy's own ``.npz``
     layout (stored, zip64) with fixed timestamps, so the bytes are the same
-    on every run; files are written to a temporary name and renamed.
+    on every run; files are written to a temporary name and committed
+    (``common.files``).
 
 ``pose2pose/standin.pth.tar``
     The official checkpoint container with the 834 official keys, values from
@@ -72,13 +73,13 @@ most 5 mm per unit feature).
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..common.files import atomic_write
 from ..retarget.smplx_model import JOINT_NAMES as _SMPLX_JOINT_NAMES, PARENTS as _SMPLX_PARENTS
 from .locations import CHECKPOINT_SUBDIR, SMPLX_SUBDIR, STANDIN_CHECKPOINT_NAME
 from .standin_rule import STANDIN_SEED, make_state_dict, official_keys_and_shapes
@@ -1331,19 +1332,17 @@ def smplx_standin_arrays(gender: str = "neutral") -> dict[str, np.ndarray]:
     }
 
 
-def _atomic_target(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    return fd, Path(tmp)
-
-
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write an uncompressed ``.npz`` (numpy's own layout) with fixed zip timestamps, atomically."""
+    """Write an uncompressed ``.npz`` (numpy's own layout) with fixed zip timestamps, atomically.
+
+    The file is written under a temporary name and committed in one step
+    (``common.files.atomic_write``); an existing file of that name is replaced.
+    """
     path = Path(path)
-    fd, tmp = _atomic_target(path)
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "wb") as fh:
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "xb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
                 for name, arr in arrays.items():
                     info = zipfile.ZipInfo(name + ".npy", date_time=ZIP_DATE_TIME)
@@ -1353,11 +1352,9 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
                     with z.open(info, "w", force_zip64=True) as out:
                         np.lib.format.write_array(out, np.asarray(arr, order="C"),
                                                   allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+        os.chmod(tmp, 0o644)
+
+    return atomic_write(path, write, replace=True)
 
 
 def write_smplx_standins(root: Path) -> list[Path]:
@@ -1383,16 +1380,14 @@ def write_checkpoint_standin(root: Path, seed: int = STANDIN_SEED) -> Path:
         network["module." + name] = torch.from_numpy(sd[name])
     ckpt = {"epoch": 6, "network": network, "optimizer": {"state": {}, "param_groups": []}}
     path = Path(root) / CHECKPOINT_SUBDIR / STANDIN_CHECKPOINT_NAME
-    fd, tmp = _atomic_target(path)
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "wb") as fh:
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "xb") as fh:
             torch.save(ckpt, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+        os.chmod(tmp, 0o644)
+
+    return atomic_write(path, write, replace=True)
 
 
 def write_standins(root: Path) -> list[Path]:
