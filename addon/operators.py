@@ -507,9 +507,6 @@ class _ThreadSteps:
         return self.done_bytes / self.total if self.total else 0.0
 
 
-DETECTOR_URL = "https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_coco-258fb6c6.pth"
-
-
 class P2P_OT_download_detector(bpy.types.Operator):
     """Download torchvision's person detector weights (160 MB) into the add-on's data folder
     (needs Allow Online Access in Preferences > System)"""
@@ -526,12 +523,11 @@ class P2P_OT_download_detector(bpy.types.Operator):
         return getattr(bpy.app, "online_access", True)
 
     def _start(self):
-        from ..weights.download import download
+        from ..weights.download import DETECTOR_WEIGHTS, download_detector_weights
         from .paths import data_dir
 
-        name = DETECTOR_URL.rsplit("/", 1)[1]
-        dest = data_dir() / "detector" / name
-        return _ThreadSteps(download, DETECTOR_URL, dest, sha256="258fb6c6")
+        # weights.download owns the address, the exact size and the sha256.
+        return _ThreadSteps(download_detector_weights, data_dir() / DETECTOR_WEIGHTS.subdir)
 
     def execute(self, context):
         if not getattr(bpy.app, "online_access", True):

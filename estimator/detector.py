@@ -18,8 +18,6 @@ and by a marker tensor inside the file.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +28,6 @@ from ..common.errors import P2PError
 PERSON_LABEL = 1  # COCO category id of "person" in torchvision's detection models
 DEFAULT_SCORE_THRESHOLD = 0.5
 STANDIN_MARKER_KEY = "_p2p_mocap_standin"
-DOWNLOAD_URL = "https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_coco-258fb6c6.pth"
-DOWNLOAD_HASH_PREFIX = "258fb6c6"
 
 
 class DetectorError(P2PError, ValueError):
@@ -133,30 +129,32 @@ def load_person_detector(flag=None, device: str = "cpu", *,
 def download_detector(dest_dir=None, *, progress: bool = True) -> Path:
     """Download torchvision's COCO weights into ``<user data dir>/detector/`` (explicit opt-in).
 
-    The file's sha256 must start with torchvision's published prefix.
+    ``weights.download`` owns the address, the exact size and the sha256; the
+    download resumes, never writes more than the expected size, and raises
+    ``DownloadError`` (one line) on any failure. ``progress``: print a line now
+    and then on stderr while it runs on a terminal.
     """
-    import torch
+    import sys
+    import time
 
-    from ..weights.locations import DETECTOR_NAMES, DETECTOR_SUBDIR, user_data_dir
+    from ..weights.download import DETECTOR_WEIGHTS, download_detector_weights
 
-    dest_dir = Path(dest_dir) if dest_dir else user_data_dir() / DETECTOR_SUBDIR
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    dst = dest_dir / DETECTOR_NAMES[1]
-    if dst.is_file():
-        return dst
-    fd, tmp = tempfile.mkstemp(prefix=".download-", suffix=".pth", dir=dest_dir)
-    os.close(fd)
-    try:
-        torch.hub.download_url_to_file(DOWNLOAD_URL, tmp, hash_prefix=DOWNLOAD_HASH_PREFIX,
-                                       progress=progress)
-        os.replace(tmp, dst)
-    except Exception as exc:  # noqa: BLE001
-        raise DetectorError(f"could not download the person detector from {DOWNLOAD_URL}: "
-                            f"{exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dst
+    report = None
+    if progress and sys.stderr.isatty():
+        last = [0.0]
+
+        def report(done, total):
+            now = time.monotonic()
+            if now - last[0] >= 1.0 or (total and done >= total):
+                last[0] = now
+                shown = f"{100 * done / total:.0f}%" if total else f"{done >> 20} MB"
+                sys.stderr.write(f"\rdownloading the person detector ({DETECTOR_WEIGHTS.size >> 20}"
+                                 f" MB): {shown}\x1b[K")
+                if total and done >= total:
+                    sys.stderr.write("\n")
+                sys.stderr.flush()
+
+    return download_detector_weights(dest_dir, progress=report)
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,17 +201,12 @@ def write_detector_standin(root, seed: int = 0) -> Path:
     """Write ``root/detector/standin_detector.pth`` (atomically); returns its path."""
     import torch
 
+    from ..common.files import atomic_write
     from ..weights.locations import DETECTOR_SUBDIR, STANDIN_DETECTOR_NAME
 
     folder = Path(root) / DETECTOR_SUBDIR
     folder.mkdir(parents=True, exist_ok=True)
-    dst = folder / STANDIN_DETECTOR_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".standin-", suffix=".pth", dir=folder)
-    os.close(fd)
-    try:
-        torch.save(standin_state_dict(seed), tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dst
+    sd = standin_state_dict(seed)
+    # Our own file name: written again, it is replaced (in one step, never half-written).
+    return atomic_write(folder / STANDIN_DETECTOR_NAME, lambda tmp: torch.save(sd, tmp),
+                        replace=True)
