@@ -11,8 +11,8 @@ import importlib
 
 _EXPORTS = {
     # network
-    "Pose2Pose": "network",
-    "OUTPUT_KEYS": "network",
+    "Pose2Pose": "pose2pose.network",
+    "OUTPUT_KEYS": "pose2pose.network",
     # checkpoints
     "load_checkpoint": "checkpoint",
     "convert_checkpoint": "checkpoint",
@@ -37,10 +37,10 @@ _EXPORTS = {
     "full_image_camera": "crop",
     "PinholeCamera": "crop",
     # running
-    "InferenceOptions": "inference",
-    "prepare_model": "inference",
-    "crops_to_tensor": "inference",
-    "run_batch": "inference",
+    "InferenceOptions": "pose2pose.inference",
+    "prepare_model": "pose2pose.inference",
+    "crops_to_tensor": "pose2pose.inference",
+    "run_batch": "pose2pose.inference",
 }
 
 __all__ = sorted(_EXPORTS)

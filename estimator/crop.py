@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import constants as C
+from .pose2pose import constants as C
 
 
 def _np(x, dtype=np.float64) -> np.ndarray:

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from pose2pose_mocap.estimator import constants as C
-from pose2pose_mocap.estimator import geometry as G
+from pose2pose_mocap.estimator.pose2pose import constants as C
+from pose2pose_mocap.estimator.pose2pose import geometry as G
 
 pytestmark = pytest.mark.torch
 

@@ -15,7 +15,7 @@ import torch
 from pose2pose_mocap.estimator import (ModelFileError, Pose2Pose, body_hm_to_image, crop_person,
                                        crops_to_tensor, full_image_camera, load_checkpoint,
                                        run_batch)
-from pose2pose_mocap.estimator.joints import SMPLX_JOINT_IDX_137
+from pose2pose_mocap.estimator.pose2pose.joints import SMPLX_JOINT_IDX_137
 
 from ._p2p_support import (PREPROCESS_NPZ, images, save_official_container, standin_model,
                            standin_outputs_b2, standin_tensors)
@@ -73,7 +73,7 @@ def test_smplx_layer_stays_out_of_the_state_dict(smplx_root, mesh_model):
 def test_smplx_model_path_forms(smplx_root, where):
     path = {"root": smplx_root, "folder": smplx_root / "smplx",
             "file": smplx_root / "smplx" / "SMPLX_NEUTRAL.npz"}[where]
-    from pose2pose_mocap.estimator.smplx_layer import resolve_smplx_npz
+    from pose2pose_mocap.estimator.pose2pose.smplx_layer import resolve_smplx_npz
 
     assert resolve_smplx_npz(path) == smplx_root / "smplx" / "SMPLX_NEUTRAL.npz"
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import constants as C
-from .errors import ModelFileError
+from ..errors import ModelFileError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def resolve_smplx_npz(path) -> Path:
 
     Raises ModelFileError naming what was looked for.
     """
-    from ..weights.locations import find_smplx
+    from ...weights.locations import find_smplx
 
     hit = find_smplx(flag=str(path), gender="neutral")
     if not hit.found:
@@ -46,7 +46,7 @@ def build_smplx_layer(path) -> nn.Module:
     """
     import smplx  # deferred: only needed when meshes are wanted
 
-    from ..weights.smplx_file import SmplxFileError, verified_copy
+    from ...weights.smplx_file import SmplxFileError, verified_copy
 
     npz = resolve_smplx_npz(path)
     # smplx prints a warning to stdout for files with < 300 shape components.

@@ -129,7 +129,7 @@ def test_hostile_smplx_add_on_setup_check_and_loaders(hostile, checkpoint, pwn_m
     network's SMPL-X layer all refuse it by content."""
     from pose2pose_mocap.doctor import run_checks
     from pose2pose_mocap.estimator.errors import ModelFileError as LayerError
-    from pose2pose_mocap.estimator.smplx_layer import build_smplx_layer
+    from pose2pose_mocap.estimator.pose2pose.smplx_layer import build_smplx_layer
     from pose2pose_mocap.retarget.errors import ModelFileError
     from pose2pose_mocap.retarget.smplx_model import load_smplx_model
 
@@ -214,7 +214,7 @@ def test_hostile_smplx_zip_refused_by_the_add_on_installer(tmp_path, hostile, pw
 def test_pickled_joint2num_is_tolerated_and_never_read(tmp_path, joint2num, pwn_marker):
     """The real v1.1 release pickles 'part2num'/'joint2num': accepted, never unpickled,
     left out of the private copy smplx reads."""
-    from pose2pose_mocap.estimator.smplx_layer import build_smplx_layer
+    from pose2pose_mocap.estimator.pose2pose.smplx_layer import build_smplx_layer
     from pose2pose_mocap.retarget.smplx_model import load_smplx_model
     from pose2pose_mocap.weights.smplx_file import check_smplx_file
 
@@ -264,7 +264,7 @@ def test_pkl_variant_is_never_unpickled(tmp_path, checkpoint, pwn_marker):
     res = run_cli(["weights", "check", disguised], cwd=tmp_path)
     assert_one_line_error(res, "not a readable .npz")
     from pose2pose_mocap.estimator.errors import ModelFileError
-    from pose2pose_mocap.estimator.smplx_layer import build_smplx_layer
+    from pose2pose_mocap.estimator.pose2pose.smplx_layer import build_smplx_layer
     from pose2pose_mocap.retarget.smplx_model import load_smplx_model
 
     for path in (pkl, disguised):
