@@ -163,7 +163,8 @@ def _cmd_convert(args) -> int:
         conv.input = str(take)
         person = f".person{i + 1}" if len(takes) > 1 else ""
         conv.output = str(blend.with_name(blend.stem + person + ".blend")) if blend else \
-            str(_free_name(folder, stem + person, ".blend"))
+            str(folder / f"{stem}{person}.blend")
+        conv.numbered_output = blend is None  # a default name: stem-2.blend, ... if taken
         code = run_convert(conv)
         if code != 0:
             return code

@@ -81,26 +81,47 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 
 class _Lock:
-    """One batch per output folder at a time (``OUT/.batch.lock``, flock)."""
+    """One batch per output folder at a time (``OUT/.batch.lock``, flock).
+
+    The lock file is removed when the run ends (while still locked, so a run
+    waiting on the old file sees it gone and takes a fresh one).
+    """
 
     def __init__(self, folder: Path):
         self.path = folder / ".batch.lock"
         self.fh = None
 
     def __enter__(self):
-        self.fh = open(self.path, "a+")
         try:
             import fcntl
-
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:
-            pass
-        except OSError:
-            self.fh.close()
-            raise RuntimeError(f"{self.path.parent}: another batch is writing into this folder")
-        return self
+        except ImportError:  # no flock (Windows): no lock
+            fcntl = None
+        for _ in range(20):
+            fh = open(self.path, "a+")
+            if fcntl is None:
+                self.fh = fh
+                return self
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.close()
+                raise RuntimeError(f"{self.path.parent}: another batch is writing into this "
+                                   "folder") from None
+            try:  # the file we locked must still be the lock file (not one just removed)
+                same = os.path.samestat(os.fstat(fh.fileno()), os.stat(self.path))
+            except OSError:
+                same = False
+            if same:
+                self.fh = fh
+                return self
+            fh.close()
+        raise RuntimeError(f"{self.path.parent}: another batch is writing into this folder")
 
     def __exit__(self, *exc):
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
         self.fh.close()
         return False
 
@@ -124,12 +145,12 @@ def run_batch(args, out=None, err=None) -> int:
     if args.workers < 1 or (args.retarget_workers is not None and args.retarget_workers < 1):
         print("p2p-mocap: error: --workers / --retarget-workers must be 1 or more", file=err)
         return EXIT_FAIL
-    dst.mkdir(parents=True, exist_ok=True)
     clips = find_clips(src, dst, args.pattern)
-    if not clips:
+    if not clips:  # (checked before the output folder is made: nothing is left behind)
         print(f"p2p-mocap: error: no video or image folder in {src}"
               + (f" matching {args.pattern!r}" if args.pattern else ""), file=err)
         return EXIT_FAIL
+    dst.mkdir(parents=True, exist_ok=True)
     settings = settings_from_args(args)
 
     if args.ray:
@@ -154,7 +175,8 @@ def run_batch(args, out=None, err=None) -> int:
 
     try:
         with _Lock(dst):
-            remove_leftovers(dst)
+            # Temporary files of writes the manifest says were in progress (a killed run).
+            remove_leftovers(dst, clips, Manifest(dst / MANIFEST_NAME).records())
             if hasattr(signal, "SIGTERM"):
                 try:
                     old_term = signal.signal(signal.SIGTERM, on_term)

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .jobs import Clip, Settings, clip_hash, file_record, stages_to_run
+from .jobs import Clip, Settings, clip_hash, file_record, replaceable_outputs, stages_to_run
 from .manifest import Manifest
 
 
@@ -36,6 +36,7 @@ class ClipRun:
     notes: list = field(default_factory=list)
     error: str = ""
     progress: tuple = (0, 0)
+    replace: list = field(default_factory=list)   # outputs of its own the batch may replace
 
 
 @dataclass
@@ -124,6 +125,7 @@ def run_batch_loop(clips: list[Clip], settings: Settings, out_root, make_runner,
     """Run every clip that is not up to date; return the summary (the runner is closed)."""
     out_root = Path(out_root)
     t0 = time.monotonic()
+    history = manifest.records()
     latest = manifest.latest()
     runs = [ClipRun(c) for c in clips]
     display = Display(runs, stream)
@@ -148,6 +150,8 @@ def run_batch_loop(clips: list[Clip], settings: Settings, out_root, make_runner,
             manifest.append(c.rel, "skipped", input_hash=c.input_hash, hashes=hashes,
                             frames=r.frames, reason="outputs up to date")
             continue
+        # Only files this output folder's manifest says the batch wrote may be replaced.
+        r.replace = replaceable_outputs(c, history, out_root)
         manifest.append(c.rel, "queued", input_hash=c.input_hash, hashes=hashes,
                         stages=r.stages)
         if "estimate" in r.stages:
@@ -185,7 +189,8 @@ def run_batch_loop(clips: list[Clip], settings: Settings, out_root, make_runner,
         stages = [s for s in r.stages if s in ("convert", "export")]
         spec = {"clip": r.clip.rel, "takes": _abs(out_root, r.outputs.get("takes")),
                 "smplx": settings.smplx, "convert": settings.convert,
-                "export": settings.export, "stages": stages}
+                "export": settings.export, "stages": stages, "replace": r.replace}
+        t_ns = time.time_ns()  # files of this clip written after this may be replaced on a re-run
         h = runner.submit("retarget", spec)
         inflight[h] = ("retarget", r)
         r.state = "converting"
@@ -193,17 +198,18 @@ def run_batch_loop(clips: list[Clip], settings: Settings, out_root, make_runner,
         if "convert" not in stages:
             keep["blends"] = r.outputs.get("blends", [])
         manifest.append(r.clip.rel, "running", stage="retarget", input_hash=r.clip.input_hash,
-                        hashes=hashes, outputs=keep, frames=r.frames, people=r.people)
+                        hashes=hashes, outputs=keep, frames=r.frames, people=r.people, t_ns=t_ns)
 
     def start_estimate(r: ClipRun) -> None:
         r.clip.out_dir.mkdir(parents=True, exist_ok=True)
         spec = {"clip": r.clip.rel, "input": str(r.clip.path), "take": str(r.clip.take_path),
-                "estimate": settings.estimate}
+                "estimate": settings.estimate, "replace": r.replace}
+        t_ns = time.time_ns()
         h = runner.submit("estimate", spec)
         inflight[h] = ("estimate", r)
         r.state = "estimating"
         manifest.append(r.clip.rel, "running", stage="estimate", input_hash=r.clip.input_hash,
-                        hashes=hashes)
+                        hashes=hashes, t_ns=t_ns)
 
     try:
         while pend_est or pend_ret or inflight:

@@ -232,18 +232,99 @@ def stages_to_run(clip: Clip, settings: Settings, last: dict | None, out_root) -
     return [] if last["state"] == "done" else ["export"]
 
 
-PART_SUFFIXES = (".part", ".part1")
+# Slack for comparing a file's modification time with a record's clock (coarse file-system
+# timestamps lag time.time_ns() by a tick).
+_MTIME_SLACK_NS = 1_000_000_000
 
 
-def remove_leftovers(out_root) -> list[Path]:
-    """Delete hidden temporary files (``.NAME.*.part*``) left by a killed run's writers."""
-    removed = []
+def _latest_state(records: list[dict], rel: str) -> dict | None:
+    last = None
+    for rec in records:
+        if rec.get("clip") == rel and rec.get("state") not in ("queued", "skipped"):
+            last = rec
+    return last
+
+
+def is_clip_output_name(clip: Clip, name: str) -> bool:
+    """True for a name the clip's outputs can have: ``stem.take.npz``, ``stem.blend``,
+    ``stem.<preset><suffix>``, each also with ``.personN`` after the stem."""
+    if not name.startswith(clip.stem + "."):
+        return False
+    rest = name[len(clip.stem) + 1:]
+    parts = rest.split(".")
+    if parts and parts[0].startswith("person") and parts[0][6:].isdigit():
+        parts = parts[1:]
+    if parts in (["take", "npz"], ["blend"]):
+        return True
+    from ..retarget.export_presets import PRESETS
+
+    return (len(parts) == 2 and parts[0] in PRESETS
+            and PRESETS[parts[0]].suffix.lower() == "." + parts[1].lower())
+
+
+def replaceable_outputs(clip: Clip, records: list[dict], out_root) -> list[str]:
+    """The clip's files that this batch wrote itself, so that a re-run may replace them.
+
+    * files that a record of this output folder's manifest lists among the
+      clip's outputs, still as recorded (size and modification time: a file
+      the user changed since is theirs now);
+    * files with the clip's output names written while the clip's latest record
+      says a stage was running (a run killed before it could record them):
+      modified after that record was written.
+
+    Anything else in the output folder is the user's and is never replaced.
+    """
     out_root = Path(out_root)
-    if not out_root.is_dir():
-        return removed
-    for p in out_root.rglob(".*"):
-        n = p.name
-        if p.is_file() and (".part." in n or n.endswith(PART_SUFFIXES) or ".part1" in n):
+    allowed: set[str] = set()
+    for rec in records:
+        if rec.get("clip") != clip.rel:
+            continue
+        for files in (rec.get("outputs") or {}).values():
+            for f in files or []:
+                try:
+                    p = out_root / f["path"]
+                    st = p.stat()
+                except (OSError, KeyError, TypeError):
+                    continue
+                if st.st_size == f.get("size") and st.st_mtime_ns == f.get("mtime_ns"):
+                    allowed.add(os.path.abspath(p))
+    last = _latest_state(records, clip.rel)
+    if last is not None and last.get("state") == "running" and isinstance(last.get("t_ns"), int):
+        since = last["t_ns"] - _MTIME_SLACK_NS
+        try:
+            entries = list(os.scandir(clip.out_dir))
+        except OSError:
+            entries = []
+        for e in entries:
+            try:
+                if (is_clip_output_name(clip, e.name) and e.is_file(follow_symlinks=False)
+                        and e.stat(follow_symlinks=False).st_mtime_ns >= since):
+                    allowed.add(os.path.abspath(e.path))
+            except OSError:
+                continue
+    return sorted(allowed)
+
+
+def remove_leftovers(out_root, clips: list[Clip] = (), records: list[dict] = ()) -> list[Path]:
+    """Delete the temporary files a killed run's writers left, and nothing else.
+
+    Only in the folders of clips whose latest manifest record says a stage was
+    running (a write was in progress), and only files of the exact form that
+    ``common.files`` gives its temporaries, named after one of that clip's
+    outputs, whose writing process is gone (``common.files.stale_temps``). A
+    user's hidden file, whatever its name, is never touched.
+    """
+    from ..common.files import TEMP_RE, stale_temps
+
+    removed = []
+    for clip in clips:
+        last = _latest_state(list(records), clip.rel)
+        if last is None or last.get("state") != "running":
+            continue
+        for p in stale_temps(clip.out_dir):
+            m = TEMP_RE.match(p.name)
+            if m is None or not is_clip_output_name(clip, m["stem"] + (m["suffix"] or "")):
+                continue
             try:
                 p.unlink()
                 removed.append(p)

@@ -14,7 +14,10 @@ Record fields: ``v`` (1), ``time`` (UTC ISO), ``run`` (id of the batch run),
 ``hashes`` ({``estimate``, ``convert``, ``export``} settings hashes),
 ``outputs`` ({``takes``, ``blends``, ``exports``}: lists of
 ``{"path": relative to OUT, "size", "mtime_ns"}``), ``frames``,
-``estimate_s``, ``retarget_s``, ``people``, ``notes``, ``error``.
+``estimate_s``, ``retarget_s``, ``people``, ``notes``, ``error``; ``t_ns`` (a
+``running`` record: ``time.time_ns()`` before the stage started; a file of the
+clip's output names modified after it was written by that stage, even if a kill
+kept it out of the manifest, see ``jobs.replaceable_outputs``).
 """
 from __future__ import annotations
 

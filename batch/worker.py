@@ -6,11 +6,15 @@ raise for a problem with the clip: they return ``{"ok": False, "error": one
 line}``. torch and bpy are imported inside them only.
 
 * ``estimate_clip(spec)``: ``EstimateJob`` on the clip, the take(s) written
-  atomically over ``spec["take"]`` (``force``). The loaded network (and the
-  detector) are kept per process, so an estimator process loads them once.
+  atomically to ``spec["take"]``. The loaded network (and the detector) are
+  kept per process, so an estimator process loads them once.
 * ``retarget_clip(spec)``: for each take, ``convert_take`` to the .blend and
   (with a preset) ``export_scene``; both reset the bpy session, so the caller
   runs each call in a fresh process (one bpy per process).
+
+An existing output is replaced only if it is in ``spec["replace"]`` (the files
+the output folder's manifest says the batch wrote, ``jobs.replaceable_outputs``);
+any other existing file fails the clip with that reason and is left as it is.
 """
 from __future__ import annotations
 
@@ -32,12 +36,37 @@ def _message(exc: BaseException) -> str:
     from ..estimator.sources import SourceError
     from ..retarget.errors import RetargetError
 
+    from ..common.errors import P2PError
+
     text = " ".join(str(exc).split()) or exc.__class__.__name__
-    if isinstance(exc, (EstimatorError, SourceError, RetargetError)):
+    if isinstance(exc, (EstimatorError, SourceError, RetargetError, P2PError,
+                        ForeignFileError)):
         return text
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror}"
     return f"{exc.__class__.__name__}: {text}"
+
+
+class ForeignFileError(Exception):
+    """An output name is taken by a file the batch did not write."""
+
+
+def _key(path) -> str:
+    return os.path.normcase(os.path.abspath(os.fspath(path)))
+
+
+def _replace_set(spec: dict) -> set[str]:
+    return {_key(p) for p in spec.get("replace") or ()}
+
+
+def _may_write(path, replace: set[str]) -> bool:
+    """False when ``path`` exists and is not one of the batch's own outputs."""
+    if not os.path.lexists(path):
+        return True
+    if _key(path) in replace:
+        return True
+    raise ForeignFileError(f"{path} exists and this batch did not write it (or it was changed "
+                           "since); not replacing it: move it away and run again")
 
 
 def estimate_clip(spec: dict) -> dict:
@@ -66,8 +95,16 @@ def _estimate(spec: dict) -> dict:
                     model_standin=cached["model_standin"])
         if cached["detector"] is not None:
             opts["detector"] = cached["detector"]
-    Path(spec["take"]).parent.mkdir(parents=True, exist_ok=True)
-    job = EstimateJob(spec["input"], spec["take"], force=True, **opts)
+    take = Path(spec["take"])
+    take.parent.mkdir(parents=True, exist_ok=True)
+    replace = _replace_set(spec)
+    if str(opts.get("person")).lower() == "all":
+        stem = take.name[:-len(".take.npz")] if take.name.endswith(".take.npz") else take.stem
+        for p in sorted(take.parent.glob(f"{stem}.person*.take.npz")):
+            _may_write(p, replace)
+    else:
+        _may_write(take, replace)
+    job = EstimateJob(spec["input"], take, force=False, replace=sorted(replace), **opts)
     t_est = None
     for p in job.steps():
         if p.stage == "estimating":
@@ -109,6 +146,15 @@ def _retarget(spec: dict) -> dict:
     stages = spec.get("stages", ["convert", "export"])
     notes: list[str] = []
     blends, exports = [], []
+    replace = _replace_set(spec)
+    if export:
+        from ..retarget.export_cli import default_export_output
+    for take in spec["takes"]:  # every name is checked before anything is written
+        blend = default_output(Path(take))
+        if "convert" in stages:
+            _may_write(blend, replace)
+        if export:
+            _may_write(default_export_output(blend, export["preset"]), replace)
     for take in spec["takes"]:
         blend = default_output(Path(take))
         if "convert" in stages:
@@ -116,7 +162,7 @@ def _retarget(spec: dict) -> dict:
                          smoothing=Smoothing(**conv["smoothing"]),
                          pose_correctives=conv["pose_correctives"],
                          shape_keys=conv["shape_keys"], gender=conv.get("gender"),
-                         overwrite=True, notes=notes)
+                         overwrite=_key(blend) in replace, notes=notes)
         blends.append(str(blend))
         if export:
             from ..retarget.blender.export import export_scene
@@ -124,7 +170,8 @@ def _retarget(spec: dict) -> dict:
 
             target = default_export_output(blend, export["preset"])
             export_scene(blend, export["preset"], target, root=export["root"],
-                         rest_frame=export["rest_frame"], overwrite=True, notes=notes)
+                         rest_frame=export["rest_frame"], overwrite=_key(target) in replace,
+                         notes=notes)
             exports.append(str(target))
     return {"ok": True, "blends": blends, "exports": exports, "notes": notes,
             "retarget_s": round(time.perf_counter() - t0, 3), "pid": os.getpid()}

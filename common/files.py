@@ -166,8 +166,39 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _write_error(target: Path, exc: OSError) -> OutputWriteError:
+def write_error(target, exc: OSError) -> OutputWriteError:
+    """``could not write TARGET: CAUSE`` (one line) for an ordinary I/O failure."""
+    if isinstance(exc, OutputWriteError):
+        return exc
     return OutputWriteError(f"could not write {target}: {describe_os_error(exc)}")
+
+
+_write_error = write_error
+
+# Causes of a failed write that foreign code (Blender, Rust libraries) reports as text.
+_WRITE_ERRNOS = tuple(e for e in (errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES,
+                                  errno.EPERM, getattr(errno, "EDQUOT", None), errno.EIO,
+                                  errno.ENAMETOOLONG) if e is not None)
+_ERRNO_RE = re.compile(r"\[Errno (\d+)\]|\(os error (\d+)\)")
+
+
+def os_error_in_text(text: str) -> OSError | None:
+    """The OS error that a foreign library's message reports, or None.
+
+    Recognises Python's ``[Errno 28] ...`` (a traceback printed by Blender's
+    operator machinery), Rust's ``(os error 28)`` (safetensors) and a bare
+    ``strerror`` text such as Blender's ``Error: No space left on device``.
+    """
+    text = str(text or "")
+    for m in _ERRNO_RE.finditer(text):
+        num = int(m.group(1) or m.group(2))
+        if 0 < num < 4096:
+            return OSError(num, os.strerror(num))
+    low = text.lower()
+    for num in _WRITE_ERRNOS:
+        if os.strerror(num).lower() in low:
+            return OSError(num, os.strerror(num))
+    return None
 
 
 def atomic_write(target, write: Callable[[Path], None], *, replace: bool = False,

@@ -216,7 +216,7 @@ def _network_dict(obj, path: Path) -> dict:
 @functools.lru_cache(maxsize=1)
 def expected_shapes() -> dict[str, tuple[int, ...]]:
     """``{key: shape}`` of ``Pose2Pose().state_dict()``, in order (built on the meta device)."""
-    from .network import Pose2Pose
+    from .pose2pose.network import Pose2Pose
 
     with torch.device("meta"):
         net = Pose2Pose()
@@ -293,7 +293,7 @@ def load_checkpoint(path, smplx_model_path=None, device="cpu"):
     in ``model.load_notes``. Raises CheckpointError (a ValueError) with a
     message fit for users when the file is unsafe, damaged or does not fit.
     """
-    from .network import Pose2Pose
+    from .pose2pose.network import Pose2Pose
 
     sd, notes = read_state_dict(path)
     if device == "auto":
@@ -323,10 +323,15 @@ def convert_checkpoint(src, dst, *, overwrite: bool = False) -> Path:
     """Write a validated ``.safetensors`` copy of ``src`` to ``dst``, atomically.
 
     The copy loads without any pickle and fast; keys are stored without
-    ``module.``. The file appears complete or not at all (temp file +
-    ``os.replace``). Refuses to replace an existing ``dst`` unless ``overwrite``.
+    ``module.``. The file appears complete or not at all (a hidden temporary
+    file and a no-replace commit, ``common.files.atomic_write``): refuses to
+    replace an existing ``dst`` unless ``overwrite``, even one that appears
+    while converting. A failed write (disk full, read-only folder) raises
+    ``OutputWriteError`` naming the file and the cause; nothing is left behind.
     """
     from safetensors.torch import save_file
+
+    from ..common.files import atomic_write, os_error_in_text, remove_stale_temps
 
     src, dst = Path(src), Path(dst)
     if dst.exists() and not overwrite:
@@ -341,15 +346,21 @@ def convert_checkpoint(src, dst, *, overwrite: bool = False) -> Path:
     if notes:
         meta["notes"] = "; ".join(notes)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dst
+    remove_stale_temps(dst.parent)
+
+    def write(tmp: Path) -> None:
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError (Rust I/O)
+            cause = os_error_in_text(str(exc))
+            if cause is not None:
+                raise cause from None
+            raise CheckpointError(f"could not write {dst}: {' '.join(str(exc).split())}") \
+                from None
+
+    return atomic_write(dst, write, replace=overwrite)
 
 
 def identify_checkpoint(path) -> CheckpointInfo:

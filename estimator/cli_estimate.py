@@ -174,8 +174,7 @@ class _StopSignals:
 
 def run_estimate(args) -> int:
     """Run ``p2p-mocap estimate`` with parsed ``args``; return the exit code."""
-    from ..retarget.errors import RetargetError
-    from .errors import EstimatorError
+    from ..common.errors import P2PError
     from .pipeline import EstimateJob
     from .sources import SourceError
 
@@ -205,12 +204,13 @@ def run_estimate(args) -> int:
                     job.cancel()
                     if stop.signum is None:
                         stop.signum = signal.SIGINT
-    except (EstimatorError, SourceError, RetargetError, OSError) as exc:
+    except (P2PError, SourceError, OSError) as exc:  # (P2PError: also a write that failed)
         printer.close()
         if getattr(args, "debug", False):
             raise
         msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else \
             f"{exc.filename}: {exc.strerror}"
+        msg = " ".join(msg.split())
         print(f"p2p-mocap: error: {msg}", file=err)
         return EXIT_FAIL
     finally:

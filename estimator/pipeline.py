@@ -162,13 +162,15 @@ def _with_person(name: str, pid: int) -> str:
 
 
 def numbered_names(name: str):
-    """``clip.take.npz``, ``clip.take-2.npz``, ``clip.take-3.npz``, ..."""
-    yield name
-    base = name[: -len(".npz")] if name.endswith(".npz") else name
-    n = 2
-    while True:
-        yield f"{base}-{n}.npz"
-        n += 1
+    """``clip.take.npz``, ``clip.take-2.npz``, ``clip.take-3.npz``, ... (names only)."""
+    from ..common.files import numbered_names as _numbered
+
+    for path in _numbered(Path(name), ".npz"):
+        yield path.name
+
+
+def _key(path) -> str:
+    return os.path.normcase(os.path.abspath(os.fspath(path)))
 
 
 @dataclass
@@ -177,13 +179,23 @@ class OutputPlan:
     name: str            # file name for one person (before any person suffix)
     explicit: bool       # -o named a file: refuse to replace unless force
     force: bool
+    replace: frozenset = frozenset()   # files that may be replaced without force (batch's own)
 
     def names_for(self, pid: int | None) -> str:
         return self.name if pid is None else _with_person(self.name, pid)
 
+    def may_replace(self, path) -> bool:
+        return self.force or _key(path) in self.replace
 
-def plan_output(source: Source, output, *, per_person: bool, force: bool) -> OutputPlan:
-    """Where takes go; raises EstimateError for outputs that must not be written."""
+
+def plan_output(source: Source, output, *, per_person: bool, force: bool,
+                replace=()) -> OutputPlan:
+    """Where takes go; raises EstimateError for outputs that must not be written.
+
+    ``replace``: paths that may be replaced without ``force`` (a batch's own
+    earlier outputs, as its manifest records them).
+    """
+    replace = frozenset(_key(p) for p in replace)
     if output is not None and str(output) != "":
         out = Path(output).expanduser()
         if out.is_dir() or str(output).endswith(("/", os.sep)):
@@ -194,13 +206,14 @@ def plan_output(source: Source, output, *, per_person: bool, force: bool) -> Out
             raise EstimateError(f"-o {output}: a take file name must end in .npz "
                                 f"(e.g. {out.name}{TAKE_SUFFIX})")
         plan = _checked_folder(OutputPlan(out.parent if str(out.parent) else Path("."),
-                                          out.name, True, force))
+                                          out.name, True, force, replace))
         if not force:
-            existing = [out] if out.exists() and not per_person else []
+            existing = [out] if os.path.lexists(out) and not per_person else []
             if per_person:
                 stem = out.name[:-len(TAKE_SUFFIX)] if out.name.endswith(TAKE_SUFFIX) else \
                     out.name[:-len(".npz")]
                 existing = sorted(plan.folder.glob(f"{stem}.person*.npz"))
+            existing = [p for p in existing if not plan.may_replace(p)]
             if existing:
                 raise EstimateError(f"{existing[0]} exists; not overwriting it "
                                     "(use --force, or another -o)")
@@ -218,22 +231,18 @@ def _checked_folder(plan: OutputPlan) -> OutputPlan:
 
 
 def write_take_file(plan: OutputPlan, pid: int | None, arrays: dict) -> Path:
-    """Write atomically; numbered name for default outputs, refuse/force for explicit ones."""
-    from ..retarget.errors import OutputExistsError
+    """Write atomically with a no-replace commit (``common.files``): the next free
+    numbered name for default outputs (``clip.take-2.npz``; also when another run
+    takes a name meanwhile), refuse/force for explicit ones. Our own temporary
+    files left in the folder by killed runs are removed first."""
+    from ..common.files import remove_stale_temps
     from ..retarget.take import write_take
 
-    name = plan.names_for(pid)
+    path = plan.folder / plan.names_for(pid)
+    remove_stale_temps(plan.folder)
     if plan.explicit:
-        return write_take(plan.folder / name, arrays, overwrite=plan.force)
-    for candidate in numbered_names(name):
-        path = plan.folder / candidate
-        if path.exists():
-            continue
-        try:
-            return write_take(path, arrays, overwrite=False)
-        except OutputExistsError:  # appeared meanwhile: take the next number
-            continue
-    raise AssertionError("unreachable")
+        return write_take(path, arrays, overwrite=plan.may_replace(path))
+    return write_take(path, arrays, numbered=True)  # (force is only for names given with -o)
 
 
 # --------------------------------------------------------------------------- the job
@@ -255,6 +264,8 @@ class EstimateJob:
     box: ``(x, y, w, h)`` person box in the first frame (instead of a detection).
     model: an already loaded ``Pose2Pose`` with its SMPL-X layer (skips loading
         ``checkpoint``/``smplx``); give ``model_name`` and ``model_standin`` too.
+    replace: output files that may be replaced without ``force`` (a batch's own
+        earlier outputs).
     max_pixels: pictures larger than this (pixels, or ``"WxH"``) are refused before
         they are decoded (default ``sources.DEFAULT_MAX_PIXELS``).
     """
@@ -266,12 +277,13 @@ class EstimateJob:
                  min_score: float | None = None, allow_download: bool = False,
                  tracker_config: TrackerConfig | None = None, model=None,
                  model_name: str = "", model_standin: bool = False, prefetch: int | None = None,
-                 precision: str = "fp32", max_pixels: int | str | None = None):
+                 precision: str = "fp32", replace=(), max_pixels: int | str | None = None):
         self.inputs = inputs
         try:
             self.max_pixels = parse_max_pixels(max_pixels)
         except SourceError as exc:
             raise EstimateError(str(exc)) from None
+        self.replace = tuple(replace)  # outputs that may be replaced without force (batch)
         self.output = output
         try:
             self.frames = frames if isinstance(frames, FrameRange) else FrameRange.parse(frames)
@@ -351,7 +363,7 @@ class EstimateJob:
             raise EstimateError(f"{self.source.description}: the frame range {self.frames} "
                                 "selects no frames")
         self.plan = plan_output(self.source, self.output, per_person=self.person == "all",
-                                force=self.force)
+                                force=self.force, replace=self.replace)
 
     def _load(self) -> None:
         import torch
@@ -369,14 +381,14 @@ class EstimateJob:
             raise EstimateError("the network needs its SMPL-X layer (load it with smplx_model_path)")
         self._load_detector()
         layer = self.model.smplx_layer
-        from .take_convert import PelvisModel, static_camera
+        from .pose2pose.take_convert import PelvisModel, static_camera
 
         self.pelvis = PelvisModel.from_layer(layer)
         self.hands_mean = (layer.left_hand_mean.detach().cpu().numpy().reshape(45),
                            layer.right_hand_mean.detach().cpu().numpy().reshape(45))
         self.focal, self.princpt = static_camera(self.source.image_size, self.fov)
         self.batch = int(self.batch_choice or auto_batch_size(self.device))
-        from .inference import InferenceOptions, prepare_model
+        from .pose2pose.inference import InferenceOptions, prepare_model
 
         self.options = InferenceOptions(device=self.device, precision=self.precision)
         prepare_model(self.model, self.options)
@@ -547,8 +559,8 @@ class EstimateJob:
         self.tracker.update_detections(seq, [d.xywh for d in dets])
 
     def _infer_and_track(self, items) -> None:
-        from .inference import crops_to_tensor, run_batch
-        from .take_convert import rows_from_outputs
+        from .pose2pose.inference import crops_to_tensor, run_batch
+        from .pose2pose.take_convert import rows_from_outputs
 
         if not items:
             return
@@ -607,7 +619,7 @@ class EstimateJob:
         return [self.person]
 
     def _write(self, cancelled: bool) -> None:
-        from .take_convert import assemble_take
+        from .pose2pose.take_convert import assemble_take
 
         ids = self._chosen_ids()
         T = len(self.frame_index)

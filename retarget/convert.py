@@ -3,23 +3,29 @@
 
 Headless (bpy module). ``convert_take`` starts from an empty Blender scene,
 builds everything with ``retarget.blender`` and saves the .blend atomically
-(to a hidden temporary name in the output folder, then renamed over the
-target in one step). An existing .blend is never replaced unless asked
-(``overwrite=True`` / ``--force``).
+(to a hidden temporary name in the output folder, then committed without
+replacing: ``common.files``). An existing .blend is never replaced unless
+asked (``overwrite=True`` / ``--force``); what Blender prints while saving is
+kept off the terminal, and a failed save is one line naming the file and the
+cause.
 
 Every problem is raised as a ``RetargetError`` subclass with a one-line message.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from .errors import ModelFileError, OutputExistsError, RetargetError
 from .smoothing import METHODS, REGIONS, Smoothing
 
 TAKE_SUFFIXES = (".npz",)
+log = logging.getLogger(__name__)
 
 
 def _bpy():
@@ -53,13 +59,15 @@ def default_output(take_path: Path) -> Path:
     return take_path.with_suffix(".blend")
 
 
-def check_output_file(out, suffix: str, overwrite: bool, wrong_suffix: str) -> Path:
-    """The output path, or a one-line error: wrong suffix, exists (unless ``overwrite``),
-    missing or read-only folder. ``wrong_suffix`` says what the output must be."""
+def check_output_file(out, suffix: str, overwrite: bool, wrong_suffix: str,
+                      numbered: bool = False) -> Path:
+    """The output path, or a one-line error: wrong suffix, exists (unless ``overwrite``
+    or ``numbered``), missing or read-only folder. ``wrong_suffix`` says what the
+    output must be. (A hint only: the commit decides, without replacing.)"""
     out = Path(out).expanduser()
     if out.suffix.lower() != suffix:
         raise RetargetError(f"{out}: {wrong_suffix}")
-    if out.exists() and not overwrite:
+    if os.path.lexists(out) and not overwrite and not numbered:
         raise OutputExistsError(f"{out} exists; not overwriting it (use --force)")
     if not out.parent.is_dir():
         raise RetargetError(f"{out.parent}: no such folder for the output")
@@ -68,28 +76,126 @@ def check_output_file(out, suffix: str, overwrite: bool, wrong_suffix: str) -> P
     return out
 
 
-def save_blend_atomically(bpy, out: Path) -> Path:
-    """Save the current Blender data to ``out`` via a temporary file and ``os.replace``."""
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.part.blend")
+@contextlib.contextmanager
+def _captured_output():
+    """Send what C code and Blender's operators print (fds 1 and 2) to a temporary file.
+
+    Yields a list that holds the captured text (one string) once the block ends.
+    Without a temporary file (disk full) nothing is captured.
+    """
+    box: list[str] = []
     try:
-        result = bpy.ops.wm.save_as_mainfile(filepath=str(tmp), check_existing=False, copy=True,
-                                             compress=True)
+        sink = tempfile.TemporaryFile()
+    except OSError:
+        yield box
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    saved = []
+    try:
+        for fd in (1, 2):
+            saved.append((fd, os.dup(fd)))
+            os.dup2(sink.fileno(), fd)
+    except OSError:
+        pass
+    try:
+        yield box
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+        try:
+            sink.seek(0)
+            box.append(sink.read().decode("utf-8", "replace"))
+        except OSError:
+            box.append("")
+        sink.close()
+
+
+def _last_line(text: str) -> str:
+    """The line of a Blender error/traceback that says what went wrong."""
+    lines = [ln.strip() for ln in str(text).replace("\r", "\n").splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("Location:", "File ", "^", "~"))]
+    for ln in reversed(lines):
+        if ln.startswith(("Error:", "Traceback")):
+            continue
+        return ln[:300]
+    return " ".join(str(text).split())[:300]
+
+
+def blender_write(what: str, target: Path, call):
+    """Run a Blender operator that writes a file (``call()``) with its output kept off the
+    terminal; return the operator's result.
+
+    Failures become one line: an ordinary I/O failure (disk full, read-only,
+    file too large) is raised as ``OSError`` (``common.files.atomic_write``
+    names the file and the cause); anything else as ``RetargetError`` with the
+    last line of Blender's report. Blender's full text goes to the log.
+    """
+    from ..common.files import os_error_in_text
+
+    try:
+        with _captured_output() as printed:
+            result = call()
+    except RuntimeError as exc:
+        text = str(exc)
+        said = printed[0] if printed else ""
+        log.info("%s of %s failed; Blender said:\n%s\n%s", what, target, said, text)
+        cause = os_error_in_text(text) or os_error_in_text(said)
+        if cause is not None:
+            raise OSError(cause.errno, cause.strerror) from None
+        raise RetargetError(f"{what} failed to write {target}: {_last_line(text)}") from None
+    if printed and printed[0].strip():
+        log.debug("%s of %s: Blender said:\n%s", what, target, printed[0])
+    return result
+
+
+def save_blend_atomically(bpy, out: Path, *, replace: bool = False,
+                          numbered: bool = False) -> Path:
+    """Save the current Blender data to ``out`` through a hidden temporary file and a
+    no-replace commit (``common.files.atomic_write``); return the path written.
+
+    ``replace``: replace an existing ``out`` (``--force``). ``numbered``: ``out``
+    is a default name; take ``name-2.blend`` ... when it exists.
+    """
+    from ..common.files import atomic_write
+
+    def write(tmp: Path) -> None:
+        result = blender_write("Blender's save", out, lambda: bpy.ops.wm.save_as_mainfile(
+            filepath=str(tmp), check_existing=False, copy=True, compress=True))
         if "FINISHED" not in result or not tmp.is_file():
             raise RetargetError(f"Blender could not save {out}")
-        os.replace(tmp, out)
-    finally:
-        for leftover in (tmp, Path(str(tmp) + "1")):
-            if leftover.exists():
-                try:
-                    leftover.unlink()
-                except OSError:
-                    pass
-    return out
+        _stop_point()  # Ctrl-C / SIGTERM while saving: nothing is committed
+
+    with _exists_as_retarget_error():
+        return atomic_write(out, write, replace=replace, numbered=numbered)
+
+
+@contextlib.contextmanager
+def _exists_as_retarget_error():
+    """``common.errors.OutputExistsError`` (a commit that lost a race) as this package's."""
+    from ..common.errors import OutputExistsError as AnyOutputExists
+
+    try:
+        yield
+    except AnyOutputExists as exc:
+        if isinstance(exc, OutputExistsError):
+            raise
+        raise OutputExistsError(str(exc)) from None
 
 
 def convert_take(take_path, smplx_path=None, out_blend=None, *, smoothing: Smoothing | None = None,
                  pose_correctives: bool = True, shape_keys: bool = True, gender: str | None = None,
-                 overwrite: bool = False, notes: list | None = None) -> Path:
+                 overwrite: bool = False, notes: list | None = None,
+                 numbered: bool = False) -> Path:
     """Build the scene for one take and save it as a .blend; return the .blend's path.
 
     take_path: a ``p2p-take/1`` file (or another SMPL-X parameter .npz).
@@ -110,8 +216,9 @@ def convert_take(take_path, smplx_path=None, out_blend=None, *, smoothing: Smoot
         raise RetargetError(f"{take_path}: not a take file (.npz); footage is estimated first "
                             "by 'p2p-mocap convert' (or 'p2p-mocap estimate')")
     out = check_output_file(out_blend or default_output(take_path), ".blend", overwrite,
-                            "the output must be a .blend file")
+                            "the output must be a .blend file", numbered=numbered)
     take = read_take(take_path)
+    _stop_point()
     if not take.valid.any():
         raise RetargetError(f"{take_path.name}: the take has no valid frames "
                             "(nobody was found in any frame)")
@@ -121,6 +228,7 @@ def convert_take(take_path, smplx_path=None, out_blend=None, *, smoothing: Smoot
     bpy = _bpy()
     from .blender.build import build_take_scene
 
+    _stop_point()
     bpy.ops.wm.read_factory_settings(use_empty=True)
     built = build_take_scene(model, take, smoothing=smoothing,
                              pose_correctives=pose_correctives, shape_keys=shape_keys)
@@ -129,7 +237,11 @@ def convert_take(take_path, smplx_path=None, out_blend=None, *, smoothing: Smoot
         if model.standin:
             notes.append(f"the rig uses a STAND-IN SMPL-X file ({model.path}): objects are "
                          "named '(stand-in)'")
-    return save_blend_atomically(bpy, out)
+    from ..common.files import remove_stale_temps
+
+    _stop_point()
+    remove_stale_temps(out.parent)  # ours, of processes that are gone (killed while saving)
+    return save_blend_atomically(bpy, out, replace=overwrite, numbered=numbered)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -188,16 +300,72 @@ def smoothing_from_args(args) -> Smoothing:
                                              for r in REGIONS})
 
 
+_STOP: list[int] = []   # signals received by run_convert's handlers (checked at safe points)
+
+
+def _stop_point() -> None:
+    """Stop here (KeyboardInterrupt) when run_convert got Ctrl-C or SIGTERM."""
+    if _STOP:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """Ctrl-C and SIGTERM stop a convert at the next safe point (between steps, and
+    after saving, before the commit), so the temporary file is removed and one line
+    is printed; a second signal stops at once. Yields the list of signals received.
+
+    (A KeyboardInterrupt raised while Blender runs Python from C, e.g. a driver,
+    would be printed and swallowed by Blender, so the handler only records it.)
+    """
+    import signal
+
+    def on_signal(signum, frame):
+        _STOP.append(signum)
+        if len(_STOP) > 1:
+            raise KeyboardInterrupt
+
+    old = {}
+    for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+        if sig is None:
+            continue
+        try:
+            old[sig] = signal.signal(sig, on_signal)
+        except (ValueError, OSError):  # not the main thread
+            pass
+    _STOP.clear()
+    try:
+        yield _STOP
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        _STOP.clear()
+
+
 def run_convert(args, out=None) -> int:
     """Run ``p2p-mocap convert`` with parsed ``args``; 0 on success.
 
     Problems raise ``RetargetError`` subclasses (one-line messages for the CLI).
+    Ctrl-C / SIGTERM: nothing is written (the temporary file is removed), one
+    line, exit code 130 / 143.
     """
+    import signal
+
     out = out or sys.stdout
     notes: list[str] = []
-    path = convert_take(args.input, args.smplx, args.output, smoothing=smoothing_from_args(args),
-                        pose_correctives=args.pose_correctives, shape_keys=args.shape_keys,
-                        gender=args.gender, overwrite=args.force, notes=notes)
+    with _stop_signals() as got:
+        try:
+            path = convert_take(args.input, args.smplx, args.output,
+                                smoothing=smoothing_from_args(args),
+                                pose_correctives=args.pose_correctives,
+                                shape_keys=args.shape_keys, gender=args.gender,
+                                overwrite=args.force, notes=notes,
+                                numbered=bool(getattr(args, "numbered_output", False)))
+        except KeyboardInterrupt:
+            signum = got[0] if got else signal.SIGINT  # (got is cleared on exit: read it here)
+            how = "SIGTERM" if signum == getattr(signal, "SIGTERM", None) else "Ctrl-C"
+            print(f"p2p-mocap: error: stopped by {how}: no .blend written", file=sys.stderr)
+            return 128 + int(signum)
     for n in notes:
         print(f"note: {n}", file=out)
     print(f"wrote {path}", file=out)

@@ -419,21 +419,36 @@ def _normalise_for_writing(arrays: Mapping) -> dict:
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _npz_bytes(data: Mapping) -> bytes:
+    """The compressed ``.npz`` of ``data`` in memory.
+
+    (Written to the file in one call afterwards: ``np.savez_compressed`` onto a
+    full disk leaves a half-closed ZipFile whose ``__del__`` prints "Exception
+    ignored in ZipFile.__del__" to the terminal.)
+    """
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **data)
+    return buf.getvalue()
 
 
-def write_take(path, arrays: Mapping, *, overwrite: bool = False) -> Path:
-    """Validate and write a ``p2p-take/1`` file atomically; return its path.
+def write_take(path, arrays: Mapping, *, overwrite: bool = False, numbered: bool = False) -> Path:
+    """Validate and write a ``p2p-take/1`` file atomically; return the path written.
 
     ``arrays``: every key of TAKE_KEYS except ``format`` (added here); Python
     strings/bools/numbers are accepted for the scalars. The file is written to
-    a temporary name in the same folder and renamed over the target in one
-    step, so readers never see half a file. An existing file is refused unless
-    ``overwrite``. Raises TakeError / OutputExistsError with one line.
+    a hidden temporary name in the same folder and committed in one step
+    (``common.files.atomic_write``), so readers never see half a file and a
+    file that appears meanwhile is never replaced. An existing file is refused
+    unless ``overwrite``; with ``numbered`` (a default name) the next free
+    ``clip.take-2.npz``, ``clip.take-3.npz`` ... is written instead. Raises
+    TakeError / OutputExistsError / OutputWriteError (disk full, read-only)
+    with one line.
     """
+    from ..common.errors import OutputExistsError as _AnyOutputExists
+    from ..common.files import atomic_write
+
     path = Path(path)
     if path.suffix.lower() != ".npz":
         raise TakeError(f"{path}: a take file name must end in .npz")
@@ -441,23 +456,20 @@ def write_take(path, arrays: Mapping, *, overwrite: bool = False) -> Path:
         arrays = arrays.to_arrays()
     data = _normalise_for_writing(arrays)
     validate_take(data, path.name)
-    if path.exists() and not overwrite:
+    if not overwrite and not numbered and os.path.lexists(path):
         raise OutputExistsError(f"{path} exists; not overwriting it")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise TakeError(f"{folder}: no such folder")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.part", dir=folder)
+    blob = _npz_bytes(data)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "xb") as fh:
+            fh.write(blob)
+
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+        return atomic_write(path, write, replace=overwrite, numbered=numbered, suffix=".npz")
+    except _AnyOutputExists as exc:
+        if isinstance(exc, OutputExistsError):
+            raise
+        raise OutputExistsError(str(exc)) from None

@@ -557,11 +557,13 @@ def truth_arrays(model, params, out, masks, focal, princpt, source):
 
 
 def write_npz_deflated(path: Path, arrays: dict) -> Path:
-    """A compressed ``.npz`` with fixed zip timestamps (same bytes every run), atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    """A compressed ``.npz`` with fixed zip timestamps (same bytes every run), atomically
+    (``common.files.atomic_write``: a hidden temporary file, then one commit; the
+    generated file replaces the previous one, which is what this tool is for)."""
+    from pose2pose_mocap.common.files import atomic_write
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "xb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as z:
                 for name in sorted(arrays):
                     info = zipfile.ZipInfo(name + ".npy", date_time=ZIP_DATE_TIME)
@@ -572,29 +574,30 @@ def write_npz_deflated(path: Path, arrays: dict) -> Path:
                         np.lib.format.write_array(out, np.asarray(arrays[name], order="C"),
                                                   allow_pickle=False)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(Path(path), write, replace=True)
 
 
 # ----------------------------------------------------------------------------- video
 def write_video(path: Path, frames: list, fps: int) -> Path:
+    """``mp4v`` video, written to a hidden temporary file (with the real suffix, which
+    OpenCV needs) and committed in one step (``common.files.atomic_write``)."""
+    from pose2pose_mocap.common.files import atomic_write
 
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
     h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write mp4v video to {tmp}")
-    try:
-        for f in frames:
-            writer.write(f)
-    finally:
-        writer.release()
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+        if not writer.isOpened():
+            raise RuntimeError(f"OpenCV cannot write mp4v video to {path}")
+        try:
+            for f in frames:
+                writer.write(f)
+        finally:
+            writer.release()
+
+    return atomic_write(path, write, replace=True)
 
 
 def check_video(path: Path, frames: list, fps: int) -> dict:

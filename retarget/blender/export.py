@@ -8,8 +8,10 @@ applies the root mode there (``retarget.export_presets``), exports that scene
 with the preset's options, and deletes everything it made; the scene's
 current frame, the window's scene and any object it had to rename are
 restored. The file is written to a hidden temporary name in the output
-folder and moved over the target with ``os.replace``; an existing file is
-only replaced with ``overwrite=True``.
+folder and committed without replacing (``common.files.atomic_write``); an
+existing file is only replaced with ``overwrite=True``. What the exporters
+print stays off the terminal; a failure (disk full, read-only folder, an
+exporter error) is one line naming the file and the cause.
 
 Inputs: ``None`` / a ``bpy.types.Scene`` (the running session, e.g. inside
 Blender), a ``.blend`` path (opened into the running session; the file on
@@ -26,7 +28,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..convert import check_output_file
+from ...common.files import atomic_write, remove_stale_temps
+from ..convert import _exists_as_retarget_error, blender_write, check_output_file
 from ..errors import RetargetError
 from ..export_presets import (FOOT_JOINTS, HIP_JOINTS, ROOT_JOINT, ROOT_MODES, BLENDER_TO_FILE,
                               ExportPreset, grounding_transform, preset as get_preset,
@@ -283,7 +286,8 @@ def _remove_one(id_):
 
 # --------------------------------------------------------------------------- export
 
-def _run_exporter(p: ExportPreset, path: Path, scene_tmp, arm_c, frame_range):
+def _run_exporter(p: ExportPreset, path: Path, scene_tmp, arm_c, frame_range, target=None):
+    """Write ``path`` with the preset's exporter (``target``: the name to report)."""
     opts = dict(p.options)
     if p.format == "FBX":
         fn = bpy.ops.export_scene.fbx
@@ -301,20 +305,24 @@ def _run_exporter(p: ExportPreset, path: Path, scene_tmp, arm_c, frame_range):
             window.scene = scene_tmp
         scene_tmp.view_layers[0].objects.active = arm_c
         arm_c.select_set(True, view_layer=scene_tmp.view_layers[0])
-        if window is not None:
-            # (glTF sets window.scene itself; a context override with another scene crashes it)
-            result = fn(filepath=str(path), **opts)
-        else:
+
+        def call():
+            if window is not None:
+                # (glTF sets window.scene itself; a context override with another scene
+                # crashes it)
+                return fn(filepath=str(path), **opts)
             with bpy.context.temp_override(**override):
-                result = fn(filepath=str(path), **opts)
-    except RuntimeError as exc:
-        msg = " ".join(str(exc).split())
-        raise RetargetError(f"Blender's {p.format} exporter failed: {msg}") from None
+                return fn(filepath=str(path), **opts)
+
+        # Blender's own text (progress, a traceback on failure) stays off the terminal;
+        # a failure is one line (an I/O cause is an OSError that atomic_write words).
+        result = blender_write(f"Blender's {p.format} exporter", target or path, call)
     finally:
         if window is not None and old_scene is not None:
             window.scene = old_scene
     if "FINISHED" not in result or not path.is_file():
-        raise RetargetError(f"Blender's {p.format} exporter did not write {path.name}")
+        raise RetargetError(f"Blender's {p.format} exporter did not write "
+                            f"{(target or path).name}")
 
 
 def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: bool = False,
@@ -403,7 +411,7 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
         world = np.concatenate([Wr[None], world])
         notes.append(f"frame {start - 1} is the rest (bind) pose")
 
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.part{p.suffix}")
+    remove_stale_temps(out.parent)  # ours, of processes that are gone (killed while writing)
     window = bpy.context.window
     win_scene = window.scene if window is not None else None
     try:
@@ -430,8 +438,12 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
             R[:3, :3] = BLENDER_TO_FILE
             arm_c.data.transform([list(r) for r in R.T])
         scene_tmp.frame_set(int(out_frames[0]))
-        _run_exporter(p, tmp, scene_tmp, arm_c, (out_frames[0], out_frames[-1]))
-        os.replace(tmp, out)
+        # A hidden temporary file with the real suffix, then a no-replace commit (or
+        # os.replace with overwrite); nothing is left behind on failure.
+        with _exists_as_retarget_error():
+            out = atomic_write(out, lambda tmp: _run_exporter(
+                p, tmp, scene_tmp, arm_c, (out_frames[0], out_frames[-1]), target=out),
+                replace=overwrite)
     finally:
         if window is not None and win_scene is not None and window.scene != win_scene:
             window.scene = win_scene
@@ -442,12 +454,6 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
                 pass
         if renamed is not None:
             renamed[0].name = renamed[1]
-        for leftover in (tmp,):
-            if leftover.exists():
-                try:
-                    leftover.unlink()
-                except OSError:
-                    pass
     if mesh_obj is not None and any(m.type != 'ARMATURE' for m in mesh_obj.modifiers) and p.mesh:
         notes.append(f"{mesh_obj.name}: modifiers other than Armature were left out of the "
                      "export (they would drop the shape keys)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -124,14 +125,56 @@ def test_manifest_appends_and_survives_a_torn_line(tmp_path):
         m.append("b.mp4", "nonsense")
 
 
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def test_remove_leftovers(tmp_path):
-    keep = tmp_path / "a" / "clip.blend"
-    keep.parent.mkdir()
+    """Only our exact temporaries, of dead writers, named after the clip's outputs, in the
+    folder of a clip whose latest record says a write was in progress."""
+    from pose2pose_mocap.common.files import temp_path_for
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "clip.mp4").write_bytes(b"v")
+    (src / "seq.mp4").write_bytes(b"v")
+    clips = find_clips(src, out)
+    (out / "a").mkdir(parents=True)
+    keep = out / "a" / "clip.blend"
     keep.write_bytes(b"x")
-    junk = [tmp_path / "a" / ".clip.123.part.blend", tmp_path / ".seq.abc.npz.part",
-            tmp_path / "a" / ".clip.godot.9.part.fbx"]
-    for j in junk:
-        j.write_bytes(b"x")
-    (tmp_path / ".batch.lock").write_bytes(b"")
-    assert sorted(remove_leftovers(tmp_path)) == sorted(junk)
-    assert keep.exists() and (tmp_path / ".batch.lock").exists()
+    dead = _dead_pid()
+
+    def ours(target, pid=dead):
+        name = temp_path_for(target).name.replace(f"-{os.getpid()}-", f"-{pid}-")
+        p = target.with_name(name)
+        p.write_bytes(b"x")
+        return p
+
+    junk = [ours(out / "a" / "clip.blend"), ours(out / "a" / "clip.take.npz"),
+            ours(out / "a" / "clip.godot.fbx")]
+    blender_at = Path(str(ours(out / "a" / "clip.person2.blend")) + "@")
+    os.rename(blender_at.with_name(blender_at.name[:-1]), blender_at)
+    junk.append(blender_at)
+    users = [out / "a" / ".clip.123.part.blend", out / "a" / ".notes.part",   # the user's own
+             out / "a" / ".clip.p2p-abcdef-1-0123abcd.part.blend",            # other host
+             ours(out / "a" / "other.blend"),                                   # not the clip's
+             ours(out / "a" / "clip.blend", pid=os.getpid()),                  # writer alive
+             ours(out / "seq.blend")]                      # seq's record says nothing runs
+    for u in users:
+        u.write_bytes(b"x")
+    (out / ".batch.lock").write_bytes(b"")
+    records = [{"clip": "a/clip.mp4", "state": "running", "stage": "retarget"},
+               {"clip": "a/clip.mp4", "state": "queued"},
+               {"clip": "seq.mp4", "state": "done"}]
+    assert sorted(remove_leftovers(out, clips, records)) == sorted(junk)
+    assert all(u.exists() for u in users) and keep.exists()
+    assert (out / ".batch.lock").exists()
+    # Nothing in progress: nothing is removed.
+    records[0]["state"] = "done"
+    assert remove_leftovers(out, clips, records) == []
+    assert remove_leftovers(out) == []
