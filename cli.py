@@ -49,7 +49,7 @@ def _cmd_make_standins(args) -> int:
 
 
 def _cmd_weights_check(args) -> int:
-    from .estimator.checkpoint import file_sha256, identify_checkpoint
+    from .estimator.pose2pose.checkpoint import file_sha256, identify_checkpoint
     from .weights.smplx_file import check_smplx_file
     from .weights.locations import smplx_file_is_standin
 
@@ -86,7 +86,7 @@ def _cmd_weights_check(args) -> int:
 
 
 def _cmd_weights_convert(args) -> int:
-    from .estimator.checkpoint import convert_checkpoint
+    from .estimator.pose2pose.checkpoint import convert_checkpoint
 
     src, dst = Path(args.src).expanduser(), Path(args.dst).expanduser()
     if not src.is_file():

@@ -170,7 +170,7 @@ def _checkpoint_section(flag, runtime: bool) -> tuple[Section, bool, bool]:
         sec.lines.append(Line("checkpoint", f"{found.path} [{found.origin}] — {kind}",
                               WARN if standin else OK))
         return sec, True, standin
-    from .estimator.checkpoint import CheckpointError, identify_checkpoint
+    from .estimator.pose2pose.checkpoint import CheckpointError, identify_checkpoint
 
     try:
         info = identify_checkpoint(found.path)

@@ -14,12 +14,12 @@ _EXPORTS = {
     "Pose2Pose": "pose2pose.network",
     "OUTPUT_KEYS": "pose2pose.network",
     # checkpoints
-    "load_checkpoint": "checkpoint",
-    "convert_checkpoint": "checkpoint",
-    "identify_checkpoint": "checkpoint",
-    "read_state_dict": "checkpoint",
-    "CheckpointInfo": "checkpoint",
-    "KNOWN_SHA256": "checkpoint",
+    "load_checkpoint": "pose2pose.checkpoint",
+    "convert_checkpoint": "pose2pose.checkpoint",
+    "identify_checkpoint": "pose2pose.checkpoint",
+    "read_state_dict": "pose2pose.checkpoint",
+    "CheckpointInfo": "pose2pose.checkpoint",
+    "KNOWN_SHA256": "pose2pose.checkpoint",
     # errors (no torch needed)
     "CheckpointError": "errors",
     "EstimatorError": "errors",

@@ -397,7 +397,7 @@ class EstimateJob:
 
     def _load_model(self) -> None:
         from ..weights.locations import find_checkpoint, find_smplx
-        from .checkpoint import file_sha256, load_checkpoint
+        from .pose2pose.checkpoint import file_sha256, load_checkpoint
 
         ck = find_checkpoint(self.checkpoint_flag)
         if not ck.found:
@@ -411,7 +411,7 @@ class EstimateJob:
         self.model_name = f"{Path(ck.path).name} sha256:{file_sha256(ck.path)}"
         self.model_standin = bool(ck.standin or sm.standin)
         if not self.model_standin:
-            from .checkpoint import identify_checkpoint
+            from .pose2pose.checkpoint import identify_checkpoint
 
             self.model_standin = identify_checkpoint(ck.path).kind == "stand-in"
 

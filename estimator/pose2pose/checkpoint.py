@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def _network_dict(obj, path: Path) -> dict:
 @functools.lru_cache(maxsize=1)
 def expected_shapes() -> dict[str, tuple[int, ...]]:
     """``{key: shape}`` of ``Pose2Pose().state_dict()``, in order (built on the meta device)."""
-    from .pose2pose.network import Pose2Pose
+    from .network import Pose2Pose
 
     with torch.device("meta"):
         net = Pose2Pose()
@@ -293,7 +293,7 @@ def load_checkpoint(path, smplx_model_path=None, device="cpu"):
     in ``model.load_notes``. Raises CheckpointError (a ValueError) with a
     message fit for users when the file is unsafe, damaged or does not fit.
     """
-    from .pose2pose.network import Pose2Pose
+    from .network import Pose2Pose
 
     sd, notes = read_state_dict(path)
     if device == "auto":
@@ -331,7 +331,7 @@ def convert_checkpoint(src, dst, *, overwrite: bool = False) -> Path:
     """
     from safetensors.torch import save_file
 
-    from ..common.files import atomic_write, os_error_in_text, remove_stale_temps
+    from ...common.files import atomic_write, os_error_in_text, remove_stale_temps
 
     src, dst = Path(src), Path(dst)
     if dst.exists() and not overwrite:
@@ -370,7 +370,7 @@ def identify_checkpoint(path) -> CheckpointInfo:
     with the reason. Reading is lazy (mmap), so a 300 MB file takes about
     as long as hashing it.
     """
-    from ..weights.standin_rule import standin_seed_of
+    from ...weights.standin_rule import standin_seed_of
 
     path = Path(path)
     try:

@@ -14,7 +14,7 @@ def standin_net(standin_root, standin_checkpoint):
     """Pose2Pose with stand-in weights and the stand-in SMPL-X layer, eval mode, CPU."""
     import torch
 
-    from pose2pose_mocap.estimator.checkpoint import load_checkpoint
+    from pose2pose_mocap.estimator.pose2pose.checkpoint import load_checkpoint
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     return load_checkpoint(standin_checkpoint, smplx_model_path=standin_root, device="cpu")
