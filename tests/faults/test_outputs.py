@@ -421,3 +421,22 @@ def test_export_and_estimate_writers_remove_our_stale_temps(blend_file, tmp_path
                            take_arrays(T=3))
     assert path == takes / "clip.take.npz" and not any(p.exists() for p in ours)
     assert all(p.exists() for p in users)
+
+
+@pytest.mark.slow
+@pytest.mark.torch
+def test_estimate_onto_a_full_disk(tmp_path, small_disk, standin_root):
+    """The take does not fit: one error line (no "Exception ignored in ZipFile.__del__")."""
+    from ..estimator.media import write_video
+
+    clip = write_video(tmp_path / "clip.avi", 30, "MJPG", size=(160, 120))
+    disk = small_disk("8k")
+    res = run_cli(["estimate", str(clip), "-o", str(disk / "clip.take.npz"), "--smplx",
+                   str(standin_root), "--checkpoint", str(standin_root / "pose2pose"),
+                   "--detector", "none"])
+    assert res.rc == 1, res.stderr
+    assert "Traceback" not in res.stderr and "Exception ignored" not in res.stderr
+    errors = [ln for ln in res.stderr_lines() if "error" in ln.lower()]
+    assert errors == [f"p2p-mocap: error: could not write {disk / 'clip.take.npz'}: the disk is "
+                      "full (No space left on device)"], res.stderr
+    assert snapshot(disk) == {}
