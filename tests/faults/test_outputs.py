@@ -286,7 +286,7 @@ def test_converted_checkpoint_is_never_replaced_by_a_late_commit(tmp_path, monke
     """``weights convert``: a file that appears while converting is kept, and the run says so."""
     import torch
 
-    from pose2pose_mocap.estimator import checkpoint
+    from pose2pose_mocap.estimator.pose2pose import checkpoint
 
     src = tmp_path / "src.pth"
     src.write_bytes(b"x")
@@ -354,7 +354,7 @@ def test_weights_convert_onto_full_and_read_only_disks(tmp_path, small_disk, mon
     import torch
 
     from pose2pose_mocap import cli
-    from pose2pose_mocap.estimator import checkpoint
+    from pose2pose_mocap.estimator.pose2pose import checkpoint
 
     src = tmp_path / "src.pth"
     src.write_bytes(b"x")
