@@ -1,5 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The Pose2Pose (Hand4Whole) whole-body estimator: network, checkpoints, crops.
+"""Estimation: footage in, takes out, through a pose estimator chosen by name.
+
+* generic: sources, detection and tracking, crops (``crop``), the estimator
+  interface (``base``: ``PoseEstimator``, ``CropSpec``, ``PersonResult``), the
+  registry ``--estimator`` chooses from (``registry.ESTIMATORS``), the take's
+  camera and rows (``take_rows``) and the job (``pipeline.EstimateJob``);
+* ``pose2pose/``: the Pose2Pose (Hand4Whole) whole-body estimator (network,
+  checkpoints, its outputs and their take conversion, ``Pose2PoseEstimator``).
 
 Never imports bpy. Names are loaded on first use, so ``import
 pose2pose_mocap.estimator`` is cheap and does not pull in torch; e.g.
@@ -24,6 +31,17 @@ _EXPORTS = {
     "CheckpointError": "errors",
     "EstimatorError": "errors",
     "ModelFileError": "errors",
+    # the estimator interface and registry (numpy only)
+    "PoseEstimator": "base",
+    "CropSpec": "base",
+    "PersonResult": "base",
+    "LoadOptions": "base",
+    "Readiness": "base",
+    "ESTIMATORS": "registry",
+    "EstimatorEntry": "registry",
+    "DEFAULT_ESTIMATOR": "registry",
+    "get_estimator": "registry",
+    "Pose2PoseEstimator": "pose2pose.estimator",
     # crops and the maps back to the image (numpy / cv2 only)
     "sanitize_bbox": "crop",
     "process_bbox": "crop",
@@ -32,10 +50,10 @@ _EXPORTS = {
     "PersonCrop": "crop",
     "apply_affine": "crop",
     "crop_boxes_to_image": "crop",
-    "body_hm_to_crop": "crop",
-    "body_hm_to_image": "crop",
-    "full_image_camera": "crop",
     "PinholeCamera": "crop",
+    "body_hm_to_crop": "pose2pose.outputs",
+    "body_hm_to_image": "pose2pose.outputs",
+    "full_image_camera": "pose2pose.outputs",
     # running
     "InferenceOptions": "pose2pose.inference",
     "prepare_model": "pose2pose.inference",

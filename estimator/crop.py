@@ -1,15 +1,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Person crops for the network and the maps from network outputs back to the image.
+"""Person crops for an estimator and the maps from crop pixels back to the image.
 
-Forward (reference demo, fact sheet 3 and 6):
+Generic: every estimator cuts its crops here, with the numbers of its
+``base.CropSpec`` (input size, box aspect, box enlargement). The defaults are
+the reference crop of Hand4Whole's demo (Pose2Pose's ``crop_spec``):
 ``process_bbox`` (sanitize, aspect 0.75, x1.25) -> ``crop_person`` (affine
 warp of the uint8 image to 512x384, INTER_LINEAR, constant-0 border, then
 float32 in 0..255; the network wants that / 255).
 
-Back: boxes in crop pixels, ``joint_img`` / ``smplx_joint_proj`` in body
-heatmap units, and ``smplx_mesh_cam`` through the full-image pinhole camera
-of the crop. Only numpy here (cv2 is imported when a crop is made);
-torch tensors are accepted where arrays are and come back as numpy.
+Back: ``apply_affine`` / ``crop_boxes_to_image`` map crop pixels to the image;
+``PinholeCamera`` is a camera in image pixels. The maps of one network's own
+output units (Pose2Pose's heatmaps and per-crop camera) are in that
+estimator's package (``pose2pose.outputs``). Only numpy here (cv2 is imported
+when a crop is made); torch tensors are accepted where arrays are and come
+back as numpy.
 """
 from __future__ import annotations
 
@@ -17,7 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pose2pose import constants as C
+# The reference crop (Hand4Whole's demo; Pose2Pose's crop_spec): the defaults below.
+DEFAULT_OUT_SHAPE = (512, 384)  # (H, W) crop pixels
+DEFAULT_BOX_ASPECT = 0.75       # W / H the person box is grown to (= 384 / 512)
+DEFAULT_BOX_SCALE = 1.25        # enlargement of the grown box (context around the person)
 
 
 def _np(x, dtype=np.float64) -> np.ndarray:
@@ -43,26 +50,29 @@ def sanitize_bbox(bbox_xywh, img_width: int, img_height: int) -> np.ndarray | No
     return None
 
 
-def process_bbox(bbox_xywh, img_width: int, img_height: int) -> np.ndarray | None:
+def process_bbox(bbox_xywh, img_width: int, img_height: int, *,
+                 aspect: float = DEFAULT_BOX_ASPECT,
+                 scale: float = DEFAULT_BOX_SCALE) -> np.ndarray | None:
     """The reference person-box processing: the crop box (4,) float32 xywh, or None.
 
-    Sanitize, grow the short side to aspect W/H = 384/512 = 0.75 around the
-    center, then multiply w and h by 1.25 (context around the person).
+    Sanitize, grow the short side to aspect W/H = ``aspect`` (default
+    384/512 = 0.75) around the center, then multiply w and h by ``scale``
+    (default 1.25: context around the person).
     """
     box = sanitize_bbox(bbox_xywh, img_width, img_height)
     if box is None:
         return None
     w, h = box[2], box[3]
     cx, cy = box[0] + w / 2.0, box[1] + h / 2.0
-    if w > C.BODY_ASPECT * h:
-        h = w / C.BODY_ASPECT
-    elif w < C.BODY_ASPECT * h:
-        w = h * C.BODY_ASPECT
-    w, h = w * C.BODY_BOX_SCALE, h * C.BODY_BOX_SCALE
+    if w > aspect * h:
+        h = w / aspect
+    elif w < aspect * h:
+        w = h * aspect
+    w, h = w * scale, h * scale
     return np.array([cx - w / 2.0, cy - h / 2.0, w, h], dtype=np.float32)
 
 
-def crop_affine(bbox_xywh, out_shape=C.INPUT_IMG_SHAPE) -> tuple[np.ndarray, np.ndarray]:
+def crop_affine(bbox_xywh, out_shape=DEFAULT_OUT_SHAPE) -> tuple[np.ndarray, np.ndarray]:
     """(img2crop, crop2img): (2, 3) float32 affine matrices of the crop of a processed box.
 
     Built like the reference (``gen_trans_from_patch_cv`` with scale 1, no
@@ -93,25 +103,30 @@ def crop_affine(bbox_xywh, out_shape=C.INPUT_IMG_SHAPE) -> tuple[np.ndarray, np.
 class PersonCrop:
     """One network input and how it relates to the original image."""
 
-    crop: np.ndarray  # (512, 384, 3) float32 RGB, 0..255 (divide by 255 for the network)
+    crop: np.ndarray  # (H, W, 3) float32 RGB, 0..255 (Pose2Pose: 512x384; it divides by 255)
     bbox: np.ndarray  # (4,) float32 xywh processed box in image pixels
     img2crop: np.ndarray  # (2, 3) float32
     crop2img: np.ndarray  # (2, 3) float32
 
 
 def crop_person(image_rgb: np.ndarray, bbox_xywh, *, processed: bool = False,
-                out_shape=C.INPUT_IMG_SHAPE) -> PersonCrop | None:
+                out_shape=DEFAULT_OUT_SHAPE, aspect: float | None = None,
+                scale: float = DEFAULT_BOX_SCALE) -> PersonCrop | None:
     """The reference demo's crop of one person from an (H, W, 3) RGB image.
 
     bbox_xywh: the detector's box, processed here with ``process_bbox``
-    (pass ``processed=True`` for a box that already is). Returns None when
-    the box does not overlap the image. A uint8 image is warped as uint8
-    and then cast (as the demo does); a float image is warped as float.
+    (``aspect``: default the crop's W / H; ``scale``) (pass ``processed=True``
+    for a box that already is). Returns None when the box does not overlap the
+    image. A uint8 image is warped as uint8 and then cast (as the demo does); a
+    float image is warped as float.
     """
     import cv2
 
     img_h, img_w = image_rgb.shape[:2]
-    bbox = _np(bbox_xywh, np.float32) if processed else process_bbox(bbox_xywh, img_w, img_h)
+    if aspect is None:
+        aspect = out_shape[1] / out_shape[0]
+    bbox = _np(bbox_xywh, np.float32) if processed else \
+        process_bbox(bbox_xywh, img_w, img_h, aspect=aspect, scale=scale)
     if bbox is None:
         return None
     img2crop, crop2img = crop_affine(bbox, out_shape)
@@ -133,21 +148,10 @@ def crop_boxes_to_image(boxes_xyxy, crop2img) -> np.ndarray:
     return apply_affine(corners, crop2img).reshape(b.shape)
 
 
-def body_hm_to_crop(points) -> np.ndarray:
-    """Body-heatmap (x, y[, z]) (..., 2+) -> 384x512 crop pixels (x 64, y 64); z is dropped."""
-    p = _np(points)[..., :2]
-    return p * np.array([C.INPUT_IMG_SHAPE[1] / C.OUTPUT_HM_SHAPE[2],
-                         C.INPUT_IMG_SHAPE[0] / C.OUTPUT_HM_SHAPE[1]])
-
-
-def body_hm_to_image(points, crop2img) -> np.ndarray:
-    """``joint_img`` / ``smplx_joint_proj`` (J, 2+) in body-heatmap units -> image px (J, 2)."""
-    return apply_affine(body_hm_to_crop(points), crop2img)
-
-
 @dataclass
 class PinholeCamera:
-    """Full-image camera under which a crop's ``smplx_mesh_cam`` projects onto the image."""
+    """A pinhole camera in image pixels: the take's one static camera, or (Pose2Pose's
+    ``full_image_camera``) the camera under which a crop's mesh projects onto the image."""
 
     focal: np.ndarray  # (2,) fx, fy in image pixels
     princpt: np.ndarray  # (2,) cx, cy in image pixels
@@ -162,18 +166,3 @@ class PinholeCamera:
         return np.array([[self.focal[0], 0, self.princpt[0]],
                          [0, self.focal[1], self.princpt[1]],
                          [0, 0, 1.0]])
-
-
-def full_image_camera(bbox_xywh) -> PinholeCamera:
-    """The reference demo's original-image camera for a processed box (x, y, w, h).
-
-    The network's virtual camera has focal 5000 and principal point (96, 128)
-    in 192x256 body-input pixels; the crop is the box scaled, so
-    focal = (5000/192 * w, 5000/256 * h), principal point =
-    (96/192 * w + x, 128/256 * h + y).
-    """
-    bx, by, bw, bh = _np(bbox_xywh)
-    body_h, body_w = C.INPUT_BODY_SHAPE
-    focal = np.array([C.FOCAL[0] / body_w * bw, C.FOCAL[1] / body_h * bh])
-    princpt = np.array([C.PRINCPT[0] / body_w * bw + bx, C.PRINCPT[1] / body_h * bh + by])
-    return PinholeCamera(focal, princpt)

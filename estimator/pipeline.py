@@ -26,8 +26,11 @@ Flow per step (one batch):
    the batch also spans people (B frames x P tracks). B is chosen from free
    memory (CUDA ``mem_get_info``; available RAM on CPU) and overridable; on CPU
    it stays small (little throughput gain, and a short lag keeps crops tight).
-4. Outputs become take rows (``take_convert``); rows of frames where a person
-   was not followed stay ``valid=False``.
+4. The estimator (``--estimator``, ``registry.ESTIMATORS``; default Pose2Pose)
+   turns the crops (cut by its ``crop_spec``) into per-person results
+   (``base.PersonResult``) whose rows go into the take
+   (``take_rows.assemble_take``); rows of frames where a person was not
+   followed stay ``valid=False``.
 5. At the end (or after ``cancel()``: a partial take of the frames done) each
    take is written atomically with ``retarget.take.write_take``; existing files
    are never replaced unless ``force``.
@@ -45,9 +48,10 @@ from typing import Iterator
 import numpy as np
 
 from .errors import EstimatorError
+from .registry import DEFAULT_ESTIMATOR, get_estimator
 from .sources import (READ_AHEAD_BYTES, FramePrefetcher, FrameRange, Source, SourceError,
                       open_source, parse_max_pixels)
-from .tracking import Tracker, TrackerConfig, crop_confidence
+from .tracking import Tracker, TrackerConfig
 
 # Measured peak memory per crop of one batched forward (fp32, SMPL-X mesh included),
 # with headroom; used to choose the batch size from free memory.
@@ -83,6 +87,7 @@ class EstimateResult:
     cancelled: bool = False
     main_person: int | None = None
     standin: bool = False
+    estimator: str = ""                                  # the estimator's registry name
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)   # also in notes; the CLI says "warning:"
@@ -262,8 +267,11 @@ class EstimateJob:
         frame), ``"none"``, a weights path, or a callable (list of RGB images ->
         list of lists of ``detector.Detection``) for tests and custom detectors.
     box: ``(x, y, w, h)`` person box in the first frame (instead of a detection).
-    model: an already loaded ``Pose2Pose`` with its SMPL-X layer (skips loading
-        ``checkpoint``/``smplx``); give ``model_name`` and ``model_standin`` too.
+    estimator: the estimator's name in ``registry.ESTIMATORS`` (default
+        ``pose2pose``), or an already loaded ``base.PoseEstimator``.
+    model: an already loaded network of that estimator (Pose2Pose: with its SMPL-X
+        layer), which skips loading ``checkpoint``/``smplx``; give ``model_name``
+        and ``model_standin`` too.
     replace: output files that may be replaced without ``force`` (a batch's own
         earlier outputs).
     max_pixels: pictures larger than this (pixels, or ``"WxH"``) are refused before
@@ -277,8 +285,17 @@ class EstimateJob:
                  min_score: float | None = None, allow_download: bool = False,
                  tracker_config: TrackerConfig | None = None, model=None,
                  model_name: str = "", model_standin: bool = False, prefetch: int | None = None,
-                 precision: str = "fp32", replace=(), max_pixels: int | str | None = None):
+                 precision: str = "fp32", replace=(), max_pixels: int | str | None = None,
+                 estimator=DEFAULT_ESTIMATOR):
         self.inputs = inputs
+        if isinstance(estimator, str) or estimator is None:
+            try:
+                self.estimator_entry = get_estimator(estimator)
+            except EstimatorError as exc:
+                raise EstimateError(str(exc)) from None
+            self.estimator = None
+        else:  # an already loaded PoseEstimator
+            self.estimator_entry, self.estimator = None, estimator
         try:
             self.max_pixels = parse_max_pixels(max_pixels)
         except SourceError as exc:
@@ -368,52 +385,27 @@ class EstimateJob:
     def _load(self) -> None:
         import torch
 
+        from .base import LoadOptions
+        from .crop import PinholeCamera
+        from .take_rows import static_camera
+
         self.device = resolve_device(self.device_choice)
-        if self.model is None:
-            self._load_model()
-        else:
-            self.model.eval()
-            try:
-                self.device = str(next(self.model.parameters()).device)
-            except StopIteration:
-                pass
-        if getattr(self.model, "smplx_layer", None) is None:
-            raise EstimateError("the network needs its SMPL-X layer (load it with smplx_model_path)")
+        if self.estimator is None:
+            self.estimator = self.estimator_entry.load(LoadOptions(
+                device=self.device, precision=self.precision, checkpoint=self.checkpoint_flag,
+                smplx=self.smplx_flag, network=self.model, network_name=self.model_name,
+                network_standin=self.model_standin))
+        est = self.estimator
+        self.device = str(est.device)
+        # (kept for callers that reuse a loaded network, e.g. batch's per-process cache)
+        self.model = getattr(est, "network", self.model)
+        self.model_name, self.model_standin = est.model_name, bool(est.standin)
         self._load_detector()
-        layer = self.model.smplx_layer
-        from .pose2pose.take_convert import PelvisModel, static_camera
-
-        self.pelvis = PelvisModel.from_layer(layer)
-        self.hands_mean = (layer.left_hand_mean.detach().cpu().numpy().reshape(45),
-                           layer.right_hand_mean.detach().cpu().numpy().reshape(45))
-        self.focal, self.princpt = static_camera(self.source.image_size, self.fov)
+        self.camera = PinholeCamera(*static_camera(self.source.image_size, self.fov))
+        self.focal, self.princpt = self.camera.focal, self.camera.princpt
         self.batch = int(self.batch_choice or auto_batch_size(self.device))
-        from .pose2pose.inference import InferenceOptions, prepare_model
-
-        self.options = InferenceOptions(device=self.device, precision=self.precision)
-        prepare_model(self.model, self.options)
         if torch.device(self.device).type == "cpu" and torch.get_num_threads() > os.cpu_count():
             torch.set_num_threads(os.cpu_count())
-
-    def _load_model(self) -> None:
-        from ..weights.locations import find_checkpoint, find_smplx
-        from .pose2pose.checkpoint import file_sha256, load_checkpoint
-
-        ck = find_checkpoint(self.checkpoint_flag)
-        if not ck.found:
-            raise EstimateError(ck.problem or "no Pose2Pose checkpoint found; "
-                                f"put it at {ck.install_to} (run p2p-mocap doctor)")
-        sm = find_smplx(self.smplx_flag, "neutral")
-        if not sm.found:
-            raise EstimateError(sm.problem or "no SMPL-X model found; "
-                                f"put SMPLX_NEUTRAL.npz at {sm.install_to} (run p2p-mocap doctor)")
-        self.model = load_checkpoint(ck.path, smplx_model_path=sm.path, device=self.device)
-        self.model_name = f"{Path(ck.path).name} sha256:{file_sha256(ck.path)}"
-        self.model_standin = bool(ck.standin or sm.standin)
-        if not self.model_standin:
-            from .pose2pose.checkpoint import identify_checkpoint
-
-            self.model_standin = identify_checkpoint(ck.path).kind == "stand-in"
 
     def _load_detector(self) -> None:
         from .detector import (DEFAULT_SCORE_THRESHOLD, DetectorError, download_detector,
@@ -452,6 +444,7 @@ class EstimateJob:
         yield Progress("loading", 0, total, message="loading the network")
         self._load()
         self.result.standin = bool(self.model_standin or self.detector_standin)
+        self.result.estimator = str(self.estimator.name)
         mode = "one" if self.person == "auto" else "all"
         self.tracker = Tracker(self.source.image_size, self.tracker_config, mode=mode)
         self.rows: dict[int, dict[int, dict]] = {}
@@ -505,8 +498,7 @@ class EstimateJob:
         yield Progress("cancelled" if cancelled else "done", done, total)
 
     def _batches(self, prefetch: FramePrefetcher) -> Iterator[int]:
-        from .crop import crop_person
-
+        spec = self.estimator.crop_spec
         seq = 0
         while not self._cancel.is_set():
             people = max(1, len(self.tracker.active))
@@ -535,7 +527,7 @@ class EstimateJob:
                 if (k == 0 or not self.tracker.active) and self.tracker.needs_detection(s):
                     self._find_people(fr, s)
                 for tid, box in self.tracker.crop_boxes(s).items():
-                    pc = crop_person(fr.image, box)
+                    pc = spec.cut(fr.image, box)
                     if pc is not None:
                         items.append((s, tid, box, pc))
             for i in range(0, len(items), self.batch):
@@ -559,14 +551,10 @@ class EstimateJob:
         self.tracker.update_detections(seq, [d.xywh for d in dets])
 
     def _infer_and_track(self, items) -> None:
-        from .pose2pose.inference import crops_to_tensor, run_batch
-        from .pose2pose.take_convert import rows_from_outputs
-
         if not items:
             return
         try:
-            out = run_batch(self.model, crops_to_tensor([it[3].crop for it in items]),
-                            self.options)
+            results = self.estimator.infer([it[3] for it in items], self.camera)
         except RuntimeError as exc:  # CUDA out of memory: halve the batch and retry
             if "out of memory" not in str(exc).lower() or len(items) == 1:
                 raise
@@ -580,20 +568,10 @@ class EstimateJob:
             for i in range(0, len(items), self.batch):
                 self._infer_and_track(items[i:i + self.batch])
             return
-        keep = ("joint_img", "smplx_joint_proj", "smplx_root_pose", "smplx_body_pose",
-                "smplx_lhand_pose", "smplx_rhand_pose", "smplx_jaw_pose", "smplx_shape",
-                "smplx_expr", "cam_trans", "lhand_bbox", "rhand_bbox", "face_bbox")
-        out = {k: out[k].numpy() for k in keep}
-        conf = np.array([crop_confidence(out["joint_img"][i], out["smplx_joint_proj"][i])
-                         for i in range(len(items))])
-        bbox = np.stack([it[3].bbox for it in items]).astype(np.float64)
-        crop2img = np.stack([it[3].crop2img for it in items]).astype(np.float64)
-        rows = rows_from_outputs(out, bbox, crop2img, self.pelvis, self.hands_mean,
-                                 self.focal, self.princpt, conf)
-        for i, (s, tid, box, _pc) in enumerate(items):
+        for (s, tid, box, _pc), r in zip(items, results):
             # (the track was followed when this crop was made; ending later keeps it)
-            self.rows.setdefault(tid, {})[s] = {k: v[i] for k, v in rows.items()}
-            self.tracker.update_output(tid, s, rows["joints_2d"][i, :25, :2], float(conf[i]),
+            self.rows.setdefault(tid, {})[s] = r.take_row()
+            self.tracker.update_output(tid, s, r.tracking_points(), float(r.confidence),
                                        crop_box=box)
 
     # -- writing ---------------------------------------------------------------------------------
@@ -619,7 +597,7 @@ class EstimateJob:
         return [self.person]
 
     def _write(self, cancelled: bool) -> None:
-        from .pose2pose.take_convert import assemble_take
+        from .take_rows import assemble_take
 
         ids = self._chosen_ids()
         T = len(self.frame_index)

@@ -5,13 +5,14 @@ How a person is followed through a clip:
 
 * A **detection** (or the whole frame / a user box when there is no detector)
   starts a track with a person box.
-* On the next frames the person box comes from the network's own body joints of
-  the previous frame, mapped to image pixels (``box_from_joints``), moved by
-  the track's velocity when the previous output is a few frames old (batched
+* On the next frames the person box comes from the estimator's own body joints
+  of the previous frame, in image pixels (``box_from_joints``), moved by the
+  track's velocity when the previous output is a few frames old (batched
   inference, see ``pipeline``).
-* Each output gets a **confidence** (``crop_confidence``): the body joints must
-  spread over the crop like a person does, and the 2D joints of the position
-  head must agree with the projection of the SMPL-X mesh. When a track's
+* Each output comes with a **confidence** in [0, 1] from the estimator
+  (``base.PersonResult.confidence``; Pose2Pose's is ``pose2pose.outputs.
+  crop_confidence``: the body joints must spread over the crop like a person
+  does, and agree with the projection of the SMPL-X mesh). When a track's
   confidence drops below ``redetect_below``, or every ``detect_every`` frames,
   the detector runs again. Below ``follow_above`` the box is not moved by the
   (unreliable) joints; a track that stays unreliable for ``max_lost`` frames
@@ -25,7 +26,7 @@ How a person is followed through a clip:
   box (``prominence``).
 
 Everything here works on plain arrays so it can be tested with synthetic
-sequences.
+sequences; nothing depends on which estimator made the joints.
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Body joints in the order of joint_img (25; see joints.BODY_POSITIONAL_JOINTS).
+# At most this many body joints are used per output (the estimator's tracking points;
+# Pose2Pose: the 25 body joints of joint_img, see pose2pose.joints.BODY_POSITIONAL_JOINTS).
 NUM_BODY = 25
 
 
@@ -71,35 +73,6 @@ def box_from_joints(joints: np.ndarray) -> np.ndarray:
     x1, x2 = x1 - 0.08 * s, x2 + 0.08 * s
     y1, y2 = y1 - 0.10 * s, y2 + 0.04 * s
     return np.array([x1, y1, x2 - x1, y2 - y1])
-
-
-def crop_confidence(joint_img: np.ndarray, joint_proj: np.ndarray | None = None) -> float:
-    """How much one output looks like a person was in the crop, in [0, 1].
-
-    joint_img (65, 3) and joint_proj (137, 2) in body-heatmap units (8x6 grid).
-
-    * spread: a person fills the crop (the person box is 1/1.25 of it), so the
-      body joints span most of its height or width; with no person the
-      soft-argmax of flat heatmaps puts every joint near the centre. Spread 0.15
-      of the crop or less gives 0, 0.5 or more gives 1.
-    * agreement: median distance, in heatmap cells (1/8 of the crop height),
-      between the position head's body joints and the projected SMPL-X joints;
-      exp(-(d/0.6)^2): 0.3 cells -> 0.78, 1 cell -> 0.06.
-
-    These are heuristics; the thresholds that use them are parameters.
-    """
-    j = np.asarray(joint_img, dtype=np.float64)[:NUM_BODY]
-    if not np.isfinite(j).all():
-        return 0.0
-    span = max((j[:, 0].max() - j[:, 0].min()) / 6.0, (j[:, 1].max() - j[:, 1].min()) / 8.0)
-    spread = float(np.clip((span - 0.15) / 0.35, 0.0, 1.0))
-    if joint_proj is None:
-        return spread
-    p = np.asarray(joint_proj, dtype=np.float64)[:NUM_BODY, :2]
-    if not np.isfinite(p).all():
-        return 0.0
-    d = float(np.median(np.linalg.norm(j[:, :2] - p, axis=1)))
-    return spread * float(np.exp(-(d / 0.6) ** 2))
 
 
 def prominence(box: np.ndarray, image_size) -> float:

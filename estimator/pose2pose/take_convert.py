@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Network outputs (per crop) -> take rows (``p2p-take/1``), numpy only.
+"""Pose2Pose outputs (per crop) -> take rows (``p2p-take/1``), numpy only.
 
 Two conversions matter:
 
@@ -28,43 +28,17 @@ the reference draws the mesh, exactly at the pelvis; the body is not rotated
 towards the crop's off-centre viewing ray (neither does the reference), so
 points away from the pelvis can differ slightly near the image border.
 
-The static focal comes from a field of view (``--fov``, horizontal, degrees).
-Default: 60 degrees across the image's longer side - a phone's main camera
-records about 65-70 degrees across the long side (26 mm equivalent), less with
-video stabilisation; webcams are 60-70; so 60 errs to the long-lens side.
-Only depth scales with the focal (x and y do not): a wrong FOV makes the
-distance to the camera and forward/backward motion proportionally too large
-or small, never the sideways motion.
+The static camera itself (``static_camera``: from the image size and ``--fov``)
+and the assembly of rows into a take (``assemble_take``) are generic, in
+``estimator.take_rows``.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from ..take_rows import (DEFAULT_FOV_DEG, FLOAT, ROW_SHAPES, assemble_take,  # noqa: F401
+                         project, static_camera)
 from . import constants as C
-
-DEFAULT_FOV_DEG = 60.0
-FLOAT = np.float32
-
-
-def static_camera(image_size, fov_deg: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(focal (2,), princpt (2,)) in pixels of the take's one camera for an image (W, H).
-
-    ``fov_deg``: horizontal field of view; None = 60 degrees across the longer side.
-    The principal point is the image centre in OpenCV pixel coordinates (pixel
-    centres at integers): ((W - 1) / 2, (H - 1) / 2).
-    """
-    W, H = float(image_size[0]), float(image_size[1])
-    if fov_deg is None:
-        half, side = math.radians(DEFAULT_FOV_DEG) / 2, max(W, H)
-    else:
-        if not 1.0 <= float(fov_deg) <= 179.0:
-            raise ValueError(f"--fov {fov_deg}: the field of view must be between 1 and 179 "
-                             "degrees")
-        half, side = math.radians(float(fov_deg)) / 2, W
-    f = side / 2 / math.tan(half)
-    return np.array([f, f]), np.array([(W - 1) / 2, (H - 1) / 2])
 
 
 def crop_camera(bbox_xywh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,12 +98,6 @@ def static_translation(pelvis, cam_trans, bbox_xywh, focal, princpt) -> np.ndarr
     return np.concatenate([xy, (depth_s - P[:, 2])[:, None]], axis=1)
 
 
-def project(points, focal, princpt) -> np.ndarray:
-    """Pinhole projection (..., 3) -> (..., 2) pixels."""
-    p = np.asarray(points, np.float64)
-    return p[..., :2] / p[..., 2:3] * np.asarray(focal) + np.asarray(princpt)
-
-
 def _affine(points, crop2img) -> np.ndarray:
     """Points (N, K, 2) through per-item affines (N, 2, 3)."""
     a = np.asarray(crop2img, np.float64)
@@ -173,39 +141,3 @@ def rows_from_outputs(out: dict, bbox_xywh, crop2img, pelvis_model: PelvisModel,
         "score": np.asarray(scores, np.float64).reshape(n),
     }
     return {k: np.asarray(v, FLOAT) for k, v in rows.items()}
-
-
-ROW_SHAPES = {
-    "global_orient": (3,), "body_pose": (63,), "left_hand_pose": (45,), "right_hand_pose": (45,),
-    "jaw_pose": (3,), "leye_pose": (3,), "reye_pose": (3,), "betas": (10,), "expression": (10,),
-    "transl": (3,), "cam_trans": (3,), "bbox_xywh": (4,), "lhand_bbox": (4,), "rhand_bbox": (4,),
-    "face_bbox": (4,), "joints_2d": (65, 3), "score": (),
-}
-
-
-def assemble_take(rows_by_seq: dict[int, dict], frame_index, *, fps: float, person_id: int,
-                  image_size, source: str, model: str, standin: bool, focal, princpt,
-                  gender: str = "neutral") -> dict:
-    """The arrays of one take: ``rows_by_seq`` maps a row number (0..T-1) to its row.
-
-    Rows without an entry are invalid (zeros, ``valid=False``).
-    """
-    T = len(frame_index)
-    arrays: dict = {k: np.zeros((T,) + s, FLOAT) for k, s in ROW_SHAPES.items()}
-    valid = np.zeros(T, bool)
-    for seq, row in rows_by_seq.items():
-        if 0 <= seq < T:
-            valid[seq] = True
-            for k in ROW_SHAPES:
-                arrays[k][seq] = row[k]
-    arrays.update({
-        "format": "p2p-take/1", "fps": float(fps),
-        "frame_index": np.asarray(frame_index, np.int64), "valid": valid,
-        "person_id": int(person_id),
-        "image_size": np.asarray(image_size, np.int64).reshape(2),
-        "source": str(source), "model": str(model), "standin": bool(standin),
-        "gender": str(gender),
-        "focal": np.asarray(focal, np.float64).reshape(2),
-        "princpt": np.asarray(princpt, np.float64).reshape(2),
-    })
-    return arrays

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from pose2pose_mocap.estimator.crop import crop_person, full_image_camera
+from pose2pose_mocap.estimator.crop import crop_person
+from pose2pose_mocap.estimator.pose2pose.outputs import crop_confidence, full_image_camera
 from pose2pose_mocap.estimator.pose2pose.take_convert import (
     PelvisModel, crop_camera, project, rows_from_outputs, static_camera, static_translation)
-from pose2pose_mocap.estimator.tracking import crop_confidence
 
 
 def test_static_camera_default_and_fov():

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from pose2pose_mocap.estimator.crop import process_bbox
+from pose2pose_mocap.estimator.pose2pose.outputs import crop_confidence
 from pose2pose_mocap.estimator.tracking import (Tracker, TrackerConfig, box_from_joints,
-                                                crop_confidence, inside_fraction, iou_xywh,
-                                                prominence)
+                                                inside_fraction, iou_xywh, prominence)
 
 IMG = (640, 480)
 
