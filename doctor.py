@@ -208,12 +208,29 @@ def _detector_section(flag) -> Section:
     return sec
 
 
+def _estimators_section(smplx, checkpoint, known: dict) -> Section:
+    """One line per registered estimator (``--estimator NAME``): ready, with stand-ins, or
+    what is missing. ``known``: the files checked by content above, by kind."""
+    from .estimator.registry import DEFAULT_ESTIMATOR, ESTIMATORS
+
+    sec = Section("Estimators (--estimator NAME)")
+    for name, entry in ESTIMATORS.items():
+        r = entry.check(smplx=smplx, checkpoint=checkpoint, known=known)
+        label = f"{name} (default)" if name == DEFAULT_ESTIMATOR else name
+        # (not ready: WARN; the files it misses are marked FAIL in their own sections)
+        status = (WARN if r.standin else OK) if r.ready else WARN
+        sec.lines.append(Line(label, r.detail, status, [entry.description]))
+    return sec
+
+
 def run_checks(smplx=None, checkpoint=None, detector=None, runtime: bool = True) -> Report:
     """Check everything the main job needs. ``runtime=False`` skips torch & co."""
     runtime_sec = _python_section(runtime)
     smplx_sec, smplx_ok, smplx_standin = _smplx_section(smplx)
     ckpt_sec, ckpt_ok, ckpt_standin = _checkpoint_section(checkpoint, runtime)
-    sections = [runtime_sec, smplx_sec, ckpt_sec, _detector_section(detector)]
+    est_sec = _estimators_section(smplx, checkpoint, {"smplx": (smplx_ok, smplx_standin),
+                                                      "checkpoint": (ckpt_ok, ckpt_standin)})
+    sections = [runtime_sec, smplx_sec, ckpt_sec, _detector_section(detector), est_sec]
     runtime_ok = all(ln.status != FAIL for ln in runtime_sec.lines)
     return Report(sections, ready=runtime_ok and smplx_ok and ckpt_ok,
                   standins=smplx_standin or ckpt_standin)

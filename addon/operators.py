@@ -151,6 +151,7 @@ def estimate_request(context, props) -> dict:
         "output": str(take_folder(props)) + os.sep,
         "frames": f"{props.frame_start}:{end}:{props.frame_step}",
         "person": person,
+        "estimator": props.estimator,
         "device": device,
         "fov": math.degrees(props.fov) if props.use_fov else None,
         "smplx": flags["smplx"],

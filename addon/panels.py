@@ -80,6 +80,7 @@ class P2P_PT_source(_MocapPanel, bpy.types.Panel):
         layout.prop(props, "person_mode")
         if props.person_mode == 'NUMBER':
             layout.prop(props, "person_number")
+        layout.prop(props, "estimator")
         layout.prop(props, "device")
         row = layout.row(heading="Field of View")
         row.prop(props, "use_fov", text="")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from ..estimator.registry import DEFAULT_ESTIMATOR, ESTIMATORS
 from ..retarget.export_presets import PRESETS, ROOT_MODES
 
 SOURCE_ITEMS = (
@@ -27,6 +28,9 @@ DEVICE_ITEMS = (
     ('cpu', "CPU", "The processor (about 3.5 frames/s on 2 cores)", 2),
     ('cuda', "CUDA GPU", "An NVIDIA GPU through PyTorch", 3),
 )
+# The estimators the worker knows (estimator.registry; the worker checks the name again).
+ESTIMATOR_ITEMS = [(name, e.label, e.description[:200], i)
+                   for i, (name, e) in enumerate(ESTIMATORS.items())]
 METHOD_ITEMS = (
     ('butterworth', "Butterworth", "Order 2, forwards and backwards (zero phase); the default", 0),
     ('savgol', "Savitzky–Golay", "Polynomial fit in a sliding window", 1),
@@ -84,6 +88,9 @@ class P2P_MocapSettings(bpy.types.PropertyGroup):
     person_number: bpy.props.IntProperty(
         name="Number", default=1, min=1,
         description="The person's number (from 1, left to right where first seen)")
+    estimator: bpy.props.EnumProperty(
+        name="Estimator", items=ESTIMATOR_ITEMS, default=DEFAULT_ESTIMATOR,
+        description="The pose estimator that turns the footage into a take")
     device: bpy.props.EnumProperty(
         name="Device", items=DEVICE_ITEMS, default='PREFS',
         description="Where the network runs")

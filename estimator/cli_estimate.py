@@ -58,6 +58,12 @@ def add_estimate_arguments(parser: argparse.ArgumentParser, *, io: bool = True
     parser.add_argument("--box", metavar="X,Y,W,H",
                         help="the person's box in the first frame, in pixels (instead of a "
                              "detection)")
+    from .registry import DEFAULT_ESTIMATOR, ESTIMATORS
+
+    known = "; ".join(f"{e.name} = {e.description}" for e in ESTIMATORS.values())
+    parser.add_argument("--estimator", default=DEFAULT_ESTIMATOR, choices=tuple(ESTIMATORS),
+                        help=f"the pose estimator: {known} (default {DEFAULT_ESTIMATOR}; "
+                             "p2p-mocap doctor says which are ready)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where the network runs (default: cuda when available)")
     parser.add_argument("--batch", type=int, metavar="N",
@@ -188,6 +194,7 @@ def run_estimate(args) -> int:
             smplx=args.smplx, checkpoint=args.checkpoint, fov=args.fov, fps=args.fps,
             force=args.force, detect_every=args.detect_every, min_score=args.min_score,
             allow_download=args.download_detector, precision=args.precision,
+            estimator=getattr(args, "estimator", None),
             max_pixels=getattr(args, "max_pixels", None))
         last = None
         with _StopSignals(job, err) as stop:

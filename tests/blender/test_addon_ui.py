@@ -156,6 +156,23 @@ def test_estimate_request_from_the_sidebar(addon, tmp_path):
     assert req["frames"] == "10::2" and req["person"] == "auto" and req["fov"] is None
 
 
+def test_estimator_choice_from_the_registry(addon, tmp_path):
+    """The Estimate panel offers the registered estimators; the request names the choice."""
+    import bpy
+    from importlib import import_module
+
+    registry = import_module(MODULE + ".estimator.registry")
+    ops = import_module(MODULE + ".addon.operators")
+    props = bpy.context.scene.p2p_mocap
+    items = props.bl_rna.properties["estimator"].enum_items
+    assert [i.identifier for i in items] == list(registry.ESTIMATORS)
+    assert props.estimator == registry.DEFAULT_ESTIMATOR == "pose2pose"
+    props.source_type = 'MOVIE'
+    props.movie_path = "/footage/clip.mp4"
+    props.output_dir = str(tmp_path)
+    assert ops.estimate_request(bpy.context, props)["estimator"] == "pose2pose"
+
+
 def test_estimate_without_runtime_says_so(addon, monkeypatch):
     import bpy
 
