@@ -175,6 +175,11 @@ def settings_from_args(args) -> Settings:
                     detect_every=g("detect_every"), min_score=g("min_score"),
                     allow_download=bool(g("download_detector", False)),
                     precision=g("precision", "fp32"), max_pixels=g("max_pixels"))
+    from ..estimator.registry import DEFAULT_ESTIMATOR
+
+    if g("estimator") not in (None, "", DEFAULT_ESTIMATOR):
+        # (only another estimator is recorded: earlier manifests' hashes stay valid)
+        estimate["estimator"] = g("estimator")
     convert = dict(smoothing={"method": g("smooth", "butterworth"),
                               **{f"{r}_hz": (g(f"smooth_{r}") or None) for r in REGIONS}},
                    pose_correctives=g("pose_correctives", True), shape_keys=g("shape_keys", True),

@@ -87,7 +87,7 @@ def _estimate(spec: dict) -> dict:
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
     opts = dict(spec["estimate"])
-    key = (opts.get("checkpoint"), opts.get("smplx"), opts.get("device"),
+    key = (opts.get("estimator"), opts.get("checkpoint"), opts.get("smplx"), opts.get("device"),
            opts.get("precision"), str(opts.get("detector")), opts.get("min_score"))
     cached = _CACHE.get(key)
     if cached:

@@ -255,3 +255,17 @@ def test_doctor_lists_the_estimators(tmp_path, standin_root):
     # the quick check agrees with the doctor's content checks
     r = ESTIMATORS["pose2pose"].check(smplx=standin_root, checkpoint=standin_root)
     assert r.ready and r.standin
+
+
+def test_batch_passes_the_estimator_on():
+    """``batch --estimator``: another estimator reaches EstimateJob (and the per-process
+    network cache); the default is not recorded, so earlier manifests' hashes stay valid."""
+    import argparse
+
+    from pose2pose_mocap.batch.jobs import settings_from_args
+
+    default = settings_from_args(argparse.Namespace(estimator="pose2pose"))
+    assert "estimator" not in default.estimate
+    assert default.hashes == settings_from_args(argparse.Namespace()).hashes
+    other = settings_from_args(argparse.Namespace(estimator="other"))
+    assert other.estimate["estimator"] == "other" and other.hashes != default.hashes
