@@ -33,7 +33,7 @@ and ``standin`` False (the motion is real, only the body that shows it is the
 stand-in). Its raw-output arrays are ground truth too: ``bbox_xywh`` is the
 person's silhouette box, ``lhand_bbox``/``rhand_bbox``/``face_bbox``
 (x1, y1, x2, y2) the boxes of the projected hand and head vertices,
-``joints_2d`` the 65 positional joints of the network (``estimator.joints``
+``joints_2d`` the 65 positional joints of the network (``estimator.pose2pose.joints``
 order) projected, confidence 1, ``score`` 1, and ``cam_trans`` the pelvis
 position in the camera (the network's own ``cam_trans`` lives in a per-crop
 camera and has no ground-truth equivalent).
@@ -503,8 +503,10 @@ def render_frame(verts_cam, faces, albedo, room_img, focal, princpt, ss=SUPERSAM
 
 # ----------------------------------------------------------------------------- ground truth
 def positional_joints_2d(out, focal, princpt):
-    """The network's 65 positional joints (``estimator.joints`` order), projected: (T, 65, 3)."""
-    # indices into smplx's 55 kinematic + 21 vertex joints (estimator.joints.SMPLX_JOINT_IDX_137)
+    """The network's 65 positional joints (``estimator.pose2pose.joints`` order), projected:
+    (T, 65, 3)."""
+    # indices into smplx's 55 kinematic + 21 vertex joints
+    # (estimator.pose2pose.joints.SMPLX_JOINT_IDX_137)
     idx = (0, 1, 2, 4, 5, 7, 8, 12, 16, 17, 18, 19, 20, 21, 60, 61, 62, 63, 64, 65, 59, 58, 57,
            56, 55,
            37, 38, 39, 66, 25, 26, 27, 67, 28, 29, 30, 68, 34, 35, 36, 69, 31, 32, 33, 70,
