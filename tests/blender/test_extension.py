@@ -68,7 +68,9 @@ def test_built_zip_validates_and_holds_package_only(built_zip):
     assert r.returncode == 0, r.stdout + r.stderr
     names = zipfile.ZipFile(built_zip).namelist()
     for must in ("blender_manifest.toml", "__init__.py", "addon/__init__.py",
-                 "addon/preferences.py", "estimator/__init__.py", "retarget/__init__.py",
+                 "addon/preferences.py", "estimator/__init__.py", "estimator/registry.py",
+                 "estimator/base.py", "estimator/pose2pose/__init__.py",
+                 "estimator/pose2pose/estimator.py", "retarget/__init__.py",
                  "weights/locations.py", "weights/pose2pose_keys.json", "doctor.py", "cli.py"):
         assert must in names, must
     for n in names:
