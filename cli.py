@@ -171,8 +171,19 @@ def _cmd_convert(args) -> int:
     return EXIT_OK
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are ONE line, ``p2p-mocap CMD: error: ...``,
+    and exit code 2 (sub-commands inherit it: argparse builds them with this class)."""
+
+    def error(self, message):  # noqa: D401 - argparse's hook
+        text = " ".join(str(message).split())
+        if len(text) > 2000:
+            text = text[:2000] + " ..."
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {text}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="p2p-mocap",
         description="Markerless whole-body SMPL-X motion capture (Pose2Pose / Hand4Whole).")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")

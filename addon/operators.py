@@ -139,21 +139,27 @@ def take_folder(props) -> Path:
 
 
 def estimate_request(context, props) -> dict:
+    """The worker's ``estimate`` request from the sidebar; every number checked by the
+    validators the CLI and the worker use (``common.options``). Raises ValueError."""
+    from ..common import options as opt
     from .paths import model_flags
 
     prefs = get_prefs(context)
     flags = model_flags(context)
     device = props.device if props.device != 'PREFS' else (prefs.device if prefs else "auto")
     person = {"AUTO": "auto", "ALL": "all"}.get(props.person_mode, str(props.person_number))
+    person = opt.check_person(person, "Person")
     end = str(props.frame_end) if props.frame_end > 0 else ""
+    frames = opt.check_frames(f"{props.frame_start}:{end}:{props.frame_step}", "Frames")
+    fov = opt.FOV.check(math.degrees(props.fov), "Field of View") if props.use_fov else None
     return {
         "inputs": source_inputs(context, props),
         "output": str(take_folder(props)) + os.sep,
-        "frames": f"{props.frame_start}:{end}:{props.frame_step}",
+        "frames": frames,
         "person": person,
         "estimator": props.estimator,
         "device": device,
-        "fov": math.degrees(props.fov) if props.use_fov else None,
+        "fov": fov,
         "smplx": flags["smplx"],
         "checkpoint": flags["checkpoint"],
         "detector": flags["detector"] or "auto",

@@ -2,10 +2,16 @@
 """The sidebar's settings, stored per scene (``scene.p2p_mocap``)."""
 from __future__ import annotations
 
+import math
+
 import bpy
 
+from ..common import options as opt
 from ..estimator.registry import DEFAULT_ESTIMATOR, ESTIMATORS
 from ..retarget.export_presets import PRESETS, ROOT_MODES
+
+# Ranges: the same as the CLI's options and the worker's requests (common.options).
+_FRAME_MAX = opt.MAX_FRAME_NUMBER  # (also IntProperty's own maximum)
 
 SOURCE_ITEMS = (
     ('MOVIE', "Movie File", "A video file (mp4, mov, mkv, avi, webm, …)", 'FILE_MOVIE', 0),
@@ -75,18 +81,18 @@ class P2P_MocapSettings(bpy.types.PropertyGroup):
         name="Clip", type=bpy.types.MovieClip,
         description="The Movie Clip to estimate (its file: a movie or an image sequence)")
     frame_start: bpy.props.IntProperty(
-        name="Start", default=0, min=0,
+        name="Start", default=0, min=0, max=_FRAME_MAX,
         description="First footage frame to estimate, counted from 0")
     frame_end: bpy.props.IntProperty(
-        name="End", default=0, min=0,
+        name="End", default=0, min=0, max=_FRAME_MAX,
         description="Footage frame to stop before (excluded); 0 = to the end")
     frame_step: bpy.props.IntProperty(
-        name="Stride", default=1, min=1, soft_max=10,
+        name="Stride", default=1, min=1, max=_FRAME_MAX, soft_max=10,
         description="Estimate every N-th frame (the take's frame rate is divided by N)")
     person_mode: bpy.props.EnumProperty(
         name="Person", items=PERSON_ITEMS, default='AUTO', description="Whom to estimate")
     person_number: bpy.props.IntProperty(
-        name="Number", default=1, min=1,
+        name="Number", default=1, min=int(opt.PERSON.low), max=int(opt.PERSON.high),
         description="The person's number (from 1, left to right where first seen)")
     estimator: bpy.props.EnumProperty(
         name="Estimator", items=ESTIMATOR_ITEMS, default=DEFAULT_ESTIMATOR,
@@ -99,7 +105,8 @@ class P2P_MocapSettings(bpy.types.PropertyGroup):
         description="Set the camera's horizontal field of view (else 60° across the longer "
                     "image side, typical of phones and webcams)")
     fov: bpy.props.FloatProperty(
-        name="Field of View", default=1.0472, min=0.0175, max=3.124, subtype='ANGLE',
+        name="Field of View", default=1.0472, min=math.radians(opt.FOV.low),
+        max=math.radians(opt.FOV.high), subtype='ANGLE',
         description="Horizontal field of view of the camera that filmed the footage; only "
                     "the distance to the camera depends on it")
     output_dir: bpy.props.StringProperty(
@@ -118,16 +125,20 @@ class P2P_MocapSettings(bpy.types.PropertyGroup):
         name="Filter", items=METHOD_ITEMS, default='butterworth', update=_smoothing_changed,
         description="Zero-phase smoothing filter applied to the estimated motion")
     smooth_root: bpy.props.FloatProperty(
-        name="Root", default=4.0, min=0.0, soft_max=15.0, unit='NONE', update=_smoothing_changed,
+        name="Root", default=4.0, min=0.0, max=opt.CUTOFF_HZ.high, soft_max=15.0, unit='NONE',
+        update=_smoothing_changed,
         description="Cutoff in Hz for the root position (0 = raw)")
     smooth_body: bpy.props.FloatProperty(
-        name="Body", default=6.0, min=0.0, soft_max=15.0, update=_smoothing_changed,
+        name="Body", default=6.0, min=0.0, max=opt.CUTOFF_HZ.high, soft_max=15.0,
+        update=_smoothing_changed,
         description="Cutoff in Hz for the body rotations (0 = raw)")
     smooth_hands: bpy.props.FloatProperty(
-        name="Hands", default=4.0, min=0.0, soft_max=15.0, update=_smoothing_changed,
+        name="Hands", default=4.0, min=0.0, max=opt.CUTOFF_HZ.high, soft_max=15.0,
+        update=_smoothing_changed,
         description="Cutoff in Hz for the fingers (0 = raw)")
     smooth_face: bpy.props.FloatProperty(
-        name="Face", default=4.0, min=0.0, soft_max=15.0, update=_smoothing_changed,
+        name="Face", default=4.0, min=0.0, max=opt.CUTOFF_HZ.high, soft_max=15.0,
+        update=_smoothing_changed,
         description="Cutoff in Hz for jaw, eyes and expression (0 = raw)")
     smoothing_message: bpy.props.StringProperty(
         name="Smoothing Result", options={'SKIP_SAVE'},

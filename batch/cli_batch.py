@@ -28,6 +28,7 @@ EXIT_OK, EXIT_FAIL = 0, 1
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from ..common import options as opt
     from ..estimator.cli_estimate import add_estimate_arguments
     from ..retarget.convert import _hz, _on_off
     from ..retarget.export_presets import PRESETS, ROOT_MODES
@@ -44,12 +45,13 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--pattern", metavar="GLOB",
                         help="only clips whose path below IN_FOLDER (or name) matches, e.g. "
                              "'*.mp4' or 'day1/*'")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="estimator processes on a CPU-only machine (default 1); with GPUs "
-                             "there is one per GPU")
-    parser.add_argument("--retarget-workers", type=int, metavar="N",
-                        help="convert/export processes at once (default: the cores left, at most "
-                             "half the cores)")
+    parser.add_argument("--workers", type=opt.WORKERS.arg, default=1, metavar="N",
+                        help=opt.WORKERS.help("estimator processes on a CPU-only machine "
+                                              "(default 1); with GPUs there is one per GPU"))
+    parser.add_argument("--retarget-workers", type=opt.RETARGET_WORKERS.arg, metavar="N",
+                        help=opt.RETARGET_WORKERS.help("convert/export processes at once "
+                                                       "(default: the cores left, at most half "
+                                                       "the cores)"))
     parser.add_argument("--ray", metavar="ADDRESS",
                         help="run the clips as Ray tasks: 'local' starts a small Ray instance "
                              "here; else a cluster address (HEAD:6379, ray://HEAD:10001, auto). "
@@ -69,8 +71,8 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     for region in REGIONS:
         c.add_argument(f"--smooth-{region}", type=_hz, metavar="HZ",
                        default=getattr(d, f"{region}_hz"),
-                       help=f"cutoff for {region} in Hz, 0 = raw "
-                            f"(default {getattr(d, f'{region}_hz'):g})")
+                       help=f"cutoff for {region} in Hz, 0 = raw (default "
+                            f"{getattr(d, f'{region}_hz'):g}) [{opt.CUTOFF_HZ.range_text}]")
     c.add_argument("--pose-correctives", type=_on_off, default=True, metavar="on|off",
                    help="pose-corrective shape keys in the .blend (default on)")
     c.add_argument("--shape-keys", type=_on_off, default=True, metavar="on|off",
@@ -202,8 +204,10 @@ def run_batch(args, out=None, err=None) -> int:
 
 def main(argv=None) -> int:
     """Stand-alone entry (``python -m pose2pose_mocap.batch.cli_batch``)."""
-    parser = argparse.ArgumentParser(prog="p2p-mocap batch",
-                                     description="convert whole folders of footage")
+    from ..cli import OneLineParser
+
+    parser = OneLineParser(prog="p2p-mocap batch",
+                           description="convert whole folders of footage")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     add_batch_arguments(parser)
     return run_batch(parser.parse_args(argv))

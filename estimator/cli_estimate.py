@@ -29,8 +29,11 @@ def add_estimate_arguments(parser: argparse.ArgumentParser, *, io: bool = True
     """The options of ``p2p-mocap estimate``.
 
     ``io=False`` leaves out INPUT, ``-o``, ``--smplx`` and ``--force``, for a
-    command (``convert``) that has its own and estimates footage first.
+    command (``convert``) that has its own and estimates footage first. Every number
+    is checked when parsed, against its range in ``common.options``.
     """
+    from ..common import options as opt
+
     if io:
         parser.add_argument("input", nargs="+", metavar="INPUT",
                             help="a video file, an image, several images, or a folder of images "
@@ -39,14 +42,16 @@ def add_estimate_arguments(parser: argparse.ArgumentParser, *, io: bool = True
                             help="take file to write (refused if it exists, unless --force) or "
                                  "a folder; default: next to the input, NAME.take.npz or the "
                                  "next free NAME.take-2.npz, ...")
-    parser.add_argument("--frames", metavar="A:B:STEP",
+    parser.add_argument("--frames", metavar="A:B:STEP", type=opt.arg_type(opt.check_frames),
                         help="frames A (default 0) up to B (excluded; default: the end), every "
-                             "STEP-th (default 1); numbers count from 0")
+                             "STEP-th (default 1); numbers count from 0 [A, B 0 .. "
+                             f"{opt.MAX_FRAME_NUMBER:,}; STEP 1 .. {opt.MAX_FRAME_NUMBER:,}]")
     parser.add_argument("--person", default="auto", metavar="N|all|auto",
+                        type=opt.arg_type(opt.check_person),
                         help="whom to estimate: auto (default) = the largest, most central "
                              "person when someone is first seen; all = everyone, one take each "
                              "(NAME.personN.take.npz); N = person N as 'all' numbers them "
-                             "(from 1, left to right where first seen)")
+                             f"(from 1, left to right where first seen) [{opt.PERSON.range_text}]")
     parser.add_argument("--detector", default="auto", metavar="auto|none|FILE",
                         help="person detector: auto (default) = Faster R-CNN weights by the "
                              "search order of 'p2p-mocap doctor', the whole frame when there are "
@@ -55,9 +60,9 @@ def add_estimate_arguments(parser: argparse.ArgumentParser, *, io: bool = True
     parser.add_argument("--download-detector", action="store_true",
                         help="allow downloading torchvision's detector weights (160 MB) into "
                              "the user data folder when none are found")
-    parser.add_argument("--box", metavar="X,Y,W,H",
+    parser.add_argument("--box", metavar="X,Y,W,H", type=opt.arg_type(opt.check_box),
                         help="the person's box in the first frame, in pixels (instead of a "
-                             "detection)")
+                             "detection) [X, Y -1e6 .. 1e6; W, H above 1 .. 1e6]")
     from .registry import DEFAULT_ESTIMATOR, ESTIMATORS
 
     known = "; ".join(f"{e.name} = {e.description}" for e in ESTIMATORS.values())
@@ -66,8 +71,9 @@ def add_estimate_arguments(parser: argparse.ArgumentParser, *, io: bool = True
                              "p2p-mocap doctor says which are ready)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where the network runs (default: cuda when available)")
-    parser.add_argument("--batch", type=int, metavar="N",
-                        help="crops per forward pass (default: from free memory; small on CPU)")
+    parser.add_argument("--batch", type=opt.BATCH.arg, metavar="N",
+                        help=opt.BATCH.help("crops per forward pass (default: from free memory; "
+                                            "small on CPU)"))
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="fp32 (default, reference numerics); bf16/fp16 run the backbones "
                              "in reduced precision (faster on GPUs)")
@@ -75,18 +81,20 @@ def add_estimate_arguments(parser: argparse.ArgumentParser, *, io: bool = True
         parser.add_argument("--smplx", metavar="DIR",
                             help="SMPL-X model folder or SMPLX_NEUTRAL.npz")
     parser.add_argument("--checkpoint", metavar="FILE", help="Pose2Pose checkpoint")
-    parser.add_argument("--fov", type=float, metavar="DEG",
-                        help="the camera's horizontal field of view in degrees (default: 60 "
-                             "across the longer image side, typical of phone and webcam "
-                             "footage); only the distance to the camera depends on it")
-    parser.add_argument("--fps", type=float, metavar="FPS",
-                        help="frame rate to record in the take (default: the video's; 30 for "
-                             "images)")
-    parser.add_argument("--detect-every", type=int, default=30, metavar="N",
-                        help="run the detector at least every N frames (default 30; 0 = only "
-                             "when a track is lost)")
-    parser.add_argument("--min-score", type=float, metavar="S",
-                        help="detector score a person needs (default 0.5)")
+    parser.add_argument("--fov", type=opt.FOV.arg, metavar="DEG",
+                        help=opt.FOV.help("the camera's horizontal field of view in degrees "
+                                          "(default: 60 across the longer image side, typical "
+                                          "of phone and webcam footage); only the distance to "
+                                          "the camera depends on it"))
+    parser.add_argument("--fps", type=opt.FPS.arg, metavar="FPS",
+                        help=opt.FPS.help("frame rate to record in the take (default: the "
+                                          "video's; 30 for images)"))
+    parser.add_argument("--detect-every", type=opt.DETECT_EVERY.arg, default=30, metavar="N",
+                        help=opt.DETECT_EVERY.help("run the detector at least every N frames "
+                                                   "(default 30; 0 = only when a track is "
+                                                   "lost)"))
+    parser.add_argument("--min-score", type=opt.MIN_SCORE.arg, metavar="S",
+                        help=opt.MIN_SCORE.help("detector score a person needs (default 0.5)"))
     parser.add_argument("--max-pixels", metavar="N|WxH",
                         help="refuse images and video frames larger than this, read from the "
                              "file's header before decoding (default 8192x8192 = 67 Mpx; "
@@ -260,8 +268,10 @@ def run_estimate(args) -> int:
 
 def main(argv=None) -> int:
     """Stand-alone entry (``python -m pose2pose_mocap.estimator.cli_estimate``)."""
-    parser = argparse.ArgumentParser(prog="p2p-mocap estimate",
-                                     description="estimate takes from images or a video")
+    from ..cli import OneLineParser
+
+    parser = OneLineParser(prog="p2p-mocap estimate",
+                           description="estimate takes from images or a video")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     add_estimate_arguments(parser)
     return run_estimate(parser.parse_args(argv))

@@ -325,13 +325,14 @@ class EstimateJob:
             raise EstimateError(f"--batch {batch}: must be 1 or more")
         self.batch_choice = batch
         self.smplx_flag, self.checkpoint_flag = smplx, checkpoint
+        from ..common import options as _opt  # the ranges of the CLI and the worker
+
+        try:
+            fov, fps = _opt.FOV.check_optional(fov), _opt.FPS.check_optional(fps)
+        except _opt.OptionError as exc:
+            raise EstimateError(str(exc)) from None
         self.fov = fov
-        if fov is not None and not 1.0 <= float(fov) <= 179.0:
-            raise EstimateError(f"--fov {fov}: the field of view must be between 1 and 179 "
-                                "degrees")
         self.fps_override = fps
-        if fps is not None and not float(fps) > 0:
-            raise EstimateError(f"--fps {fps}: must be a positive number")
         self.force = force
         cfg = dataclasses.replace(tracker_config) if tracker_config else TrackerConfig()
         if detect_every is not None:

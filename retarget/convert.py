@@ -247,13 +247,10 @@ def convert_take(take_path, smplx_path=None, out_blend=None, *, smoothing: Smoot
 # --------------------------------------------------------------------------- CLI
 
 def _hz(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a frequency in Hz, got {text!r}") from None
-    if v < 0 or v != v:
-        raise argparse.ArgumentTypeError(f"a cutoff must be >= 0 Hz (0 = off), got {text}")
-    return v
+    """argparse ``type=`` of the smoothing cutoffs: ``common.options.CUTOFF_HZ``."""
+    from ..common.options import CUTOFF_HZ
+
+    return CUTOFF_HZ.arg(text)
 
 
 def _on_off(text: str) -> bool:
@@ -285,7 +282,8 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         parser.add_argument(f"--smooth-{region}", type=_hz, metavar="HZ",
                             default=getattr(d, f"{region}_hz"),
                             help=f"cutoff for the {what} in Hz, 0 = raw "
-                                 f"(default: {getattr(d, f'{region}_hz'):g})")
+                                 f"(default: {getattr(d, f'{region}_hz'):g}) "
+                                 "[0 = off, or 0.01 .. 500 Hz]")
     parser.add_argument("--pose-correctives", type=_on_off, default=True, metavar="on|off",
                         help="486 pose-corrective shape keys keyed per frame: exact SMPL-X "
                              "surface (on, default) or a lighter rig for game export (off)")

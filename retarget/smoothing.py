@@ -79,10 +79,16 @@ class Smoothing:
         if self.method not in METHODS:
             raise RetargetError(f"unknown smoothing method {self.method!r} "
                                 f"(choose {', '.join(METHODS)})")
+        from ..common.options import CUTOFF_HZ
+
         for region in REGIONS:
             hz = getattr(self, f"{region}_hz")
-            if hz is not None and (not np.isfinite(hz) or hz < 0):
-                raise RetargetError(f"smoothing cutoff for {region} must be >= 0 Hz, got {hz}")
+            if hz is None:
+                continue
+            _, why = CUTOFF_HZ.problem(hz)
+            if why is not None:
+                raise RetargetError(f"smoothing cutoff for {region} must be >= 0 Hz, within "
+                                    f"{CUTOFF_HZ.range_text}; got {hz!r}")
 
     def cutoff(self, region: str) -> float | None:
         hz = getattr(self, f"{region}_hz")
@@ -95,12 +101,33 @@ class Smoothing:
 
     @classmethod
     def from_dict(cls, d) -> "Smoothing":
-        d = dict(d)
-        kw = {"method": str(d.get("method", "butterworth"))}
+        """From :meth:`to_dict`'s plain values (a custom property, a worker request);
+        anything else (not a dict, unknown keys, a cutoff that is not a number in
+        range) raises RetargetError with one line."""
+        from ..common.options import CUTOFF_HZ
+
+        if not isinstance(d, dict):
+            try:
+                d = dict(d)
+            except (TypeError, ValueError):
+                raise RetargetError(f"smoothing settings must be a mapping, got "
+                                    f"{type(d).__name__}") from None
+        unknown = sorted(str(k) for k in d if k not in ("method",) + tuple(
+            f"{r}_hz" for r in REGIONS))
+        if unknown:
+            raise RetargetError(f"unknown smoothing setting {unknown[0]!r}")
+        method = d.get("method", "butterworth")
+        if not isinstance(method, str):
+            raise RetargetError(f"smoothing method must be text, got {method!r}"[:200])
+        kw = {"method": method}
         for region in REGIONS:
             k = f"{region}_hz"
             if k in d:
-                kw[k] = float(d[k]) or None
+                hz, why = CUTOFF_HZ.problem(d[k])
+                if why is not None:
+                    raise RetargetError(f"smoothing cutoff for {region} must be >= 0 Hz, "
+                                        f"within {CUTOFF_HZ.range_text}; got {d[k]!r}"[:300])
+                kw[k] = float(hz) or None
         return cls(**kw)
 
     def with_(self, **kw) -> "Smoothing":
