@@ -42,6 +42,41 @@ def default_intrinsics(image_size=DEFAULT_IMAGE_SIZE):
     return np.array([float(W), float(W)]), np.array([(W - 1) / 2.0, (H - 1) / 2.0])
 
 
+MIN_LENS_MM = 1.0           # Blender's hard minimum of Camera.lens
+MAX_PIXEL_ASPECT = 200.0    # Blender's hard maximum of render.pixel_aspect_x/y
+MAX_FOCAL_PX = 1e7
+MAX_PRINCPT_PX = 1e7
+MAX_IMAGE_SIDE = 65_535
+
+
+def camera_problems(focal, princpt, image_size) -> list[str]:
+    """Why Blender could not reproduce this camera exactly ([] when it can).
+
+    ``image_size`` whole numbers 1 .. 65,535; ``focal`` finite, at most 1e7 px and
+    at least ``W * MIN_LENS_MM / 36`` (a shorter lens would be clamped to 1 mm);
+    ``fy / fx`` within 1/200 .. 200 (pixel aspect); ``princpt`` within +-1e7 px.
+    Arguments are ``(2,)`` arrays already known to be finite numbers.
+    """
+    problems = []
+    W, H = (float(v) for v in image_size)
+    if not all(v == round(v) and 1 <= v <= MAX_IMAGE_SIDE for v in (W, H)):
+        problems.append(f"image_size must be two whole numbers 1 .. {MAX_IMAGE_SIDE}, "
+                        f"got {[W, H]}")
+        return problems
+    fx, fy = (float(v) for v in focal)
+    low = W * MIN_LENS_MM / SENSOR_WIDTH_MM
+    if not (low <= fx <= MAX_FOCAL_PX and low <= fy <= MAX_FOCAL_PX):
+        problems.append(f"focal must be {low:g} .. {MAX_FOCAL_PX:g} px for an image {W:g} px "
+                        f"wide (Blender's shortest lens is {MIN_LENS_MM:g} mm), got {[fx, fy]}")
+    elif not 1.0 / MAX_PIXEL_ASPECT <= fy / fx <= MAX_PIXEL_ASPECT:
+        problems.append(f"focal fy / fx must be 1/{MAX_PIXEL_ASPECT:g} .. "
+                        f"{MAX_PIXEL_ASPECT:g} (Blender's pixel aspect), got {[fx, fy]}")
+    if any(abs(float(v)) > MAX_PRINCPT_PX for v in princpt):
+        problems.append(f"princpt must be within +-{MAX_PRINCPT_PX:g} px, "
+                        f"got {[float(v) for v in princpt]}")
+    return problems
+
+
 def blender_camera(focal, princpt, image_size, sensor_width_mm=SENSOR_WIDTH_MM) -> BlenderCamera:
     """Blender camera settings reproducing an OpenCV pinhole camera.
 

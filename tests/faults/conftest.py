@@ -12,7 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Runs the CLI and reports its own peak RSS (ru_maxrss of the child, KiB on Linux).
+# Runs the CLI and reports its own peak RSS: VmHWM of /proc/self/status where there is
+# one (ru_maxrss keeps the parent's peak across fork+exec on Linux: a child of a pytest
+# process that has imported bpy would report the parent's ~400 MiB), else ru_maxrss (KiB).
 _RUNNER = r"""
 import resource, runpy, sys, os
 sys.argv = ["p2p-mocap"] + sys.argv[1:]
@@ -25,6 +27,11 @@ except SystemExit as exc:
 finally:
     sys.stdout.flush(); sys.stderr.flush()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        with open("/proc/self/status") as fh:
+            peak = next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
     with open(os.environ["P2P_FAULTS_RSS_FILE"], "w") as fh:
         fh.write(str(peak))
 os._exit(code or 0)
