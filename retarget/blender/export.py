@@ -18,6 +18,19 @@ Blender), a ``.blend`` path (opened into the running session; the file on
 disk is never written), or a take ``.npz`` (built into an empty session with
 ``retarget.convert``'s machinery). The last two reset the running session:
 for the CLI and batch use.
+
+Frames: Blender's FBX, glTF and BVH exporters write one key per frame of the
+scene's range, including the frames between sparse take rows (interpolated),
+so an export's size and time grow with the frame span, not with the rows
+(about 4 KB and 3 ms per frame for an FBX with the mesh). Exports of more than
+``EXPORT_MAX_FRAMES`` (18,000: 10 minutes at 30 fps, ~75 MB of FBX) frames are
+refused with one line, before anything is built. The bake itself evaluates
+the scene only on the frames that carry keys (plus the range's ends and
+NLA strip edges) when everything between them is linear interpolation of
+those keys (``_keyed_frames``: the rigs this project builds); the copy is
+keyed on those frames and the exporter interpolates between them exactly as
+the scene does. Otherwise (constraints, drivers, non-linear keys) every frame
+is baked.
 """
 from __future__ import annotations
 
@@ -38,6 +51,7 @@ from ..rotations import matrix_to_quaternion, quaternion_continuity
 from .fcurves import Curve, action_channelbag, write_curves
 
 FOOT_VERTEX_WEIGHT = 0.5  # body vertices at least this much bound to an ankle/foot bone
+EXPORT_MAX_FRAMES = 18_000  # frames one export may sample (the exporters key every frame)
 
 
 @dataclass
@@ -51,6 +65,7 @@ class ExportResult:
     world: np.ndarray           # (n, 4, 4): exported world pose = world[k] @ scene's (rest: eye)
     shape_keys: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    baked_frames: np.ndarray | None = None  # the frames evaluated and keyed (others interpolate)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -59,7 +74,14 @@ def _check_output(out, p: ExportPreset, overwrite: bool) -> Path:
     return check_output_file(out, p.suffix, overwrite, f"the {p.name} preset writes a {p.suffix} file")
 
 
-def _load_source(source, *, smplx=None, pose_correctives=False, notes=None):
+def check_export_span(n_frames: int, what: str) -> None:
+    """Refuse an export of more than EXPORT_MAX_FRAMES frames (one line)."""
+    if n_frames > EXPORT_MAX_FRAMES:
+        raise RetargetError(f"{what}; an export writes a key on every frame and is limited to "
+                            f"{EXPORT_MAX_FRAMES:,} frames (about 10 minutes at 30 fps)")
+
+
+def _load_source(source, *, smplx=None, pose_correctives=False, notes=None, rest_frame=False):
     """The scene to export from (opening a .blend or building a take if given a path)."""
     if source is None:
         return bpy.context.scene
@@ -85,6 +107,9 @@ def _load_source(source, *, smplx=None, pose_correctives=False, notes=None):
         if not take.valid.any():
             raise RetargetError(f"{path.name}: the take has no valid frames "
                                 "(nobody was found in any frame)")
+        span = int(take.frame_index[-1] - take.frame_index[0]) + 1
+        check_export_span(span + int(rest_frame), f"{path.name}: the take spans {span:,} frames"
+                          + (" (and the rest frame)" if rest_frame else ""))
         model = load_smplx_model(_model_path(smplx, take.gender))
         bpy.ops.wm.read_factory_settings(use_empty=True)
         built = build_take_scene(model, take, smoothing=Smoothing(),
@@ -121,6 +146,124 @@ def _body_mesh(arm):
 
 
 # --------------------------------------------------------------------------- baking
+
+def _action_fcurves(action):
+    """Every F-curve of an action (all layers, strips and slots on 4.4+)."""
+    if hasattr(action, "layers") and len(action.layers):
+        out = []
+        for layer in action.layers:
+            for strip in layer.strips:
+                for bag in getattr(strip, "channelbags", ()):
+                    out.extend(bag.fcurves)
+        return out
+    return list(getattr(action, "fcurves", ()))
+
+
+def _linear_key_frames(fcurves, offset: float, lo: float, hi: float, check) -> set | None:
+    """Key frames (+ ``offset``) of F-curves that are linear between keys; None if not."""
+    linear = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
+    out = set()
+    for fc in fcurves:
+        if fc.mute:
+            continue
+        if len(fc.modifiers) or not check(fc):
+            return None
+        n = len(fc.keyframe_points)
+        if n == 0:
+            continue
+        co = np.empty(2 * n, dtype=np.float64)
+        fc.keyframe_points.foreach_get("co", co)
+        interp = np.empty(n, dtype=np.int32)
+        fc.keyframe_points.foreach_get("interpolation", interp)
+        if n > 1 and (interp[:-1] != linear).any():
+            return None
+        f = co[0::2]
+        if not np.allclose(f, np.round(f), atol=1e-4) or fc.extrapolation != 'CONSTANT':
+            return None
+        f = np.round(f).astype(np.int64)
+        out.update(int(x) + int(offset) for x in f if lo <= x <= hi)
+    return out
+
+
+def _keyed_frames(scene, arm, mesh_obj, start: int, end: int):
+    """The frames to bake when the scene's motion is linear between keys, else None.
+
+    Sorted scene frames in ``start .. end``: every key of the rig's actions (its
+    active action and NLA strips, and its body mesh's shape keys), the range's
+    ends and one frame either side of every NLA strip's ends. None (bake every
+    frame) as soon as anything could make a frame between keys differ from the
+    linear interpolation of its neighbours: constraints, drivers, a parent,
+    non-quaternion rotations, non-linear keys or F-curve modifiers, object-level
+    animation, NLA strips that are scaled, repeated, blended or time-mapped,
+    tweak mode, solo tracks, shape keys keyed beyond their slider range.
+    """
+    import re
+
+    r = scene.render
+    if (r.frame_map_old != r.frame_map_new or arm.parent is not None or len(arm.constraints)
+            or any(len(pb.constraints) or pb.rotation_mode != 'QUATERNION'
+                   for pb in arm.pose.bones)):
+        return None
+    key = mesh_obj.data.shape_keys if mesh_obj is not None else None
+    frames = {start, end}
+
+    def bone_curve(fc):
+        return fc.data_path.startswith("pose.bones[") and not fc.data_path.endswith(
+            ("rotation_euler", "rotation_axis_angle"))
+
+    def key_curve(fc):
+        m = re.fullmatch(r'key_blocks\["(.+)"\]\.value', fc.data_path)
+        kb = key.key_blocks.get(m.group(1)) if m else None
+        if kb is None:
+            return False
+        n = len(fc.keyframe_points)
+        co = np.empty(2 * n, dtype=np.float64)
+        fc.keyframe_points.foreach_get("co", co)
+        return bool(n == 0 or (co[1::2].min() >= kb.slider_min - 1e-6
+                                and co[1::2].max() <= kb.slider_max + 1e-6))
+
+    for id_data, check in ((arm, bone_curve), (key, key_curve)):
+        ad = id_data.animation_data if id_data is not None else None
+        if ad is None:
+            continue
+        if len(ad.drivers) or ad.use_tweak_mode:
+            return None
+        if ad.action is not None:
+            if ad.action_blend_type != 'REPLACE' or ad.action_influence != 1.0:
+                return None
+            got = _linear_key_frames(_action_fcurves(ad.action), 0, -np.inf, np.inf, check)
+            if got is None:
+                return None
+            frames |= got
+        if not ad.use_nla:
+            continue
+        for track in ad.nla_tracks:
+            if track.is_solo:
+                return None
+            if track.mute:
+                continue
+            for strip in track.strips:
+                if strip.mute or strip.action is None:
+                    continue
+                if (strip.scale != 1.0 or strip.repeat != 1.0 or strip.use_reverse
+                        or strip.use_animated_time or strip.use_animated_influence
+                        or strip.blend_in or strip.blend_out or strip.blend_type != 'REPLACE'
+                        or len(strip.fcurves)
+                        or strip.frame_start != round(strip.frame_start)
+                        or strip.action_frame_start != round(strip.action_frame_start)):
+                    return None
+                offset = strip.frame_start - strip.action_frame_start
+                got = _linear_key_frames(_action_fcurves(strip.action), offset,
+                                         strip.action_frame_start, strip.action_frame_end,
+                                         check)
+                if got is None:
+                    return None
+                frames |= got
+                s0, s1 = int(strip.frame_start), int(round(strip.frame_end))
+                frames |= {s0 - 1, s0, s1, s1 + 1}
+    out = np.array(sorted(f for f in frames if start <= f <= end), dtype=np.int64)
+    return out
+
 
 def _deform_bones(arm):
     return [b.name for b in arm.data.bones if b.use_deform]
@@ -344,7 +487,8 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
         raise RetargetError(f"unknown root mode {root!r}; choose one of {', '.join(ROOT_MODES)}")
     out = _check_output(out, p, overwrite)
     notes = [] if notes is None else notes
-    scene = _load_source(source, smplx=smplx, pose_correctives=pose_correctives, notes=notes)
+    scene = _load_source(source, smplx=smplx, pose_correctives=pose_correctives, notes=notes,
+                         rest_frame=rest_frame)
     arm = find_armature(scene, armature)
     mesh_obj = _body_mesh(arm)
     bones = _deform_bones(arm)
@@ -355,7 +499,13 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     start, end = int(scene.frame_start), int(scene.frame_end)
     if end < start:
         raise RetargetError(f"scene {scene.name!r} has an empty frame range")
+    check_export_span(end - start + 1 + int(rest_frame),
+                      f"scene {scene.name!r} spans {end - start + 1:,} frames ({start} .. {end})"
+                      + (" and the rest frame" if rest_frame else ""))
     frames = np.arange(start, end + 1)
+    bake_at = _keyed_frames(scene, arm, mesh_obj, start, end)
+    if bake_at is None:
+        bake_at = frames
     fps = scene.render.fps / scene.render.fps_base
     mw = np.array(arm.matrix_world, dtype=np.float64)
     if not np.allclose(np.linalg.norm(mw[:3, :3], axis=0), 1.0, atol=1e-5):
@@ -366,7 +516,7 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     made = []
     renamed = None
     try:
-        basis, heads, key_names, values, feet, _ = _bake(scene, arm, mesh_obj, bones, frames)
+        basis, heads, key_names, values, feet, _ = _bake(scene, arm, mesh_obj, bones, bake_at)
     finally:
         scene.frame_set(frame_before, subframe=subframe)
     idx = {n: j for j, n in enumerate(bones)}
@@ -385,7 +535,11 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
         raise RetargetError(f"{arm.name}: the first bone {bones[0]!r} is not the root")
     basis[:, 0] = rebase_root(rest_root, basis[:, 0], world)
 
-    out_frames = frames
+    out_frames, key_frames = frames, bake_at
+    if len(bake_at) != len(frames):  # the world pose of every exported frame (for the result)
+        flat = world.reshape(len(bake_at), 16)
+        world = np.stack([np.interp(frames, bake_at, flat[:, i]) for i in range(16)],
+                         axis=1).reshape(len(frames), 4, 4)
     if rest_frame:
         rest_basis = np.repeat(np.eye(4)[None, None], len(bones), axis=1)
         Wr = np.eye(4)
@@ -408,6 +562,7 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
                 rest_vals[0, k] = 0.0
         values = np.concatenate([rest_vals, values])
         out_frames = np.concatenate([[start - 1], frames])
+        key_frames = np.concatenate([[start - 1], bake_at])
         world = np.concatenate([Wr[None], world])
         notes.append(f"frame {start - 1} is the rest (bind) pose")
 
@@ -432,7 +587,7 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
         made += copies
         if p.rename_armature and arm_c.name != p.rename_armature:
             raise RetargetError(f"could not name the exported armature {p.rename_armature!r}")
-        made += _write_bake(arm_c, mesh_c, bones, out_frames, basis, key_names, values)
+        made += _write_bake(arm_c, mesh_c, bones, key_frames, basis, key_names, values)
         if p.format == "BVH":
             R = np.eye(4)
             R[:3, :3] = BLENDER_TO_FILE
@@ -459,7 +614,8 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
                      "export (they would drop the shape keys)")
     return ExportResult(path=out, preset=p, root=root, frames=out_frames, fps=float(fps),
                         bone_names=bones, world=world,
-                        shape_keys=key_names if p.mesh else [], notes=notes)
+                        shape_keys=key_names if p.mesh else [], notes=notes,
+                        baked_frames=np.asarray(key_frames))
 
 
 def _preset(name):
