@@ -233,7 +233,9 @@ def test_cli_unknown_estimator_is_one_line_exit_2(tmp_path):
 def test_worker_request_estimator():
     from pose2pose_mocap.estimator.worker import RequestError, estimate_arguments
 
-    assert estimate_arguments({"inputs": "a.mp4"})["estimator"] == "pose2pose"
+    # absent: EstimateJob's default (pose2pose)
+    assert estimate_arguments({"inputs": "a.mp4"}).get("estimator", DEFAULT_ESTIMATOR) == \
+        "pose2pose"
     assert estimate_arguments({"inputs": "a.mp4", "estimator": "pose2pose"})["estimator"] == \
         "pose2pose"
     for bad in ("nope", 3, ["pose2pose"]):
