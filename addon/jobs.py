@@ -20,6 +20,9 @@ from pathlib import Path
 
 _EOF = object()
 STARTUP_TIMEOUT_S = 300.0   # first torch import on a cold disk can be slow
+# A running worker reports at least once per batch (and per loading stage); this long
+# without a word while running means it hangs: it is killed and the estimate fails.
+STALL_TIMEOUT_S = 1800.0
 
 
 def _tail(path, n: int = 40) -> list[str]:
@@ -137,7 +140,8 @@ class EstimateSteps:
 
     def __init__(self, request: dict, *, python: str | None = None, command=None,
                  log_path=None, on_takes=None, env: dict | None = None,
-                 startup_timeout: float = STARTUP_TIMEOUT_S):
+                 startup_timeout: float = STARTUP_TIMEOUT_S,
+                 stall_timeout: float = STALL_TIMEOUT_S):
         if log_path is None:
             from .paths import new_log_path
 
@@ -153,6 +157,7 @@ class EstimateSteps:
         self.on_takes = on_takes
         self.env = env
         self.startup_timeout = startup_timeout
+        self.stall_timeout = stall_timeout
         self.state = "starting"
         self.stage = ""
         self.done = 0
@@ -168,6 +173,7 @@ class EstimateSteps:
         self.cancel_requested = False
         self.worker: WorkerProcess | None = None
         self._t0 = time.monotonic()
+        self._last_heard = self._t0
         self._ready = False
 
     # -- control ---------------------------------------------------------------------------
@@ -248,22 +254,31 @@ class EstimateSteps:
             if line is _EOF:
                 self._worker_ended()
                 break
+            self._last_heard = time.monotonic()
             if not line.strip():
                 continue
             try:
                 msg = json.loads(line)
                 if not isinstance(msg, dict) or "event" not in msg:
                     raise ValueError
-            except ValueError:
+            except (ValueError, RecursionError):
                 self._fail(f"the worker wrote something that is not part of its protocol: "
                            f"{line[:80]!r}", kill=True)
                 break
-            self._handle(msg)
+            try:
+                self._handle(msg)
+            except (TypeError, ValueError, OverflowError):
+                self._fail(f"the worker wrote an event with bad fields: {line[:80]!r}",
+                           kill=True)
+                break
             if self.finished:
                 break
-        if not self.finished and not self._ready and \
-                time.monotonic() - self._t0 > self.startup_timeout:
+        now = time.monotonic()
+        if not self.finished and not self._ready and now - self._t0 > self.startup_timeout:
             self._fail(f"the worker did not start within {self.startup_timeout:.0f} s", kill=True)
+        elif not self.finished and self._ready and now - self._last_heard > self.stall_timeout:
+            self._fail(f"no word from the worker for {self.stall_timeout:.0f} s: it seems to "
+                       "hang, so it was stopped", kill=True)
         return not self.finished
 
     def run(self, interval: float = 0.05, timeout: float | None = None) -> "EstimateSteps":
@@ -347,7 +362,11 @@ def _eta(seconds) -> str:
 
 def run_worker_request(python: str, request: dict, reply_event: str, *, timeout: float = 120.0,
                        log_path=None, command=None) -> dict:
-    """One request/one reply with a fresh worker (doctor, smooth). Raises RuntimeError."""
+    """One request/one reply with a fresh worker (doctor, smooth). Raises RuntimeError.
+
+    Never waits longer than ``timeout`` seconds for the reply (then the worker is
+    killed); a worker that ends, or writes anything but protocol events, fails at once.
+    """
     if log_path is None:
         from .paths import new_log_path
 
@@ -366,7 +385,9 @@ def run_worker_request(python: str, request: dict, reply_event: str, *, timeout:
                                    f"(log: {log_path})")
             try:
                 msg = json.loads(line)
-            except ValueError:
+                if not isinstance(msg, dict):
+                    raise ValueError
+            except (ValueError, RecursionError):
                 raise RuntimeError(f"the worker wrote {line[:80]!r} (log: {log_path})") from None
             if msg.get("event") == "error":
                 raise RuntimeError(f"{msg.get('message')} (log: {log_path})")

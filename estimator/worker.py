@@ -20,7 +20,8 @@ Requests (one JSON object per line on stdin)::
     {"cmd": "estimate", "inputs": "clip.mp4" | [..images..], "output": "dir/" | "x.take.npz",
      "frames": "A:B:STEP", "person": "auto"|"all"|N, "device": "auto"|"cpu"|"cuda",
      "fov": deg|null, "fps": null, "smplx": path|null, "checkpoint": path|null,
-     "detector": "auto"|"none"|path, "batch": null, "box": null}
+     "detector": "auto"|"none"|path, "batch": null, "box": null,
+     "estimator": "pose2pose" (a name in estimator.registry.ESTIMATORS; the default)}
     {"cmd": "cancel"}        stop the running estimate after the current batch; the frames
                              done are written as a valid (partial) take
     {"cmd": "doctor", "smplx": .., "checkpoint": .., "detector": ..}   full setup check
@@ -44,6 +45,14 @@ Events (one JSON object per line on stdout; nothing else is ever written there):
     {"event": "error", "message": one line, "log": path}
 
 Everything else (library chatter, tracebacks) goes to stderr and the log file.
+
+Robustness: every line that is not a request this worker understands (not
+UTF-8, not JSON, nested too deeply, longer than MAX_REQUEST_BYTES, not an object
+with a known ``cmd``, fields of the wrong type or out of range) gets one
+``error`` event and the worker goes on reading. End of input (or a failure of
+the input stream itself) always ends the worker: a running estimate is
+cancelled and its frames done are written. Numbers in requests are checked by
+the same validators as the CLI's options (``common.options``).
 """
 from __future__ import annotations
 
@@ -76,7 +85,14 @@ import traceback
 from pathlib import Path
 
 PROTOCOL = 1
+MAX_REQUEST_BYTES = 16 * 2**20   # one request line (a list of many image paths fits)
+MAX_SMOOTH_BYTES = 2**30         # one array of a ``smooth`` request's .npz
+COMMANDS = ("estimate", "cancel", "doctor", "smooth", "ping", "quit")
 log = logging.getLogger("p2p.worker")
+
+
+class RequestError(ValueError):
+    """A request that is malformed or out of range; its text is the one-line answer."""
 
 
 def default_log_path() -> Path:
@@ -139,24 +155,37 @@ class Worker:
 
     # -- input ---------------------------------------------------------------------------------
     def reader(self, stream) -> None:
-        for line in stream:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                req = json.loads(line)
-                if not isinstance(req, dict) or "cmd" not in req:
-                    raise ValueError("not an object with 'cmd'")
-            except ValueError as exc:
-                self.ch.emit("warning", message=f"ignored an unreadable request ({exc})")
-                continue
-            if req["cmd"] == "cancel":
-                self.cancel()
-                continue
-            self.requests.put(req)
-        # End of input: the parent went away or is done.
-        self.cancel()
-        self.requests.put({"cmd": "quit"})
+        """Read request lines until end of input; then (always) cancel and quit."""
+        try:
+            for raw in _request_lines(stream):
+                if raw is None:
+                    self._bad_request(f"request line longer than {MAX_REQUEST_BYTES // 2**20} "
+                                      "MiB; ignored")
+                    continue
+                try:
+                    req = parse_request(raw)
+                except RequestError as exc:
+                    self._bad_request(str(exc))
+                    continue
+                if req is None:  # blank line
+                    continue
+                if req["cmd"] == "cancel":
+                    self.cancel()
+                    continue
+                self.requests.put(req)
+        except Exception:  # noqa: BLE001 -- the input itself failed: treat it as its end
+            log.error("reading requests failed:\n%s", traceback.format_exc())
+        finally:
+            # End of input: the parent went away or is done.
+            self.cancel()
+            self.requests.put({"cmd": "quit"})
+
+    def _bad_request(self, message: str) -> None:
+        log.warning("bad request: %s", message)
+        try:
+            self.ch.emit("error", message=message, log=self.log_path)
+        except Exception:  # noqa: BLE001 -- stdout gone: nothing to tell
+            pass
 
     def cancel(self) -> None:
         with self.job_lock:
@@ -171,11 +200,12 @@ class Worker:
             cmd = req.get("cmd")
             if cmd == "quit":
                 return 0
-            handler = getattr(self, f"cmd_{cmd}", None)
+            handler = getattr(self, f"cmd_{cmd}", None) if cmd in COMMANDS else None
             if handler is None:
-                self.ch.emit("error", message=f"unknown request {cmd!r}", log=self.log_path)
+                self.ch.emit("error", message=f"unknown request {_short_repr(cmd)}",
+                             log=self.log_path)
                 continue
-            log.info("request %s", json.dumps(req))
+            log.info("request %s", json.dumps(req)[:4000])
             try:
                 handler(req)
             except Exception as exc:  # noqa: BLE001 -- every failure becomes one readable line
@@ -185,12 +215,8 @@ class Worker:
     def cmd_estimate(self, req: dict) -> None:
         from .pipeline import EstimateJob
 
-        kw = {k: req[k] for k in ("frames", "person", "device", "batch", "smplx", "checkpoint",
-                                  "fov", "fps", "box", "detect_every", "min_score")
-              if req.get(k) not in (None, "")}
-        job = EstimateJob(req["inputs"], req.get("output"), detector=req.get("detector", "auto"),
-                          force=bool(req.get("force", False)),
-                          allow_download=bool(req.get("allow_download", False)), **kw)
+        args = estimate_arguments(req)
+        job = EstimateJob(args.pop("inputs"), args.pop("output"), **args)
         with self.job_lock:
             self.job = job
         try:
@@ -229,25 +255,238 @@ class Worker:
 
     def cmd_smooth(self, req: dict) -> None:
         """``params``: an .npz with the take's parameter arrays plus ``valid`` and ``fps``
-        (or a take file); writes the smoothed parameter arrays to ``out`` (.npz)."""
+        (or a take file); writes the smoothed parameter arrays to ``out`` (.npz).
+
+        The .npz is read through ``common.npz``: headers first, only the take's array
+        names, every parameter ``(T, columns)`` float, ``valid`` ``(T,)`` bool, ``fps`` a
+        number in ``common.options.FPS``; nothing is unpickled. ``out`` (the add-on's
+        private temporary file) is written through ``common.files.atomic_write``.
+        """
         import numpy as np
 
+        from ..common.files import atomic_write
         from ..retarget.smoothing import Smoothing, smooth_params
 
-        with np.load(req["params"], allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        valid = arrays.pop("valid").astype(bool)
+        src, out = _path_field(req, "params"), _path_field(req, "out")
+        if out.suffix.lower() != ".npz":
+            raise RequestError(f"smooth: out must name an .npz file, got {str(out)!r}"[:300])
+        settings = req.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise RequestError("smooth: settings must be an object")
+        smoothing = Smoothing.from_dict(settings)
+        arrays = read_smooth_params(src)
+        valid = arrays.pop("valid")
         fps = float(arrays.pop("fps"))
-        params = {k: v for k, v in arrays.items() if v.ndim == 2 and len(v) == len(valid)}
-        smoothed = smooth_params(params, valid, fps, Smoothing.from_dict(req.get("settings") or {}))
-        out = Path(req["out"])
-        tmp = out.with_name(out.name + ".tmp.npz")
-        np.savez(tmp, **{k: np.asarray(v) for k, v in smoothed.items()})
-        os.replace(tmp, out)
-        self.ch.emit("smoothed", path=str(out))
+        smoothed = smooth_params(arrays, valid, fps, smoothing)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "xb") as fh:
+                np.savez(fh, **{k: np.asarray(v) for k, v in smoothed.items()})
+
+        written = atomic_write(out, write, replace=True)
+        self.ch.emit("smoothed", path=str(written))
 
     def cmd_ping(self, req: dict) -> None:
         self.ch.emit("pong", time=time.time())
+
+
+# --------------------------------------------------------------------------- requests
+
+def _request_lines(stream):
+    """Request lines as bytes from a binary (or text) stream; ``None`` for a line over
+    MAX_REQUEST_BYTES (its rest is skipped without being kept in memory)."""
+    binary = getattr(stream, "buffer", stream)
+    while True:
+        line = binary.readline(MAX_REQUEST_BYTES + 1)
+        if not line:
+            return
+        if isinstance(line, str):
+            line = line.encode("utf-8", "surrogateescape")
+        if len(line) > MAX_REQUEST_BYTES and not line.endswith(b"\n"):
+            while True:  # skip to the end of this line
+                rest = binary.readline(1 << 20)
+                if not rest or (rest.endswith(b"\n") if isinstance(rest, bytes)
+                                else rest.endswith("\n")):
+                    break
+            yield None
+            continue
+        yield line
+
+
+def _short_repr(v, n: int = 80) -> str:
+    text = repr(v)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def parse_request(raw) -> dict | None:
+    """One request line (bytes or str) -> the request object; None for a blank line.
+
+    Raises RequestError (one line) for anything that is not a JSON object with a
+    known ``cmd``.
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RequestError("request is not UTF-8 text; ignored") from None
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        req = json.loads(text)
+    except RecursionError:
+        raise RequestError("request nested too deeply; ignored") from None
+    except ValueError as exc:
+        raise RequestError(f"request is not JSON ({str(exc)[:100]}); ignored") from None
+    if not isinstance(req, dict):
+        raise RequestError(f"request must be a JSON object, got {type(req).__name__}; ignored")
+    cmd = req.get("cmd")
+    if not isinstance(cmd, str) or cmd not in COMMANDS:
+        raise RequestError(f"unknown request {_short_repr(cmd)} (known: {', '.join(COMMANDS)}); "
+                           "ignored")
+    return req
+
+
+def _text_field(req: dict, key: str, *, optional: bool = True) -> str | None:
+    v = req.get(key)
+    if v is None or v == "":
+        if optional:
+            return None
+        raise RequestError(f"{req.get('cmd')}: {key} is missing")
+    if not isinstance(v, str) or len(v) > 32768 or "\x00" in v:
+        raise RequestError(f"{req.get('cmd')}: {key} must be text (a path), got "
+                           f"{_short_repr(v, 60)}")
+    return v
+
+
+def _path_field(req: dict, key: str) -> Path:
+    return Path(_text_field(req, key, optional=False))
+
+
+def _bool_field(req: dict, key: str) -> bool:
+    v = req.get(key, False)
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise RequestError(f"{req.get('cmd')}: {key} must be true or false, got "
+                           f"{_short_repr(v, 60)}")
+    return v
+
+
+def estimate_arguments(req: dict) -> dict:
+    """The ``EstimateJob`` arguments of an ``estimate`` request, every field checked the
+    way the CLI checks its options (``common.options``). Raises OptionError/RequestError."""
+    from ..common import options as opt
+
+    inputs = req.get("inputs")
+    if isinstance(inputs, list):
+        if not inputs or len(inputs) > 1_000_000 or not all(
+                isinstance(p, str) and p and "\x00" not in p for p in inputs):
+            raise RequestError("estimate: inputs must be a path or a non-empty list of paths")
+    elif not isinstance(inputs, str) or not inputs or "\x00" in inputs:
+        raise RequestError("estimate: inputs must be a path or a non-empty list of paths")
+    device = req.get("device") or "auto"
+    if device not in ("auto", "cpu", "cuda"):
+        raise RequestError(f"estimate: device must be auto, cpu or cuda, got "
+                           f"{_short_repr(device, 40)}")
+    precision = req.get("precision") or "fp32"
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise RequestError(f"estimate: precision must be fp32, bf16 or fp16, got "
+                           f"{_short_repr(precision, 40)}")
+    detector = req.get("detector")
+    if detector is None or detector == "":
+        detector = "auto"
+    elif not isinstance(detector, str):
+        raise RequestError("estimate: detector must be auto, none or a path")
+    estimator = req.get("estimator")
+    if estimator is not None:
+        from .registry import ESTIMATORS
+
+        if not isinstance(estimator, str) or estimator not in ESTIMATORS:
+            raise RequestError(f"estimate: estimator must be one of {', '.join(ESTIMATORS)}, "
+                               f"got {_short_repr(estimator, 40)}")
+    max_pixels = req.get("max_pixels")
+    if max_pixels is not None and (isinstance(max_pixels, bool) or
+                                   not isinstance(max_pixels, (int, str))):
+        raise RequestError("estimate: max_pixels must be a pixel count or WxH")
+    args = {
+        "inputs": inputs,
+        "output": _text_field(req, "output"),
+        "frames": opt.check_frames(req.get("frames"), "frames"),
+        "person": opt.check_person(req.get("person"), "person"),
+        "device": device,
+        "precision": precision,
+        "detector": detector,
+        "box": opt.check_box(req.get("box"), "box"),
+        "batch": opt.BATCH.check_optional(req.get("batch"), "batch"),
+        "fov": opt.FOV.check_optional(req.get("fov"), "fov"),
+        "fps": opt.FPS.check_optional(req.get("fps"), "fps"),
+        "detect_every": opt.DETECT_EVERY.check_optional(req.get("detect_every"),
+                                                        "detect_every"),
+        "min_score": opt.MIN_SCORE.check_optional(req.get("min_score"), "min_score"),
+        "smplx": _text_field(req, "smplx"),
+        "checkpoint": _text_field(req, "checkpoint"),
+        "force": _bool_field(req, "force"),
+        "allow_download": _bool_field(req, "allow_download"),
+        "estimator": estimator,
+        "max_pixels": max_pixels,   # (checked by EstimateJob: parse_max_pixels)
+    }
+    return {k: v for k, v in args.items() if v is not None or k == "output"}
+
+
+def read_smooth_params(path: Path) -> dict:
+    """The arrays of a ``smooth`` request: ``{param: (T, n) float64, valid: (T,) bool,
+    fps: float}``, checked from the .npz headers before any data is read."""
+    import numpy as np
+
+    from ..common.npz import NpzError, npz_members, read_members
+    from ..common.options import FPS
+    from ..retarget.take import MAX_FRAME_SPAN, PARAM_COLUMNS, TAKE_KEYS
+
+    class _Bad(NpzError):
+        pass
+
+    name = path.name
+    members = npz_members(path, error=_Bad)
+    allowed = set(TAKE_KEYS) | {"valid", "fps"}
+    unknown = sorted(set(members) - allowed)
+    if unknown:
+        raise RequestError(f"smooth: {name}: unexpected array {unknown[0]!r}")
+    for k in ("valid", "fps"):
+        if k not in members:
+            raise RequestError(f"smooth: {name}: array {k!r} is missing")
+    use = ["valid", "fps"] + [k for k in PARAM_COLUMNS if k in members]
+    for k in use:
+        if members[k].is_object:
+            raise RequestError(f"smooth: {name}: array {k!r} holds pickled Python objects")
+    v = members["valid"]
+    if len(v.shape) != 1 or v.dtype != np.bool_:
+        raise RequestError(f"smooth: {name}: valid must be a (T,) bool array")
+    T = v.shape[0]
+    if not 1 <= T <= MAX_FRAME_SPAN:
+        raise RequestError(f"smooth: {name}: {T} rows; 1 .. {MAX_FRAME_SPAN:,} allowed")
+    f = members["fps"]
+    if f.shape != () or f.dtype.kind not in "fiu":
+        raise RequestError(f"smooth: {name}: fps must be one number")
+    for k in use[2:]:
+        m = members[k]
+        if m.shape != (T, PARAM_COLUMNS[k]) or m.dtype.kind != "f" or m.dtype.itemsize > 8:
+            raise RequestError(f"smooth: {name}: {k} has shape {m.shape} dtype {m.dtype}, "
+                               f"expected ({T}, {PARAM_COLUMNS[k]}) float")
+    for k in use:
+        m = members[k]
+        if m.nbytes > MAX_SMOOTH_BYTES or m.stored_size < m.nbytes:
+            raise RequestError(f"smooth: {name}: array {k!r} is truncated or too large")
+    arrays = read_members(path, members, use, error=_Bad)
+    fps = FPS.check(float(arrays["fps"]), "smooth: fps")
+    out = {"valid": np.asarray(arrays["valid"], bool), "fps": fps}
+    for k in use[2:]:
+        a = np.asarray(arrays[k], dtype=np.float64)
+        good = np.isfinite(a).all(axis=1) | ~out["valid"]
+        if not good.all():
+            raise RequestError(f"smooth: {name}: {k} has NaN or infinite values in valid rows")
+        out[k] = a
+    return out
 
 
 def _one_line(exc: BaseException) -> str:

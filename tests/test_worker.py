@@ -96,13 +96,16 @@ def test_bad_requests_give_error_events(tmp_path):
     proc.stdin.flush()
     evs = _events(proc, until=("error",))
     evs += _events(proc, until=("error",))
+    evs += _events(proc, until=("error",))
     proc.stdin.close()
     assert proc.wait(30) == 0
     assert evs[0]["event"] == "ready"
-    assert any(e["event"] == "warning" and "unreadable request" in e["message"] for e in evs)
+    # Every malformed request gets an error event (not a warning), in any order.
     errors = [e for e in evs if e["event"] == "error"]
-    assert "missing.mp4" in errors[0]["message"] and errors[0]["log"]
-    assert "nonsense" in errors[1]["message"]
+    assert len(errors) == 3 and all(e["log"] for e in errors)
+    assert any("not JSON" in e["message"] for e in errors)
+    assert any("missing.mp4" in e["message"] for e in errors)
+    assert any("nonsense" in e["message"] for e in errors)
 
 
 def test_doctor_request(tmp_path, standin_root):
