@@ -73,7 +73,6 @@ the same way (at most ``MAX_FRAME_SPAN`` rows, known columns, 1 GiB).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
