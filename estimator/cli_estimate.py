@@ -115,6 +115,7 @@ class ProgressPrinter:
         self.interval = interval
         self._last = 0.0
         self._open_line = False
+        self._transient = False
 
     @staticmethod
     def _eta(seconds) -> str:
@@ -127,8 +128,11 @@ class ProgressPrinter:
 
     def update(self, p) -> None:
         if p.stage != "estimating":
-            if p.stage == "loading":
-                self._line(f"loading the network ...", force=True)
+            if p.stage == "loading" and self.tty:
+                # A status line only: cleared on close, so a failing load leaves one line.
+                self.stream.write("\rloading the network ...\x1b[K")
+                self.stream.flush()
+                self._open_line = self._transient = True
             return
         text = (f"{p.done}/{p.total} frames  {p.fps:5.2f} frames/s  ETA {self._eta(p.eta_s)}"
                 f"  people {p.people}")
@@ -137,7 +141,7 @@ class ProgressPrinter:
             fill = int(width * p.done / max(p.total, 1))
             self.stream.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {text}\x1b[K")
             self.stream.flush()
-            self._open_line = True
+            self._open_line, self._transient = True, False
         else:
             now = time.monotonic()
             if p.done in (0, p.total) or now - self._last >= self.interval or p.done == 1:
@@ -151,7 +155,7 @@ class ProgressPrinter:
 
     def close(self) -> None:
         if self._open_line:
-            self.stream.write("\n")
+            self.stream.write("\r\x1b[K" if self._transient else "\n")
             self.stream.flush()
             self._open_line = False
 

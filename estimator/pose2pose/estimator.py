@@ -88,6 +88,12 @@ class Pose2PoseEstimator:
         if not sm.found:
             raise ModelFileError(sm.problem or "no SMPL-X model found; put SMPLX_NEUTRAL.npz "
                                  f"at {sm.install_to} (run p2p-mocap doctor)")
+        # The SMPL-X headers take milliseconds; check them before the 300 MB checkpoint.
+        from ...weights.smplx_file import check_smplx_file
+
+        problems = check_smplx_file(sm.path)
+        if problems:
+            raise ModelFileError(f"{sm.path} is not a usable SMPL-X model file: {problems[0]}")
         net = load_checkpoint(ck.path, smplx_model_path=sm.path, device=options.device)
         name = f"{Path(ck.path).name} sha256:{file_sha256(ck.path)}"
         standin = bool(ck.standin or sm.standin)
