@@ -50,7 +50,7 @@ def _cmd_make_standins(args) -> int:
 
 def _cmd_weights_check(args) -> int:
     from .estimator.pose2pose.checkpoint import file_sha256, identify_checkpoint
-    from .weights.smplx_file import check_smplx_file
+    from .common.smplx_file import check_smplx_file
     from .weights.locations import smplx_file_is_standin
 
     path = Path(args.file).expanduser()

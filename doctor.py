@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 
 from .weights import locations
-from .weights.smplx_file import check_smplx_file
+from .common.smplx_file import check_smplx_file
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
 

@@ -99,7 +99,7 @@ def load_smplx_model(path) -> SmplxModel:
     # The project's one verified reader: headers first (pickled or unknown arrays are
     # refused by content, nothing is unpickled), then data with allow_pickle=False only.
     from ..common.npz import npz_members
-    from ..weights.smplx_file import SmplxFileError, read_smplx_arrays
+    from ..common.smplx_file import SmplxFileError, read_smplx_arrays
 
     need = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table",
             "weights")

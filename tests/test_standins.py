@@ -12,7 +12,7 @@ import pytest
 
 from pose2pose_mocap.weights import standin_rule, standins
 from pose2pose_mocap.weights.locations import find_smplx, smplx_file_is_standin
-from pose2pose_mocap.weights.smplx_file import check_smplx_file
+from pose2pose_mocap.common.smplx_file import check_smplx_file
 
 GENDERS = ("neutral", "male", "female")
 V, F, NJ = 10475, 20908, 55

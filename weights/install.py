@@ -9,7 +9,7 @@ extracted, into ``<data dir>/smplx/``. The whole zip is refused when any entry
 is unsafe (an absolute path, ``..``, a symbolic link) or a wanted entry is
 larger than ``MAX_MEMBER_BYTES`` or compressed like a zip bomb. Each file is
 extracted to a temporary name (``common.files``), checked by content with
-``smplx_file.check_smplx_file`` (pickled or unknown arrays, shapes; headers
+``common.smplx_file.check_smplx_file`` (pickled or unknown arrays, shapes; headers
 only, nothing unpickled) and only when every file passed are they committed
 into place. Every failure (damaged data, encrypted or unknown-compression
 entries, a full disk) is an :class:`InstallError` with one line, and nothing is
@@ -29,7 +29,7 @@ from ..common.errors import P2PError, describe_os_error
 from ..common.files import commit, remove_stale_temps, temp_path_for
 
 from .locations import CHECKPOINT_NAMES, CHECKPOINT_SUBDIR, SMPLX_SUBDIR, user_data_dir
-from .smplx_file import check_smplx_file
+from ..common.smplx_file import check_smplx_file
 
 WANTED = ("SMPLX_NEUTRAL.npz", "SMPLX_MALE.npz", "SMPLX_FEMALE.npz")
 MAX_MEMBER_BYTES = 1 << 30          # the official NEUTRAL .npz is ~110 MB

@@ -89,7 +89,7 @@ class Pose2PoseEstimator:
             raise ModelFileError(sm.problem or "no SMPL-X model found; put SMPLX_NEUTRAL.npz "
                                  f"at {sm.install_to} (run p2p-mocap doctor)")
         # The SMPL-X headers take milliseconds; check them before the 300 MB checkpoint.
-        from ...weights.smplx_file import check_smplx_file
+        from ...common.smplx_file import check_smplx_file
 
         problems = check_smplx_file(sm.path)
         if problems:
@@ -166,7 +166,7 @@ def check(smplx=None, checkpoint=None, *, known=None) -> Readiness:
 
 def _quick_smplx(flag) -> tuple[bool, bool, str]:
     from ...weights.locations import find_smplx
-    from ...weights.smplx_file import check_smplx_file
+    from ...common.smplx_file import check_smplx_file
 
     found = find_smplx(flag, "neutral")
     if found.path is None:

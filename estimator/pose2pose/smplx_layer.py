@@ -42,11 +42,11 @@ def build_smplx_layer(path) -> nn.Module:
 
     ``smplx`` opens model files with ``np.load(allow_pickle=True)``, so it never
     sees the user's file: it reads a private copy holding only the verified plain
-    arrays it needs (``weights.smplx_file.verified_copy``), removed right after.
+    arrays it needs (``common.smplx_file.verified_copy``), removed right after.
     """
     import smplx  # deferred: only needed when meshes are wanted
 
-    from ...weights.smplx_file import SmplxFileError, verified_copy
+    from ...common.smplx_file import SmplxFileError, verified_copy
 
     npz = resolve_smplx_npz(path)
     # smplx prints a warning to stdout for files with < 300 shape components.

@@ -210,7 +210,7 @@ def test_pickled_joint2num_is_tolerated_and_never_read(tmp_path, joint2num, pwn_
     left out of the private copy smplx reads."""
     from pose2pose_mocap.estimator.pose2pose.smplx_layer import build_smplx_layer
     from pose2pose_mocap.retarget.smplx_model import load_smplx_model
-    from pose2pose_mocap.weights.smplx_file import check_smplx_file
+    from pose2pose_mocap.common.smplx_file import check_smplx_file
 
     assert check_smplx_file(joint2num) == []
     assert load_smplx_model(joint2num).standin
@@ -279,7 +279,7 @@ def test_private_copy_is_private_and_removed(neutral):
     import os
     import stat
 
-    from pose2pose_mocap.weights.smplx_file import LAYER_ARRAYS, verified_copy
+    from pose2pose_mocap.common.smplx_file import LAYER_ARRAYS, verified_copy
 
     with verified_copy(neutral) as copy:
         folder = copy.parent

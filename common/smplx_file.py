@@ -35,8 +35,8 @@ from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
-from ..common.errors import P2PError
-from ..common.npz import Member, check_sizes, npz_members, read_members, refuse_unsafe
+from .errors import P2PError
+from .npz import Member, check_sizes, npz_members, read_members, refuse_unsafe
 
 N_VERTS, N_FACES, N_JOINTS = 10475, 20908, 55
 
