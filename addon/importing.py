@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .paths import have_scipy, model_flags, worker_python
+from .paths import have_scipy, model_flags, new_log_path, worker_python
 
 
 def smoothing_from_props(props):
@@ -90,7 +90,7 @@ def _resmooth_in_worker(context, arm, settings, action=None) -> str:
     from ..retarget.blender import anim
     from ..retarget.blender.fcurves import action_channelbag, write_curves
     from ..retarget.blender.rig import rig_from_armature
-    from .jobs import run_worker_request
+    from ..worker.client import run_worker_request
 
     python = worker_python(context)
     if not python:
@@ -109,7 +109,7 @@ def _resmooth_in_worker(context, arm, settings, action=None) -> str:
         out = Path(tmp) / "smoothed.npz"
         run_worker_request(python, {"cmd": "smooth", "params": str(src),
                                     "settings": settings.to_dict(), "out": str(out)},
-                           "smoothed", timeout=120)
+                           "smoothed", timeout=120, log_path=new_log_path("worker"))
         with np.load(out, allow_pickle=False) as z:
             params = {k: z[k] for k in z.files}
     rig = rig_from_armature(arm)

@@ -2,9 +2,10 @@
 """Step objects for long work: the modal operators call ``poll()`` on a timer; tests
 (background mode, where timers never fire) call it in a loop.
 
-``EstimateSteps`` talks to the estimator worker process (``estimator/worker.py``,
-JSON lines; see its docstring). ``CommandSteps`` runs a list of commands one
-after the other (creating the runtime venv). Neither imports torch; only
+``EstimateSteps`` talks to the estimator worker process (``worker.server``, JSON
+lines; see its docstring) through its bpy-free client ``worker.client``.
+``CommandSteps`` runs a list of commands one after the other (creating the runtime
+venv). Neither imports torch; only
 ``on_takes`` (given by the caller) touches bpy, and only from ``poll()``.
 """
 from __future__ import annotations
@@ -13,116 +14,18 @@ import json
 import os
 import queue
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-_EOF = object()
+from ..common.text import format_eta
+from ..worker.client import EOF as _EOF
+from ..worker.client import WorkerProcess, crash_summary, worker_command
+
 STARTUP_TIMEOUT_S = 300.0   # first torch import on a cold disk can be slow
 # A running worker reports at least once per batch (and per loading stage); this long
 # without a word while running means it hangs: it is killed and the estimate fails.
 STALL_TIMEOUT_S = 1800.0
-
-
-def _tail(path, n: int = 40) -> list[str]:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 16384))
-            lines = fh.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return []
-    return [ln for ln in lines if ln.strip()][-n:]
-
-
-def crash_summary(log_path) -> str:
-    """The most telling line of a log that ends in a crash (the exception line)."""
-    lines = _tail(log_path)
-    for ln in reversed(lines):
-        s = ln.strip()
-        if s and not s.startswith(("File ", "Traceback", "^", "~")) and ("Error" in s or
-                                                                         "error" in s or
-                                                                         "Exception" in s):
-            return s[:200]
-    return lines[-1].strip()[:200] if lines else ""
-
-
-class WorkerProcess:
-    """A worker subprocess: JSON lines to its stdin, JSON lines read from its stdout by a
-    thread into a queue; stderr goes to the log file."""
-
-    def __init__(self, command: list[str], log_path: Path, env: dict | None = None):
-        self.command = [str(c) for c in command]
-        self.log_path = Path(log_path)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.lines: queue.Queue = queue.Queue()
-        self._log = open(self.log_path, "ab")
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        full_env["PYTHONUNBUFFERED"] = "1"
-        full_env["P2P_MOCAP_WORKER_LOG"] = str(self.log_path)
-        kw = {}
-        if sys.platform == "win32":
-            kw["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-        try:
-            self.proc = subprocess.Popen(
-                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-                env=full_env, **kw)
-        except OSError:
-            self._log.close()
-            raise
-        self._reader = threading.Thread(target=self._read, daemon=True, name="p2p-worker-out")
-        self._reader.start()
-
-    def _read(self) -> None:
-        try:
-            for raw in self.proc.stdout:
-                self.lines.put(raw.decode("utf-8", "replace").rstrip("\r\n"))
-        except (OSError, ValueError):
-            pass
-        self.lines.put(_EOF)
-
-    def send(self, obj: dict) -> bool:
-        try:
-            self.proc.stdin.write((json.dumps(obj) + "\n").encode())
-            self.proc.stdin.flush()
-            return True
-        except (OSError, ValueError):
-            return False
-
-    def close(self, timeout: float = 5.0) -> int | None:
-        """Ask it to quit (end of input), wait a little, then kill it."""
-        try:
-            self.proc.stdin.close()
-        except (OSError, ValueError):
-            pass
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            self._log.close()
-        except OSError:
-            pass
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.close(timeout=5)
-
-
-def worker_command(python: str, log_path) -> list[str]:
-    """How the add-on starts the worker: the script, run by the runtime interpreter. The
-    script loads its own package (see estimator/worker.py), so no PYTHONPATH is needed."""
-    from .paths import WORKER_SCRIPT
-
-    return [python, str(WORKER_SCRIPT), "--log", str(log_path)]
 
 
 class EstimateSteps:
@@ -228,7 +131,7 @@ class EstimateSteps:
         if self.stage == "loading":
             return "Loading the network…"
         if self.stage == "estimating":
-            eta = "" if self.eta_s is None else f", {_eta(self.eta_s)} left"
+            eta = "" if self.eta_s is None else f", {format_eta(self.eta_s)} left"
             stop = " (stopping after this batch)" if self.cancel_requested else ""
             return f"Estimating {self.done}/{self.total} frames, {self.fps:.1f} frames/s{eta}{stop}"
         if self.stage == "writing":
@@ -351,51 +254,6 @@ class EstimateSteps:
     @property
     def error_with_log(self) -> str:
         return f"{self.error} (log: {self.log_path})" if self.error else ""
-
-
-def _eta(seconds) -> str:
-    s = int(round(float(seconds)))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def run_worker_request(python: str, request: dict, reply_event: str, *, timeout: float = 120.0,
-                       log_path=None, command=None) -> dict:
-    """One request/one reply with a fresh worker (doctor, smooth). Raises RuntimeError.
-
-    Never waits longer than ``timeout`` seconds for the reply (then the worker is
-    killed); a worker that ends, or writes anything but protocol events, fails at once.
-    """
-    if log_path is None:
-        from .paths import new_log_path
-
-        log_path = new_log_path("worker")
-    w = WorkerProcess(command or worker_command(python, log_path), Path(log_path))
-    try:
-        w.send(request)
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            try:
-                line = w.lines.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if line is _EOF:
-                raise RuntimeError(f"the worker stopped unexpectedly: {crash_summary(log_path)} "
-                                   f"(log: {log_path})")
-            try:
-                msg = json.loads(line)
-                if not isinstance(msg, dict):
-                    raise ValueError
-            except (ValueError, RecursionError):
-                raise RuntimeError(f"the worker wrote {line[:80]!r} (log: {log_path})") from None
-            if msg.get("event") == "error":
-                raise RuntimeError(f"{msg.get('message')} (log: {log_path})")
-            if msg.get("event") == reply_event:
-                return msg
-        raise RuntimeError(f"no answer from the worker within {timeout:.0f} s (log: {log_path})")
-    finally:
-        w.kill()
 
 
 class CommandSteps:

@@ -12,7 +12,8 @@ from pathlib import Path
 import bpy
 from bpy_extras.io_utils import ImportHelper
 
-from .jobs import CommandSteps, EstimateSteps, run_worker_request
+from ..worker.client import run_worker_request
+from .jobs import CommandSteps, EstimateSteps
 from .preferences import get_prefs
 from .props import PRESET_ITEMS
 
@@ -54,7 +55,7 @@ class P2P_OT_check_setup(bpy.types.Operator):
 
     def execute(self, context):
         from ..doctor import format_report
-        from .paths import model_flags, worker_python
+        from .paths import model_flags, new_log_path, worker_python
 
         wm = context.window_manager
         python = worker_python(context)
@@ -62,7 +63,7 @@ class P2P_OT_check_setup(bpy.types.Operator):
         if python:
             try:
                 msg = run_worker_request(python, {"cmd": "doctor", **model_flags(context)},
-                                         "doctor", timeout=180)
+                                         "doctor", timeout=180, log_path=new_log_path("worker"))
                 text, ready, standins = msg["report"], bool(msg["ready"]), bool(msg["standins"])
                 text = f"Runtime interpreter: {python}\n{text}"
             except (RuntimeError, OSError) as exc:

@@ -16,9 +16,8 @@ import bpy
 
 from .preferences import ADDON_PACKAGE, get_prefs
 
-# The package root (the extension folder): estimator/worker.py is run from here.
+# The package root (the extension folder); the worker's script is worker/__main__.py in it.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-WORKER_SCRIPT = PACKAGE_ROOT / "estimator" / "worker.py"
 ENV_WORKER_PYTHON = "P2P_MOCAP_WORKER_PYTHON"
 
 

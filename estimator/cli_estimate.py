@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 
+from ..common.text import format_eta
+
 EXIT_OK, EXIT_FAIL = 0, 1
 
 
@@ -117,15 +119,6 @@ class ProgressPrinter:
         self._open_line = False
         self._transient = False
 
-    @staticmethod
-    def _eta(seconds) -> str:
-        if seconds is None:
-            return "--:--"
-        seconds = int(round(seconds))
-        h, rem = divmod(seconds, 3600)
-        m, s = divmod(rem, 60)
-        return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
     def update(self, p) -> None:
         if p.stage != "estimating":
             if p.stage == "loading" and self.tty:
@@ -134,7 +127,7 @@ class ProgressPrinter:
                 self.stream.flush()
                 self._open_line = self._transient = True
             return
-        text = (f"{p.done}/{p.total} frames  {p.fps:5.2f} frames/s  ETA {self._eta(p.eta_s)}"
+        text = (f"{p.done}/{p.total} frames  {p.fps:5.2f} frames/s  ETA {format_eta(p.eta_s)}"
                 f"  people {p.people}")
         if self.tty:
             width = 24

@@ -13,13 +13,13 @@ import pytest
 pytest.importorskip("torch")
 
 REPO = Path(__file__).resolve().parent.parent
-WORKER = REPO / "estimator" / "worker.py"
+WORKER = REPO / "worker" / "__main__.py"
 CLIP = REPO / "samples" / "wave.mp4"
 
 
 def _start(tmp_path, *, as_script=True):
     cmd = [sys.executable, str(WORKER)] if as_script else \
-        [sys.executable, "-m", "pose2pose_mocap.estimator.worker"]
+        [sys.executable, "-m", "pose2pose_mocap.worker"]
     cmd += ["--log", str(tmp_path / "worker.log")]
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, bufsize=1)
@@ -35,6 +35,34 @@ def _events(proc, until=("done", "error"), timeout=240):
             break
         assert time.monotonic() - t0 < timeout
     return out
+
+
+@pytest.mark.parametrize("entry", [
+    [str(REPO / "worker" / "__main__.py")],             # what the add-on runs
+    ["-m", "pose2pose_mocap.worker"],
+    [str(REPO / "estimator" / "worker.py")],            # the old entries, kept working
+    ["-m", "pose2pose_mocap.estimator.worker"],
+], ids=["script", "module", "old-script", "old-module"])
+def test_every_entry_answers_the_handshake(tmp_path, entry):
+    log = tmp_path / "worker.log"
+    proc = subprocess.Popen([sys.executable, *entry, "--log", str(log)], cwd=tmp_path,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        proc.stdin.write(json.dumps({"cmd": "ping"}) + "\n")
+        proc.stdin.flush()
+        evs = _events(proc, until=("pong", "error"), timeout=120)
+        proc.stdin.close()
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert [e["event"] for e in evs] == ["ready", "pong"], evs
+    assert evs[0]["protocol"] == 1 and evs[0]["log"] == str(log)
+    assert "worker started" in log.read_text()
 
 
 def _request(standin_root, out_dir, frames):

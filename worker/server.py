@@ -2,18 +2,22 @@
 """The estimator worker process: JSON lines in on stdin, JSON lines out on stdout.
 
 Blender never imports torch; its add-on starts this process with a Python that
-has torch (the "runtime interpreter") and talks to it line by line.
+has torch (the "runtime interpreter") and talks to it line by line (the client
+half, bpy-free: ``worker.client``).
 
-Starting it (both work):
+Starting it (all of these work):
 
-* ``python path/to/pose2pose_mocap/estimator/worker.py [--log FILE]`` -- run as a
-  script. The script loads the package it lives in from its own folder
+* ``python path/to/pose2pose_mocap/worker/__main__.py [--log FILE]`` -- run as a
+  script. The script loads the package it lives in from its folder's parent
   (``importlib``, under the name ``pose2pose_mocap``), whatever that folder is
   called or wherever it is installed (an extension is imported by Blender as
   ``bl_ext.<repo>.pose2pose_mocap``, a name the worker cannot know). No
-  change to the module search path. This is what the add-on runs.
-* ``python -m pose2pose_mocap.estimator.worker`` -- when the package is
-  importable (pip/editable install, or ``PYTHONPATH`` set to its parent folder).
+  change to the module search path. This is what the add-on runs
+  (``worker.client.worker_command``).
+* ``python -m pose2pose_mocap.worker`` -- when the package is importable
+  (pip/editable install, or ``PYTHONPATH`` set to its parent folder).
+* The old entries, kept working: ``python path/to/pose2pose_mocap/estimator/worker.py``
+  and ``python -m pose2pose_mocap.estimator.worker`` (a shim that runs this one).
 
 Requests (one JSON object per line on stdin)::
 
@@ -55,22 +59,6 @@ cancelled and its frames done are written. Numbers in requests are checked by
 the same validators as the CLI's options (``common.options``).
 """
 from __future__ import annotations
-
-if __name__ == "__main__" and not __package__:
-    # Run as a script: load the package this file belongs to from its own folder.
-    import importlib
-    import importlib.util
-    import sys as _sys
-    from pathlib import Path as _Path
-
-    _root = _Path(__file__).resolve().parent.parent
-    if "pose2pose_mocap" not in _sys.modules:
-        _spec = importlib.util.spec_from_file_location(
-            "pose2pose_mocap", _root / "__init__.py", submodule_search_locations=[str(_root)])
-        _pkg = importlib.util.module_from_spec(_spec)
-        _sys.modules["pose2pose_mocap"] = _pkg
-        _spec.loader.exec_module(_pkg)
-    _sys.exit(importlib.import_module("pose2pose_mocap.estimator.worker").main())
 
 import argparse
 import json
@@ -213,7 +201,7 @@ class Worker:
                 self.ch.emit("error", message=_one_line(exc), log=self.log_path)
 
     def cmd_estimate(self, req: dict) -> None:
-        from .pipeline import EstimateJob
+        from ..estimator.pipeline import EstimateJob
 
         args = estimate_arguments(req)
         job = EstimateJob(args.pop("inputs"), args.pop("output"), **args)
@@ -400,7 +388,7 @@ def estimate_arguments(req: dict) -> dict:
         raise RequestError("estimate: detector must be auto, none or a path")
     estimator = req.get("estimator")
     if estimator is not None:
-        from .registry import ESTIMATORS
+        from ..estimator.registry import ESTIMATORS
 
         if not isinstance(estimator, str) or estimator not in ESTIMATORS:
             raise RequestError(f"estimate: estimator must be one of {', '.join(ESTIMATORS)}, "
@@ -501,7 +489,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="pose2pose_mocap.estimator.worker",
+    parser = argparse.ArgumentParser(prog="pose2pose_mocap.worker",
                                      description="estimator worker (JSON lines on stdin/stdout)")
     parser.add_argument("--log", help="log file (default: <user data>/logs/worker.log)")
     args = parser.parse_args(argv)

@@ -169,10 +169,10 @@ def test_crashing_worker_is_a_clean_error(addon, tmp_path):
 
 def test_worker_without_torch_says_what_to_do(addon, tmp_path):
     jobs = import_module(MODULE + ".addon.jobs")
-    paths = import_module(MODULE + ".addon.paths")
+    client = import_module(MODULE + ".worker.client")
     # -S: no site-packages, so no torch (whatever this interpreter has).
     job = jobs.EstimateSteps({"inputs": "x"}, command=[sys.executable, "-S",
-                                                        str(paths.WORKER_SCRIPT), "--log",
+                                                        str(client.WORKER_SCRIPT), "--log",
                                                         str(tmp_path / "w.log")],
                              log_path=tmp_path / "w.log").run(timeout=60)
     assert job.state == "error"

@@ -71,13 +71,36 @@ def test_built_zip_validates_and_holds_package_only(built_zip):
                  "addon/preferences.py", "estimator/__init__.py", "estimator/registry.py",
                  "estimator/base.py", "estimator/pose2pose/__init__.py",
                  "estimator/pose2pose/estimator.py", "retarget/__init__.py",
-                 "weights/locations.py", "weights/pose2pose_keys.json", "doctor.py", "cli.py"):
+                 "weights/locations.py", "weights/pose2pose_keys.json", "doctor.py", "cli.py",
+                 "worker/__init__.py", "worker/__main__.py", "worker/server.py",
+                 "worker/client.py", "estimator/worker.py"):
         assert must in names, must
     for n in names:
         assert not n.startswith(("tests/", "bench/", "tools/", ".ci/", ".git", "build/", "dist/")), n
         assert n != "Makefile", n
         assert "__pycache__" not in n and ".egg-info" not in n, n
         assert not n.endswith((".pth", ".pth.tar", ".safetensors", ".npz", "pyproject.toml")), n
+
+
+def test_worker_starts_from_the_unpacked_zip(built_zip, tmp_path):
+    """The worker script of an installed extension loads the package from its own folder
+    (any folder name, nothing on the module search path), old and new entry alike."""
+    import json
+    import subprocess
+    import sys
+
+    folder = tmp_path / "some_other_name"
+    with zipfile.ZipFile(built_zip) as zf:
+        zf.extractall(folder)
+    for script in (folder / "worker" / "__main__.py", folder / "estimator" / "worker.py"):
+        # -S: no site-packages, so neither torch nor an installed pose2pose_mocap: the
+        # script must load its package from the folder to say that torch is missing.
+        r = subprocess.run([sys.executable, "-S", str(script), "--log", str(tmp_path / "w.log")],
+                           input='{"cmd": "ping"}\n', capture_output=True, text=True,
+                           timeout=120, cwd=tmp_path)
+        (ev,) = [json.loads(line) for line in r.stdout.splitlines()]
+        assert ev["event"] == "error" and "cannot import torch" in ev["message"], r
+        assert r.returncode == 2
 
 
 def _registered(bpy) -> list[str]:

@@ -231,7 +231,7 @@ def test_cli_unknown_estimator_is_one_line_exit_2(tmp_path):
 
 
 def test_worker_request_estimator():
-    from pose2pose_mocap.estimator.worker import RequestError, estimate_arguments
+    from pose2pose_mocap.worker.server import RequestError, estimate_arguments
 
     # absent: EstimateJob's default (pose2pose)
     assert estimate_arguments({"inputs": "a.mp4"}).get("estimator", DEFAULT_ESTIMATOR) == \

@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("torch")
 
 REPO = Path(__file__).resolve().parents[2]
-WORKER = REPO / "estimator" / "worker.py"
+WORKER = REPO / "worker" / "__main__.py"
 
 
 class Worker:
@@ -208,7 +208,7 @@ def test_end_of_input_ends_the_worker_even_mid_line(tmp_path):
 # --------------------------------------------------------------------------- add-on client
 
 def test_run_worker_request_times_out_on_a_silent_worker(tmp_path):
-    from pose2pose_mocap.addon.jobs import run_worker_request
+    from pose2pose_mocap.worker.client import run_worker_request
 
     silent = [sys.executable, "-c", "import time\nwhile True: time.sleep(1)"]
     t0 = time.monotonic()
@@ -219,7 +219,7 @@ def test_run_worker_request_times_out_on_a_silent_worker(tmp_path):
 
 
 def test_run_worker_request_refuses_a_worker_that_talks_nonsense(tmp_path):
-    from pose2pose_mocap.addon.jobs import run_worker_request
+    from pose2pose_mocap.worker.client import run_worker_request
 
     for reply in ('["not", "an", "event"]', '"text"', "not json at all"):
         talker = [sys.executable, "-c",
