@@ -1,12 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Blender UI of the extension. Never imports torch: estimation runs in a worker process
-(``estimator/worker.py``) started with the runtime interpreter."""
+(``worker/``, through its client ``worker.client``) started with the runtime interpreter.
+
+Modules, each importing only those listed before it (no import circles): ``state``
+(shared state), ``modal`` (the modal loop), ``preferences``, ``paths``, ``jobs`` (step
+objects), ``runtime``, ``importing``, ``props``, ``panels``, ``operators``."""
 from __future__ import annotations
 
 import bpy
 from bpy.app.handlers import persistent
 
-from . import jobs, operators, panels, preferences, props
+from . import operators, panels, preferences, props, state
 
 _CLASSES = (
     preferences.P2P_AddonPreferences,
@@ -41,7 +45,7 @@ _WM_PROPS = {
 @persistent
 def _stop_jobs_on_load(*_args):
     """A file load ends the modal operator: stop its worker too (nothing is imported)."""
-    job = jobs.EstimateSteps.ACTIVE
+    job = state.active_estimate()
     if job is not None:
         job.kill()
 

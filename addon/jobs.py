@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Step objects for long work: the modal operators call ``poll()`` on a timer; tests
-(background mode, where timers never fire) call it in a loop.
+"""Step objects for long work (``modal.Steps``): the modal operators (``modal.StepsOperator``)
+call ``poll()`` on a timer; tests (background mode, where timers never fire) call it in a
+loop.
 
 ``EstimateSteps`` talks to the estimator worker process (``worker.server``, JSON
 lines; see its docstring) through its bpy-free client ``worker.client``.
 ``CommandSteps`` runs a list of commands one after the other (creating the runtime
-venv). Neither imports torch; only
+venv); ``ThreadSteps`` runs a function in a thread (a download). Neither imports torch; only
 ``on_takes`` (given by the caller) touches bpy, and only from ``poll()``.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from ..common.text import format_eta
 from ..worker.client import EOF as _EOF
 from ..worker.client import WorkerProcess, crash_summary, worker_command
+from .state import clear_active_estimate, set_active_estimate
 
 STARTUP_TIMEOUT_S = 300.0   # first torch import on a cold disk can be slow
 # A running worker reports at least once per batch (and per loading stage); this long
@@ -38,8 +40,6 @@ class EstimateSteps:
 
     state: starting -> running -> (cancelling) -> finished | cancelled | error.
     """
-
-    ACTIVE: "EstimateSteps | None" = None   # the job the sidebar shows (one at a time)
 
     def __init__(self, request: dict, *, python: str | None = None, command=None,
                  log_path=None, on_takes=None, env: dict | None = None,
@@ -89,7 +89,7 @@ class EstimateSteps:
                 return self
             self.worker.send(self.request)
             self.state = "running"
-            EstimateSteps.ACTIVE = self
+            set_active_estimate(self)   # the job the sidebar shows (one at a time)
         return self
 
     def cancel(self) -> None:
@@ -248,8 +248,7 @@ class EstimateSteps:
     def _release(self) -> None:
         if self.worker is not None and self.worker.proc.poll() is None:
             threading.Thread(target=self.worker.close, daemon=True).start()
-        if EstimateSteps.ACTIVE is self:
-            EstimateSteps.ACTIVE = None
+        clear_active_estimate(self)
 
     @property
     def error_with_log(self) -> str:
@@ -343,3 +342,48 @@ class CommandSteps:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+class ThreadSteps:
+    """A function in a thread (a download), polled like the other step objects.
+
+    ``fn(*args, progress=, cancel=, **kw)``: ``progress(done_bytes, total)`` reports,
+    ``cancel()`` says whether to stop. What it returns lands in ``result``; what it
+    raises, as text, in ``error``. ``label`` starts the status text.
+    """
+
+    def __init__(self, fn, *args, label: str = "Downloading", **kw):
+        self.label = label
+        self.done_bytes, self.total = 0, None
+        self.error, self.result, self._stop = "", None, False
+        kw["progress"] = self._progress
+        kw["cancel"] = lambda: self._stop
+        self.thread = threading.Thread(target=self._run, args=(fn, args, kw), daemon=True)
+        self.thread.start()
+
+    def _progress(self, done, total):
+        self.done_bytes, self.total = done, total
+
+    def _run(self, fn, args, kw):
+        try:
+            self.result = fn(*args, **kw)
+        except Exception as exc:  # noqa: BLE001
+            self.error = str(exc)
+
+    def poll(self) -> bool:
+        return self.thread.is_alive()
+
+    def cancel(self) -> None:
+        self._stop = True
+
+    @property
+    def finished(self) -> bool:
+        return not self.thread.is_alive()
+
+    @property
+    def fraction(self) -> float:
+        return self.done_bytes / self.total if self.total else 0.0
+
+    @property
+    def status_text(self) -> str:
+        return f"{self.label}: {self.done_bytes >> 20} MB"

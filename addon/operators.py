@@ -1,23 +1,23 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Operators of the add-on. Long work runs in step objects (``jobs``) that a modal timer
-polls; ``execute`` (scripts, background mode) runs the same steps to the end."""
+"""Operators of the add-on. Long work runs in step objects (``jobs``) that one modal loop
+(``modal.StepsOperator``: timer, Esc, progress, report) polls; ``execute`` (scripts,
+background mode) runs the same steps to the end."""
 from __future__ import annotations
 
 import math
 import os
 import sys
-import threading
 from pathlib import Path
 
 import bpy
 from bpy_extras.io_utils import ImportHelper
 
 from ..worker.client import run_worker_request
-from .jobs import CommandSteps, EstimateSteps
+from .jobs import CommandSteps, EstimateSteps, ThreadSteps
+from .modal import StepsOperator
 from .preferences import get_prefs
 from .props import PRESET_ITEMS
-
-TIMER_S = 0.1
+from .state import active_estimate
 
 
 def setup_report(context):
@@ -26,23 +26,6 @@ def setup_report(context):
     from .paths import model_flags
 
     return run_checks(runtime=False, **model_flags(context))
-
-
-def _redraw(context):
-    wm = context.window_manager
-    for win in wm.windows:
-        for area in win.screen.areas:
-            if area.type in ('VIEW_3D', 'PREFERENCES'):
-                area.tag_redraw()
-
-
-def _status(context, text):
-    ws = getattr(context, "workspace", None)
-    if ws is not None:
-        try:
-            ws.status_text_set(text)
-        except (AttributeError, RuntimeError, TypeError):
-            pass
 
 
 class P2P_OT_check_setup(bpy.types.Operator):
@@ -180,8 +163,6 @@ def importer_for(context, props):
 
 def _finish_report(op, context, job: EstimateSteps):
     wm = context.window_manager
-    wm.p2p_progress = 0.0
-    wm.p2p_status = ""
     if job.result.get("standin"):
         wm.p2p_last_standin = True
     if job.state == "error":
@@ -204,7 +185,7 @@ def _finish_report(op, context, job: EstimateSteps):
     return {'FINISHED'}
 
 
-class P2P_OT_estimate(bpy.types.Operator):
+class P2P_OT_estimate(StepsOperator, bpy.types.Operator):
     """Estimate the motion of the chosen footage in the worker process and import the take
     (Esc stops after the current batch and keeps the frames done)"""
 
@@ -212,14 +193,13 @@ class P2P_OT_estimate(bpy.types.Operator):
     bl_label = "Estimate"
     bl_options = {'REGISTER'}
 
-    _timer = None
-    _job = None
+    timer_s = 0.1
 
     @classmethod
     def poll(cls, context):
-        return EstimateSteps.ACTIVE is None
+        return active_estimate() is None
 
-    def _make_job(self, context):
+    def make_steps(self, context):
         from .paths import worker_python
 
         props = context.scene.p2p_mocap
@@ -231,54 +211,12 @@ class P2P_OT_estimate(bpy.types.Operator):
             self.report({'ERROR'}, str(exc))
             return None
 
-    def execute(self, context):
-        job = self._make_job(context)
-        if job is None:
-            return {'CANCELLED'}
-        job.run()
-        return _finish_report(self, context, job)
+    def start_steps(self, context, steps):
+        context.window_manager.p2p_last_error = ""
+        steps.start()
 
-    def invoke(self, context, event):
-        job = self._make_job(context)
-        if job is None:
-            return {'CANCELLED'}
-        self._job = job.start()
-        wm = context.window_manager
-        wm.p2p_last_error = ""
-        self._timer = wm.event_timer_add(TIMER_S, window=context.window)
-        wm.modal_handler_add(self)
-        _status(context, "Mocap: starting the estimator… (Esc to stop)")
-        return {'RUNNING_MODAL'}
-
-    def modal(self, context, event):
-        job = self._job
-        if event.type == 'ESC' and event.value == 'PRESS':
-            job.cancel()
-            context.window_manager.p2p_status = job.status_text
-            _redraw(context)
-            return {'RUNNING_MODAL'}
-        if event.type != 'TIMER' and not job.finished:
-            return {'PASS_THROUGH'}
-        running = job.poll()
-        wm = context.window_manager
-        wm.p2p_progress = job.fraction
-        wm.p2p_status = job.status_text
-        _status(context, f"Mocap: {job.status_text}  (Esc to stop)")
-        _redraw(context)
-        if running:
-            return {'PASS_THROUGH'}
-        wm.event_timer_remove(self._timer)
-        _status(context, None)
-        result = _finish_report(self, context, job)
-        _redraw(context)
-        return result
-
-    def cancel(self, context):
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-        if self._job is not None:
-            self._job.kill()
-        _status(context, None)
+    def finish(self, context, steps):
+        return _finish_report(self, context, steps)
 
 
 class P2P_OT_cancel_estimate(bpy.types.Operator):
@@ -291,10 +229,10 @@ class P2P_OT_cancel_estimate(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return EstimateSteps.ACTIVE is not None
+        return active_estimate() is not None
 
     def execute(self, context):
-        EstimateSteps.ACTIVE.cancel()
+        active_estimate().cancel()
         return {'FINISHED'}
 
 
@@ -484,38 +422,7 @@ class P2P_OT_install_checkpoint(bpy.types.Operator, ImportHelper):
         return {'FINISHED'}
 
 
-class _ThreadSteps:
-    """A download in a thread, polled like the other step objects."""
-
-    def __init__(self, fn, *args, **kw):
-        self.done_bytes, self.total = 0, None
-        self.error, self.result, self._stop = "", None, False
-        kw["progress"] = self._progress
-        kw["cancel"] = lambda: self._stop
-        self.thread = threading.Thread(target=self._run, args=(fn, args, kw), daemon=True)
-        self.thread.start()
-
-    def _progress(self, done, total):
-        self.done_bytes, self.total = done, total
-
-    def _run(self, fn, args, kw):
-        try:
-            self.result = fn(*args, **kw)
-        except Exception as exc:  # noqa: BLE001
-            self.error = str(exc)
-
-    def poll(self) -> bool:
-        return self.thread.is_alive()
-
-    def cancel(self):
-        self._stop = True
-
-    @property
-    def fraction(self):
-        return self.done_bytes / self.total if self.total else 0.0
-
-
-class P2P_OT_download_detector(bpy.types.Operator):
+class P2P_OT_download_detector(StepsOperator, bpy.types.Operator):
     """Download torchvision's person detector weights (160 MB) into the add-on's data folder
     (needs Allow Online Access in Preferences > System)"""
 
@@ -523,54 +430,24 @@ class P2P_OT_download_detector(bpy.types.Operator):
     bl_label = "Download Detector"
     bl_options = {'REGISTER'}
 
-    _timer = None
-    _steps = None
+    timer_s = 0.2
 
     @classmethod
     def poll(cls, context):
         return getattr(bpy.app, "online_access", True)
 
-    def _start(self):
+    def make_steps(self, context):
         from ..weights.download import DETECTOR_WEIGHTS, download_detector_weights
         from .paths import data_dir
 
+        if not getattr(bpy.app, "online_access", True):
+            self.report({'ERROR'}, "Online access is off (Preferences > System)")
+            return None
         # weights.download owns the address, the exact size and the sha256.
-        return _ThreadSteps(download_detector_weights, data_dir() / DETECTOR_WEIGHTS.subdir)
+        return ThreadSteps(download_detector_weights, data_dir() / DETECTOR_WEIGHTS.subdir,
+                           label="Downloading the detector")
 
-    def execute(self, context):
-        if not getattr(bpy.app, "online_access", True):
-            self.report({'ERROR'}, "Online access is off (Preferences > System)")
-            return {'CANCELLED'}
-        steps = self._start()
-        steps.thread.join()
-        return self._done(steps)
-
-    def invoke(self, context, event):
-        if not getattr(bpy.app, "online_access", True):
-            self.report({'ERROR'}, "Online access is off (Preferences > System)")
-            return {'CANCELLED'}
-        self._steps = self._start()
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.2, window=context.window)
-        wm.modal_handler_add(self)
-        return {'RUNNING_MODAL'}
-
-    def modal(self, context, event):
-        if event.type == 'ESC':
-            self._steps.cancel()
-        if event.type != 'TIMER':
-            return {'PASS_THROUGH'}
-        wm = context.window_manager
-        wm.p2p_progress = self._steps.fraction
-        wm.p2p_status = f"Downloading the detector: {self._steps.done_bytes >> 20} MB"
-        _redraw(context)
-        if self._steps.poll():
-            return {'PASS_THROUGH'}
-        wm.event_timer_remove(self._timer)
-        wm.p2p_status = ""
-        return self._done(self._steps)
-
-    def _done(self, steps):
+    def finish(self, context, steps):
         if steps.error:
             self.report({'ERROR'}, f"Download failed: {steps.error}")
             return {'CANCELLED'}
@@ -578,7 +455,7 @@ class P2P_OT_download_detector(bpy.types.Operator):
         return {'FINISHED'}
 
 
-class P2P_OT_install_runtime(bpy.types.Operator):
+class P2P_OT_install_runtime(StepsOperator, bpy.types.Operator):
     """Create a private Python environment with PyTorch for the worker in the add-on's data
     folder (several GB download; Blender stays usable meanwhile)"""
 
@@ -586,14 +463,14 @@ class P2P_OT_install_runtime(bpy.types.Operator):
     bl_label = "Install Runtime"
     bl_options = {'REGISTER'}
 
-    _timer = None
-    _steps = None
+    timer_s = 0.5
+    run_interval = 0.5
 
     @classmethod
     def poll(cls, context):
         return getattr(bpy.app, "online_access", True)
 
-    def _make(self, context):
+    def make_steps(self, context):
         from .paths import new_log_path, runtime_dir
         from .runtime import runtime_commands
 
@@ -602,34 +479,7 @@ class P2P_OT_install_runtime(bpy.types.Operator):
         commands, labels = runtime_commands(sys.executable, runtime_dir(), device)
         return CommandSteps(commands, new_log_path("runtime"), labels=labels)
 
-    def execute(self, context):
-        steps = self._make(context).run(interval=0.5)
-        return self._done(context, steps)
-
-    def invoke(self, context, event):
-        self._steps = self._make(context)
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.5, window=context.window)
-        wm.modal_handler_add(self)
-        return {'RUNNING_MODAL'}
-
-    def modal(self, context, event):
-        if event.type == 'ESC':
-            self._steps.cancel()
-        if event.type != 'TIMER':
-            return {'PASS_THROUGH'}
-        wm = context.window_manager
-        running = self._steps.poll()
-        wm.p2p_progress = self._steps.fraction
-        wm.p2p_status = self._steps.status_text
-        _redraw(context)
-        if running:
-            return {'PASS_THROUGH'}
-        wm.event_timer_remove(self._timer)
-        wm.p2p_status = ""
-        return self._done(context, self._steps)
-
-    def _done(self, context, steps):
+    def finish(self, context, steps):
         from .paths import runtime_dir, venv_python
 
         if steps.state != "finished":

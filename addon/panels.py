@@ -4,21 +4,8 @@ from __future__ import annotations
 
 import bpy
 
-from .jobs import EstimateSteps
-
-
-def draw_setup_report(layout, context):
-    wm = context.window_manager
-    text = getattr(wm, "p2p_setup_report", "")
-    if not text:
-        layout.label(text="Setup not checked yet", icon='QUESTION')
-        return
-    if wm.p2p_setup_standins:
-        layout.label(text="STAND-IN model files: results are meaningless", icon='ERROR')
-    box = layout.box()
-    for line in text.splitlines():
-        if line.strip():
-            box.label(text=line)
+from .preferences import draw_setup_report
+from .state import active_estimate
 
 
 def _standin_in_use(context) -> bool:
@@ -98,7 +85,7 @@ class P2P_PT_estimate(_MocapPanel, bpy.types.Panel):
         wm = context.window_manager
         props = context.scene.p2p_mocap
         layout = self.layout
-        job = EstimateSteps.ACTIVE
+        job = active_estimate()
         if job is not None:
             if hasattr(layout, "progress"):
                 layout.progress(factor=job.fraction, type='BAR', text=job.status_text)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import bpy
 
-from .preferences import ADDON_PACKAGE, get_prefs
+from .preferences import get_prefs
+from .state import ADDON_PACKAGE
 
 # The package root (the extension folder); the worker's script is worker/__main__.py in it.
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent

@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Add-on preferences: where the model files are (first place in the search order)."""
+"""Add-on preferences: where the model files are (first place in the search order), and
+the setup report they show (the sidebar's Setup panel shows it too)."""
 from __future__ import annotations
 
 import bpy
 
 # Preferences are keyed by the extension's own package (bl_ext.<repo>.pose2pose_mocap).
-ADDON_PACKAGE = __package__.rpartition(".")[0]
+from .state import ADDON_PACKAGE
 
 LICENCE_NOTES = (
     ("SMPL-X model", "MPI SMPL-X Model License: registration at smpl-x.is.tue.mpg.de; "
@@ -13,6 +14,20 @@ LICENCE_NOTES = (
     ("Hand4Whole checkpoint", "code MIT; the checkpoint's own terms are not stated by its authors"),
     ("Person detector", "torchvision Faster R-CNN, COCO-trained weights"),
 )
+
+
+def draw_setup_report(layout, context):
+    wm = context.window_manager
+    text = getattr(wm, "p2p_setup_report", "")
+    if not text:
+        layout.label(text="Setup not checked yet", icon='QUESTION')
+        return
+    if wm.p2p_setup_standins:
+        layout.label(text="STAND-IN model files: results are meaningless", icon='ERROR')
+    box = layout.box()
+    for line in text.splitlines():
+        if line.strip():
+            box.label(text=line)
 
 
 def get_prefs(context=None):
@@ -77,8 +92,6 @@ class P2P_AddonPreferences(bpy.types.AddonPreferences):
             layout.label(text="Downloads need Allow Online Access (Preferences > System)",
                          icon='INFO')
         layout.operator("p2p.check_setup", icon='CHECKMARK')
-        from .panels import draw_setup_report
-
         draw_setup_report(layout, context)
         box = layout.box()
         box.label(text="Licences", icon='INFO')

@@ -124,7 +124,7 @@ def test_step_object_cancel_keeps_and_imports_a_partial_take(configured):
     action = arms[0].animation_data.nla_tracks[-1].strips[0].action
     lo, hi = action.frame_range
     assert int(round(hi - lo)) + 1 == job.done
-    assert jobs.EstimateSteps.ACTIVE is None
+    assert import_module(MODULE + ".addon.state").active_estimate() is None
 
 
 @needs_torch
