@@ -4,7 +4,8 @@
 This file is the extension's entry point and nothing else: Blender calls
 ``register``/``unregister``; the Blender-facing code lives in ``addon/``.
 The import of ``addon`` is deferred so that the estimator worker process
-(``import pose2pose_mocap.estimator``) never pulls in bpy.
+(``pose2pose_mocap.worker``, which imports ``pose2pose_mocap.estimator``) never pulls
+in bpy.
 """
 
 
