@@ -122,7 +122,7 @@ def worker_command(python: str, log_path) -> list[str]:
     return [str(python), str(WORKER_SCRIPT), "--log", str(log_path)]
 
 
-def default_log_path(kind: str = "worker") -> Path:
+def new_log_path(kind: str = "worker") -> Path:
     """A fresh log file in the user data folder's ``logs/`` (callers with a folder of
     their own, like the add-on, pass theirs)."""
     from ..weights.locations import user_data_dir
@@ -144,7 +144,7 @@ def run_worker_request(python: str, request: dict, reply_event: str, *, timeout:
     killed); a worker that ends, or writes anything but protocol events, fails at once.
     """
     if log_path is None:
-        log_path = default_log_path("worker")
+        log_path = new_log_path("worker")
     w = WorkerProcess(command or worker_command(python, log_path), Path(log_path))
     try:
         w.send(request)
