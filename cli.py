@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("estimate", help="estimate takes (SMPL-X motion) from images or a video",
                        description="Estimate whole-body SMPL-X motion from images or a video "
-                                   "and write take files (p2p-take/1).")
+                                   "and write take files (p2p-take/2).")
     add_estimate_arguments(e)
     e.set_defaults(func=_cmd_estimate)
 

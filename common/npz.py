@@ -10,6 +10,7 @@ is read. Data is then read with ``allow_pickle=False`` only.
 """
 from __future__ import annotations
 
+import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,32 @@ from .errors import P2PError
 
 class NpzError(P2PError, ValueError):
     """An ``.npz`` that is unreadable, truncated or holds something it must not."""
+
+
+class NpzBytes:
+    """An ``.npz`` held in memory (e.g. a take stored in a .blend), read like a file.
+
+    Every function here takes one where it takes a path; ``name`` names it in messages.
+    """
+
+    def __init__(self, data: bytes, name: str = "data"):
+        self.data = bytes(data)
+        self.name = str(name)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_file(self) -> bool:
+        return True
+
+
+def _source(path):
+    """A path as a ``Path``; an ``NpzBytes`` as it is."""
+    return path if isinstance(path, NpzBytes) else Path(path)
+
+
+def _zip(path) -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(path.data) if isinstance(path, NpzBytes) else path)
 
 
 @dataclass(frozen=True)
@@ -57,13 +84,14 @@ def npz_members(path, *, error: type[Exception] = NpzError) -> dict[str, Member]
     """``{name: Member}`` from the headers only. Raises ``error`` with one line.
 
     Non-``.npy`` members, duplicate names and unreadable headers are refused.
+    ``path``: a file or an ``NpzBytes``.
     """
-    path = Path(path)
+    path = _source(path)
     if not path.is_file():
         raise error(f"{path}: no such file")
     out: dict[str, Member] = {}
     try:
-        with zipfile.ZipFile(path) as z:
+        with _zip(path) as z:
             for info in z.infolist():
                 if info.is_dir():
                     continue
@@ -100,7 +128,7 @@ def refuse_unsafe(path, members: Mapping[str, Member], *, allowed: Iterable[str]
     never reads them (e.g. ``part2num``/``joint2num`` of the real SMPL-X release);
     :func:`read_members` still refuses to read any object array.
     """
-    name = Path(path).name
+    name = _source(path).name
     skip = set(unread_objects)
     objects = sorted(m.name for m in members.values() if m.is_object and m.name not in skip)
     if objects:
@@ -117,7 +145,7 @@ def refuse_unsafe(path, members: Mapping[str, Member], *, allowed: Iterable[str]
 def check_sizes(path, members: Mapping[str, Member], *, max_member_bytes: int,
                 error: type[Exception] = NpzError) -> None:
     """Refuse members whose declared size is over the limit or disagrees with the zip."""
-    name = Path(path).name
+    name = _source(path).name
     for m in members.values():
         if m.nbytes > max_member_bytes:
             raise error(f"{name}: array '{m.name}' declares {m.shape} {m.dtype} "
@@ -131,11 +159,11 @@ def check_sizes(path, members: Mapping[str, Member], *, max_member_bytes: int,
 def read_members(path, members: Mapping[str, Member], names: Iterable[str] | None = None, *,
                  error: type[Exception] = NpzError) -> dict[str, np.ndarray]:
     """Read the data of ``names`` (default all) with ``allow_pickle=False`` only."""
-    path = Path(path)
+    path = _source(path)
     names = list(members) if names is None else list(names)
     out: dict[str, np.ndarray] = {}
     try:
-        with zipfile.ZipFile(path) as z:
+        with _zip(path) as z:
             for n in names:
                 m = members[n]
                 if m.is_object:  # never reached after refuse_unsafe; kept as the last guard

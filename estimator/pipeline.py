@@ -614,7 +614,8 @@ class EstimateJob:
                 self.rows[tid], self.frame_index, fps=self.source.fps, person_id=tid,
                 image_size=self.source.image_size, source=self.source.location,
                 model=self.model_name, standin=self.result.standin, focal=self.focal,
-                princpt=self.princpt)
+                princpt=self.princpt, estimator=self.estimator.name,
+                body_model=self.estimator.model)
             path = write_take_file(self.plan, tid if per_person else None, arrays)
             self.result.outputs.append(path)
             self.result.people.append(tid)

@@ -3,9 +3,9 @@
 
 Generic: an estimator's results (``base.PersonResult.take_row``) give one row
 per frame and person; ``assemble_take`` puts a person's rows into the arrays of
-a ``p2p-take/1`` file. Every row is expressed in ONE static pinhole camera
-(focal, princpt; OpenCV axes: x right, y down, z forward), whatever per-crop
-camera the estimator works in.
+a ``p2p-take/2`` file (``retarget.take``). Every row is expressed in ONE static
+pinhole camera (focal, princpt; OpenCV axes: x right, y down, z forward),
+whatever per-crop camera the estimator works in.
 
 The static focal comes from a field of view (``--fov``, horizontal, degrees).
 Default: 60 degrees across the image's longer side - a phone's main camera
@@ -50,37 +50,53 @@ def project(points, focal, princpt) -> np.ndarray:
     return p[..., :2] / p[..., 2:3] * np.asarray(focal) + np.asarray(princpt)
 
 
-# The per-frame arrays of a take (``retarget.take``: PARAM_COLUMNS + RAW_SHAPES); a
-# row (``PersonResult.take_row``) maps some of these names to one frame's values.
+# The per-frame values of a Pose2Pose row (``PersonResult.take_row``): SMPL-X
+# parameters (``retarget.take.PARAM_COLUMNS``) and raw outputs (stored as ``raw_<name>``).
 ROW_SHAPES = {
     "global_orient": (3,), "body_pose": (63,), "left_hand_pose": (45,), "right_hand_pose": (45,),
     "jaw_pose": (3,), "leye_pose": (3,), "reye_pose": (3,), "betas": (10,), "expression": (10,),
     "transl": (3,), "cam_trans": (3,), "bbox_xywh": (4,), "lhand_bbox": (4,), "rhand_bbox": (4,),
     "face_bbox": (4,), "joints_2d": (65, 3), "score": (),
 }
-# Estimator-specific raw outputs (``PersonResult.raw``): zeros where an estimator has none.
-OPTIONAL_ROW_KEYS = ("cam_trans", "lhand_bbox", "rhand_bbox", "face_bbox")
 
 
 def assemble_take(rows_by_seq: dict[int, dict], frame_index, *, fps: float, person_id: int,
                   image_size, source: str, model: str, standin: bool, focal, princpt,
-                  gender: str = "neutral") -> dict:
-    """The arrays of one take: ``rows_by_seq`` maps a row number (0..T-1) to its row.
+                  gender: str = "neutral", estimator: str = "",
+                  body_model: str = "smplx") -> dict:
+    """The ``p2p-take/2`` arrays of one take: ``rows_by_seq`` maps a row number (0..T-1)
+    to its row.
 
-    Rows without an entry are invalid (zeros, ``valid=False``). An optional raw
-    output (``OPTIONAL_ROW_KEYS``) that a row does not have stays zero.
+    Every row has the parameters of ``body_model`` (``retarget.take.BODY_MODELS``);
+    every other value of a row is a raw array, ``raw_<name>`` (float32; bool and
+    integer values keep their dtype). Rows without an entry are invalid (zeros,
+    ``valid=False``); a raw value that a row does not have stays zero there.
+    ``estimator``: the estimator's registry name.
     """
+    from ..retarget.take import BODY_MODELS, RAW_PREFIX, TAKE_FORMAT
+
     T = len(frame_index)
-    arrays: dict = {k: np.zeros((T,) + s, FLOAT) for k, s in ROW_SHAPES.items()}
+    columns = BODY_MODELS[body_model]
+    arrays: dict = {k: np.zeros((T, c), FLOAT) for k, c in columns.items()}
+    raw: dict = {}
     valid = np.zeros(T, bool)
     for seq, row in rows_by_seq.items():
         if 0 <= seq < T:
             valid[seq] = True
-            for k in ROW_SHAPES:
-                if k in row or k not in OPTIONAL_ROW_KEYS:
-                    arrays[k][seq] = row[k]
+            for k in columns:
+                arrays[k][seq] = row[k]
+            for k, v in row.items():
+                if k in columns:
+                    continue
+                v = np.asarray(v)
+                if k not in raw:
+                    dtype = v.dtype if v.dtype.kind in "biu" else FLOAT
+                    raw[k] = np.zeros((T,) + v.shape, dtype)
+                raw[k][seq] = v
+    arrays.update({RAW_PREFIX + k: v for k, v in raw.items()})
     arrays.update({
-        "format": "p2p-take/1", "fps": float(fps),
+        "format": TAKE_FORMAT, "estimator": str(estimator), "body_model": str(body_model),
+        "fps": float(fps),
         "frame_index": np.asarray(frame_index, np.int64), "valid": valid,
         "person_id": int(person_id),
         "image_size": np.asarray(image_size, np.int64).reshape(2),

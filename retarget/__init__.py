@@ -3,7 +3,8 @@
 
 bpy-free core (numpy; scipy only inside ``smoothing``), unit-tested without Blender:
 
-* ``take``: the ``p2p-take/1`` file: reader, validator, atomic writer;
+* ``take``: the take file (``p2p-take/2``; ``/1`` still read): reader, validator, the one
+  serializer (arrays, bytes) and the atomic writer;
 * ``smplx_model``: SMPL-X kinematics from a model file (a numpy port of
   ``smplx/lbs.py``): rest joints, forward kinematics, LBS, pose features;
 * ``rotations``: axis-angle / quaternion (w, x, y, z) / matrix conversions;

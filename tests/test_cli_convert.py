@@ -18,7 +18,7 @@ def test_convert_sample_clip_twice_keeps_both(standin_root, repo, tmp_path):
     assert (tmp_path / "wave.blend").is_file() and (tmp_path / "wave.take.npz").is_file()
     assert "STAND-IN" in r.stderr and "motion in the take is meaningless" in r.stderr
     take = np.load(tmp_path / "wave.take.npz", allow_pickle=False)
-    assert str(take["format"]) == "p2p-take/1" and take["frame_index"].tolist() == [0, 1, 2]
+    assert str(take["format"]) == "p2p-take/2" and take["frame_index"].tolist() == [0, 1, 2]
     first = (tmp_path / "wave.blend").read_bytes()
     r = p2p(*args)
     assert r.returncode == 0, r.stdout + r.stderr

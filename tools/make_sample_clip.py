@@ -27,14 +27,15 @@ The camera is the one the estimator assumes by default (60 degrees across the
 long side, principal point at the image centre, OpenCV axes), 3.1 m from the
 person, 1.25 m above the floor, tilted a little down. The SMPL-X parameters are
 expressed in that camera, so ``samples/wave.truth.npz`` is a valid
-``p2p-take/1`` file (``pose2pose_mocap.retarget.take.read_take`` reads it)
-holding the exact parameters of every frame, with ``model`` naming this tool
-and ``standin`` False (the motion is real, only the body that shows it is the
-stand-in). Its raw-output arrays are ground truth too: ``bbox_xywh`` is the
-person's silhouette box, ``lhand_bbox``/``rhand_bbox``/``face_bbox``
-(x1, y1, x2, y2) the boxes of the projected hand and head vertices,
-``joints_2d`` the 65 positional joints of the network (``estimator.pose2pose.joints``
-order) projected, confidence 1, ``score`` 1, and ``cam_trans`` the pelvis
+``p2p-take/2`` file (``pose2pose_mocap.retarget.take.read_take`` reads it)
+holding the exact parameters of every frame, with ``model`` naming this tool,
+``estimator`` empty (no estimator made it) and ``standin`` False (the motion is
+real, only the body that shows it is the stand-in). Its raw arrays are Pose2Pose's,
+as ground truth: ``raw_bbox_xywh`` is the person's silhouette box,
+``raw_lhand_bbox``/``raw_rhand_bbox``/``raw_face_bbox`` (x1, y1, x2, y2) the
+boxes of the projected hand and head vertices, ``raw_joints_2d`` the 65
+positional joints of the network (``estimator.pose2pose.joints`` order)
+projected, confidence 1, ``raw_score`` 1, and ``raw_cam_trans`` the pelvis
 position in the camera (the network's own ``cam_trans`` lives in a per-crop
 camera and has no ground-truth equivalent).
 
@@ -59,7 +60,7 @@ import numpy as np
 from pose2pose_mocap.retarget.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from pose2pose_mocap.retarget.smplx_model import (POSE_SLICES, forward, load_smplx_model,
                                                   rest_joints)
-from pose2pose_mocap.retarget.take import TAKE_FORMAT, validate_take
+from pose2pose_mocap.retarget.take import RAW_PREFIX, TAKE_FORMAT, validate_take
 from pose2pose_mocap.weights.standins import EXTRA_VERTEX_IDS, smplx_standin_arrays, write_npz
 
 FPS = 30
@@ -544,7 +545,10 @@ def truth_arrays(model, params, out, masks, focal, princpt, source):
         "model": np.array("ground truth: tools/make_sample_clip.py (rendered with the neutral "
                           "stand-in SMPL-X body)"),
         "standin": np.array(False), "gender": np.array("neutral"),
+        "estimator": np.array(""), "body_model": np.array("smplx"),
         "focal": np.asarray(focal, np.float64), "princpt": np.asarray(princpt, np.float64),
+    })
+    arrays.update({RAW_PREFIX + k: v for k, v in {
         "cam_trans": out.joints[:, 0].astype(np.float32),
         "bbox_xywh": bbox.astype(np.float32),
         "lhand_bbox": _box_xyxy(uv[:, lhand]).astype(np.float32),
@@ -552,7 +556,7 @@ def truth_arrays(model, params, out, masks, focal, princpt, source):
         "face_bbox": _box_xyxy(uv[:, head]).astype(np.float32),
         "joints_2d": positional_joints_2d(out, focal, princpt).astype(np.float32),
         "score": np.ones(T, np.float32),
-    })
+    }.items()})
     arrays["format"] = np.array(TAKE_FORMAT)
     validate_take(arrays, "wave.truth.npz")
     return arrays
@@ -704,7 +708,7 @@ def main(argv=None) -> int:
             truth.unlink()
             print(f"ground truth skipped: {size} bytes, more than {TRUTH_MAX_BYTES}")
         else:
-            print(f"wrote {truth}: {size} bytes (p2p-take/1 ground truth)")
+            print(f"wrote {truth}: {size} bytes ({TAKE_FORMAT} ground truth)")
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
 

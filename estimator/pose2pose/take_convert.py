@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Pose2Pose outputs (per crop) -> take rows (``p2p-take/1``), numpy only.
+"""Pose2Pose outputs (per crop) -> take rows (``p2p-take/2``), numpy only.
 
 Two conversions matter:
 

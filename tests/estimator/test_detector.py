@@ -118,4 +118,4 @@ def test_download_only_when_allowed(tmp_path, job_kwargs, monkeypatch, detector_
 
 def read_box(path):
     with np.load(path, allow_pickle=False) as z:
-        return z["bbox_xywh"][0].tolist()
+        return z["raw_bbox_xywh"][0].tolist()

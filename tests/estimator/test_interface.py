@@ -182,10 +182,11 @@ def test_job_runs_any_pose_estimator(tmp_path):
     assert [s for call in est.calls for s in call] == [(256, 256, 3)] * 3
     take = read_take(res.outputs[0])
     assert take.valid.all() and take.standin and take.model == "square sha256:0"
-    # raw outputs it does not make stay zero; its own rows are stored as given
+    assert take.estimator == "square" and take.body_model == "smplx"
+    # raw outputs it does not make are not in the take; its own rows are stored as given
     with np.load(res.outputs[0]) as z:
-        assert not z["cam_trans"].any() and not z["face_bbox"].any()
-        assert np.allclose(z["score"], 0.9) and np.allclose(z["transl"], [0, 0, 5])
+        assert "raw_cam_trans" not in z.files and "raw_face_bbox" not in z.files
+        assert np.allclose(z["raw_score"], 0.9) and np.allclose(z["transl"], [0, 0, 5])
 
 
 def test_job_refuses_an_unknown_estimator(tmp_path):

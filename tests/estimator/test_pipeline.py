@@ -7,7 +7,8 @@ import pytest
 from pose2pose_mocap.estimator.detector import Detection
 from pose2pose_mocap.estimator.pipeline import (EstimateError, EstimateJob, Progress,
                                                 numbered_names)
-from pose2pose_mocap.retarget.take import TAKE_KEYS, read_take, validate_take_arrays
+from pose2pose_mocap.retarget.take import (RAW_PREFIX, TAKE_KEYS, read_take,
+                                           validate_take_arrays)
 
 from .media import write_images, write_video
 
@@ -15,9 +16,9 @@ EXPECTED = {  # key: (shape after T, dtype kind)
     "global_orient": ((3,), "f"), "body_pose": ((63,), "f"), "left_hand_pose": ((45,), "f"),
     "right_hand_pose": ((45,), "f"), "jaw_pose": ((3,), "f"), "leye_pose": ((3,), "f"),
     "reye_pose": ((3,), "f"), "betas": ((10,), "f"), "expression": ((10,), "f"),
-    "transl": ((3,), "f"), "cam_trans": ((3,), "f"), "bbox_xywh": ((4,), "f"),
-    "lhand_bbox": ((4,), "f"), "rhand_bbox": ((4,), "f"), "face_bbox": ((4,), "f"),
-    "joints_2d": ((65, 3), "f"), "score": ((), "f"),
+    "transl": ((3,), "f"), "raw_cam_trans": ((3,), "f"), "raw_bbox_xywh": ((4,), "f"),
+    "raw_lhand_bbox": ((4,), "f"), "raw_rhand_bbox": ((4,), "f"), "raw_face_bbox": ((4,), "f"),
+    "raw_joints_2d": ((65, 3), "f"), "raw_score": ((), "f"),
 }
 
 
@@ -44,12 +45,13 @@ def test_video_take_keys_shapes_dtypes(tmp_path, job_kwargs):
     assert res.outputs == [tmp_path / "clip.take.npz"] and not res.cancelled
     with np.load(res.outputs[0], allow_pickle=False) as z:
         a = {k: z[k] for k in z.files}
-    assert set(a) == set(TAKE_KEYS)
+    assert set(a) == set(TAKE_KEYS) | {k for k in EXPECTED if k.startswith(RAW_PREFIX)}
+    assert str(a["estimator"]) == "pose2pose" and str(a["body_model"]) == "smplx"
     assert validate_take_arrays(a) == []
     T = 4
     for k, (shape, kind) in EXPECTED.items():
         assert a[k].shape == (T,) + shape and a[k].dtype.kind == kind, k
-    assert str(a["format"]) == "p2p-take/1"
+    assert str(a["format"]) == "p2p-take/2"
     assert a["fps"].dtype.kind == "f" and float(a["fps"]) == pytest.approx(25)
     assert a["frame_index"].tolist() == [0, 1, 2, 3] and a["frame_index"].dtype.kind == "i"
     assert a["valid"].dtype == bool and a["valid"].all()
@@ -61,7 +63,7 @@ def test_video_take_keys_shapes_dtypes(tmp_path, job_kwargs):
     assert a["focal"].shape == (2,) and a["princpt"].tolist() == [159.5, 119.5]
     assert np.isfinite(a["transl"]).all() and (a["transl"][:, 2] > 0).all()
     # whole frame as the person box (no detector): process_bbox of (0, 0, 320, 240)
-    assert a["bbox_xywh"][0] == pytest.approx([-40.0, -146.5, 398.75, 531.67], abs=1.0)
+    assert a["raw_bbox_xywh"][0] == pytest.approx([-40.0, -146.5, 398.75, 531.67], abs=1.0)
     take = read_take(res.outputs[0])
     assert take.num_frames == 4
 

@@ -232,7 +232,7 @@ def test_a_small_take_declaring_a_gigabyte_is_refused_from_its_header(
 
 FORGED = {
     # 1.4 TiB declared, nothing stored: was "internal error: MemoryError"
-    "tebibytes": ({"score": ((200_000_000_000,), "<f8", 0)}, ["score has shape"]),
+    "tebibytes": ({"raw_score": ((200_000_000_000,), "<f8", 0)}, ["raw_score has shape"]),
     # consistent shapes, but far more rows than Blender has frames
     "billion rows": ({k: ((10**9,) + s, d, 0) for k, s, d in (
         ("frame_index", (), "<i8"), ("valid", (), "|b1"))}, ["1,000,000,000 rows",
@@ -243,6 +243,9 @@ FORGED = {
     "3-D params": ({"jaw_pose": ((6, 3, 1), "<f4", 72)}, ["jaw_pose has shape (6, 3, 1)"]),
     "scalar fps array": ({"fps": ((6,), "<f8", 48)}, ["fps must be a positive number"]),
     "huge text": ({"source": ((), "<U500000000", 0)}, ["source"]),
+    # format 2: a raw array with T rows, but 2.4 GB of them (nothing stored)
+    "huge raw array": ({"raw_joints_2d": ((6, 20_000_000, 3), "<f8", 0)},
+                       ["raw_joints_2d declares", "1024 MiB"]),
 }
 
 

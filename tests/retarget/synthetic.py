@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pose2pose_mocap.retarget.take import PARAM_COLUMNS, RAW_SHAPES, Take, TAKE_FORMAT
+from pose2pose_mocap.retarget.take import (PARAM_COLUMNS, RAW_PREFIX, RAW_SHAPES, TAKE_FORMAT,
+                                           TAKE_FORMAT_1, Take)
 
 
 def random_rotvecs(rng, shape, max_angle=np.pi) -> np.ndarray:
@@ -48,10 +49,21 @@ def make_take(params: dict, *, fps: float = 30.0, frame_index=None, valid=None,
 
 
 def take_arrays(T: int = 6, seed: int = 0, dtype=np.float32) -> dict:
-    """A complete, valid ``p2p-take/1`` array set (what the estimator writes)."""
+    """A complete, valid ``p2p-take/2`` array set (what the estimator writes: the core and
+    Pose2Pose's ``raw_`` arrays)."""
+    arrays = take_arrays_v1(T, seed, dtype)
+    arrays.update(format=TAKE_FORMAT, estimator="pose2pose", body_model="smplx")
+    for k in RAW_SHAPES:
+        arrays[RAW_PREFIX + k] = arrays.pop(k)
+    return arrays
+
+
+def take_arrays_v1(T: int = 6, seed: int = 0, dtype=np.float32) -> dict:
+    """A complete, valid ``p2p-take/1`` array set (what the estimator wrote before
+    format 2: no estimator or body_model, raw outputs under their own names)."""
     rng = np.random.default_rng(seed)
     p = random_params(T, seed, max_angle=1.0)
-    arrays = {"format": TAKE_FORMAT, "fps": 30.0, "frame_index": np.arange(T) * 2 + 10,
+    arrays = {"format": TAKE_FORMAT_1, "fps": 30.0, "frame_index": np.arange(T) * 2 + 10,
               "valid": np.ones(T, bool), "person_id": 1, "image_size": np.array([640, 480]),
               "source": "clip.mp4", "model": "snapshot_6.pth.tar sha256:abc", "standin": False,
               "gender": "neutral", "focal": np.array([600.0, 600.0]),
