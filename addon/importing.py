@@ -2,11 +2,8 @@
 """Takes into the open scene, and re-smoothing a take's keys (scipy here, or the worker)."""
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
-
-import numpy as np
 
 from .paths import have_scipy, model_flags, new_log_path, worker_python
 
@@ -87,37 +84,31 @@ def resmooth_selected(context, settings) -> str:
 
 def _resmooth_in_worker(context, arm, settings, action=None) -> str:
     """Blender without scipy: the worker filters the raw take, the keys are written here."""
-    from ..retarget.blender import anim
-    from ..retarget.blender.fcurves import action_channelbag, write_curves
-    from ..retarget.blender.rig import rig_from_armature
-    from ..worker.client import run_worker_request
+    from ..retarget.blender.anim import resmooth_take
 
+    action = resmooth_take(arm, settings, action, smoother=worker_smoother(context))
+    return f"smoothed {action.name} (in the worker)"
+
+
+def worker_smoother(context):
+    """A smoother ``(take, settings) -> take`` (``retarget.blender.anim.Smoother``) that
+    has the runtime interpreter's worker filter the take: the take goes to it as a take
+    file (``write_take``, the one serializer) and comes back as one (``read_take``)."""
     python = worker_python(context)
     if not python:
         raise RuntimeError("smoothing needs scipy, which Blender's Python lacks, or the "
                            "runtime interpreter (set it in the add-on preferences)")
-    if action is None:
-        takes = [(t, a) for t, a in anim._take_actions_of(arm) if not t.mute]
-        if not takes:
-            raise RuntimeError(f"{arm.name} has no take to smooth")
-        action = takes[0][1]
-    raw = anim.raw_take_from_action(action)
-    with tempfile.TemporaryDirectory(prefix="p2p_smooth_") as tmp:
-        src = Path(tmp) / "raw.npz"
-        np.savez(src, valid=np.asarray(raw.valid), fps=np.float64(float(raw.fps) / raw.stride),
-                 **{k: np.asarray(v) for k, v in raw.params.items()})
-        out = Path(tmp) / "smoothed.npz"
-        run_worker_request(python, {"cmd": "smooth", "params": str(src),
-                                    "settings": settings.to_dict(), "out": str(out)},
-                           "smoothed", timeout=120, log_path=new_log_path("worker"))
-        with np.load(out, allow_pickle=False) as z:
-            params = {k: z[k] for k in z.files}
-    rig = rig_from_armature(arm)
-    frames, ch = anim.compute_channels(rig, raw.with_params(params))
-    write_curves(action_channelbag(action, arm), frames, anim._body_curves(ch))
-    face = anim._face_action_for(action)
-    key = rig.mesh.data.shape_keys if rig.mesh is not None else None
-    if face is not None and key is not None:
-        write_curves(action_channelbag(face, key), frames, anim._face_curves(ch, key))
-    action["p2p_smoothing"] = json.dumps(settings.to_dict())
-    return f"smoothed {action.name} (in the worker)"
+
+    def smooth(take, settings):
+        from ..retarget.take import read_take, write_take
+        from ..worker.client import run_worker_request
+
+        with tempfile.TemporaryDirectory(prefix="p2p_smooth_") as tmp:
+            src = write_take(Path(tmp) / "raw.take.npz", take)
+            out = Path(tmp) / "smoothed.take.npz"
+            run_worker_request(python, {"cmd": "smooth", "take": str(src),
+                                        "settings": settings.to_dict(), "out": str(out)},
+                               "smoothed", timeout=120, log_path=new_log_path("worker"))
+            return read_take(out, strict=True)
+
+    return smooth

@@ -29,10 +29,9 @@ Requests (one JSON object per line on stdin)::
     {"cmd": "cancel"}        stop the running estimate after the current batch; the frames
                              done are written as a valid (partial) take
     {"cmd": "doctor", "smplx": .., "checkpoint": .., "detector": ..}   full setup check
-    {"cmd": "smooth", "params": path.npz, "settings": {Smoothing.to_dict()}, "out": path}
-                             smoothed parameter arrays (the .npz holds the take's (T, k)
-                             parameter arrays, ``valid`` and ``fps``); scipy lives here,
-                             not in Blender
+    {"cmd": "smooth", "take": path.npz, "settings": {Smoothing.to_dict()}, "out": path.npz}
+                             the take file (``p2p-take/2``) smoothed, written as a take
+                             file to ``out``; scipy lives here, not in Blender
     {"cmd": "quit"}          (end of input does the same; a running estimate is cancelled)
 
 Events (one JSON object per line on stdout; nothing else is ever written there)::
@@ -74,7 +73,6 @@ from pathlib import Path
 
 PROTOCOL = 1
 MAX_REQUEST_BYTES = 16 * 2**20   # one request line (a list of many image paths fits)
-MAX_SMOOTH_BYTES = 2**30         # one array of a ``smooth`` request's .npz
 COMMANDS = ("estimate", "cancel", "doctor", "smooth", "ping", "quit")
 log = logging.getLogger("p2p.worker")
 
@@ -242,36 +240,26 @@ class Worker:
                      standins=report.standins)
 
     def cmd_smooth(self, req: dict) -> None:
-        """``params``: an .npz with the take's parameter arrays plus ``valid`` and ``fps``
-        (or a take file); writes the smoothed parameter arrays to ``out`` (.npz).
+        """``take``: a take file (the add-on writes it with ``retarget.take.write_take``);
+        its parameters are smoothed (``retarget.smoothing.smooth_take``) and the take is
+        written to ``out`` (.npz) the same way.
 
-        The .npz is read through ``common.npz``: headers first, only the take's array
-        names, every parameter ``(T, columns)`` float, ``valid`` ``(T,)`` bool, ``fps`` a
-        number in ``common.options.FPS``; nothing is unpickled. ``out`` (the add-on's
-        private temporary file) is written through ``common.files.atomic_write``.
+        The take is read by ``read_take(strict=True)``: every header checked before any
+        data is read, nothing unpickled, only a take's arrays, values in range. ``out``
+        (the add-on's private temporary file) is written atomically and may be replaced.
         """
-        import numpy as np
+        from ..retarget.smoothing import Smoothing, smooth_take
+        from ..retarget.take import read_take, write_take
 
-        from ..common.files import atomic_write
-        from ..retarget.smoothing import Smoothing, smooth_params
-
-        src, out = _path_field(req, "params"), _path_field(req, "out")
+        src, out = _path_field(req, "take"), _path_field(req, "out")
         if out.suffix.lower() != ".npz":
             raise RequestError(f"smooth: out must name an .npz file, got {str(out)!r}"[:300])
         settings = req.get("settings") or {}
         if not isinstance(settings, dict):
             raise RequestError("smooth: settings must be an object")
         smoothing = Smoothing.from_dict(settings)
-        arrays = read_smooth_params(src)
-        valid = arrays.pop("valid")
-        fps = float(arrays.pop("fps"))
-        smoothed = smooth_params(arrays, valid, fps, smoothing)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "xb") as fh:
-                np.savez(fh, **{k: np.asarray(v) for k, v in smoothed.items()})
-
-        written = atomic_write(out, write, replace=True)
+        take = read_take(src, strict=True)
+        written = write_take(out, smooth_take(take, smoothing), overwrite=True)
         self.ch.emit("smoothed", path=str(written))
 
     def cmd_ping(self, req: dict) -> None:
@@ -420,61 +408,6 @@ def estimate_arguments(req: dict) -> dict:
         "max_pixels": max_pixels,   # (checked by EstimateJob: parse_max_pixels)
     }
     return {k: v for k, v in args.items() if v is not None or k == "output"}
-
-
-def read_smooth_params(path: Path) -> dict:
-    """The arrays of a ``smooth`` request: ``{param: (T, n) float64, valid: (T,) bool,
-    fps: float}``, checked from the .npz headers before any data is read."""
-    import numpy as np
-
-    from ..common.npz import NpzError, npz_members, read_members
-    from ..common.options import FPS
-    from ..retarget.take import MAX_FRAME_SPAN, PARAM_COLUMNS, TAKE_KEYS
-
-    class _Bad(NpzError):
-        pass
-
-    name = path.name
-    members = npz_members(path, error=_Bad)
-    allowed = set(TAKE_KEYS) | {"valid", "fps"}
-    unknown = sorted(set(members) - allowed)
-    if unknown:
-        raise RequestError(f"smooth: {name}: unexpected array {unknown[0]!r}")
-    for k in ("valid", "fps"):
-        if k not in members:
-            raise RequestError(f"smooth: {name}: array {k!r} is missing")
-    use = ["valid", "fps"] + [k for k in PARAM_COLUMNS if k in members]
-    for k in use:
-        if members[k].is_object:
-            raise RequestError(f"smooth: {name}: array {k!r} holds pickled Python objects")
-    v = members["valid"]
-    if len(v.shape) != 1 or v.dtype != np.bool_:
-        raise RequestError(f"smooth: {name}: valid must be a (T,) bool array")
-    T = v.shape[0]
-    if not 1 <= T <= MAX_FRAME_SPAN:
-        raise RequestError(f"smooth: {name}: {T} rows; 1 .. {MAX_FRAME_SPAN:,} allowed")
-    f = members["fps"]
-    if f.shape != () or f.dtype.kind not in "fiu":
-        raise RequestError(f"smooth: {name}: fps must be one number")
-    for k in use[2:]:
-        m = members[k]
-        if m.shape != (T, PARAM_COLUMNS[k]) or m.dtype.kind != "f" or m.dtype.itemsize > 8:
-            raise RequestError(f"smooth: {name}: {k} has shape {m.shape} dtype {m.dtype}, "
-                               f"expected ({T}, {PARAM_COLUMNS[k]}) float")
-    for k in use:
-        m = members[k]
-        if m.nbytes > MAX_SMOOTH_BYTES or m.stored_size < m.nbytes:
-            raise RequestError(f"smooth: {name}: array {k!r} is truncated or too large")
-    arrays = read_members(path, members, use, error=_Bad)
-    fps = FPS.check(float(arrays["fps"]), "smooth: fps")
-    out = {"valid": np.asarray(arrays["valid"], bool), "fps": fps}
-    for k in use[2:]:
-        a = np.asarray(arrays[k], dtype=np.float64)
-        good = np.isfinite(a).all(axis=1) | ~out["valid"]
-        if not good.all():
-            raise RequestError(f"smooth: {name}: {k} has NaN or infinite values in valid rows")
-        out[k] = a
-    return out
 
 
 def _one_line(exc: BaseException) -> str:

@@ -18,10 +18,24 @@ get no keys: the linear F-curves interpolate across the gap.
 
 Blender frame of a row = ``1 + frame_index - frame_index[0]``.
 
-The raw (unsmoothed) take is kept on the body action as custom properties
-(``p2p_take``: metadata and source path; ``p2p_raw``: the parameter arrays),
-so ``resmooth_take`` can filter it again with other settings and rewrite the
-keys of that take only.
+The raw (unsmoothed) take is kept on the body action, so ``resmooth_take`` can
+filter it again with other settings and rewrite the keys of that take only:
+
+* ``p2p_take_data`` (bytes): the take itself, serialized like a take file
+  (``retarget.take.take_to_bytes``: a ``p2p-take/2`` ``.npz``, stored rather
+  than deflated, of its core without the ``raw_`` arrays, which stay in the
+  file) and read back with the same checks (``take_from_bytes``); exact, and
+  bounded by the take's limits (about 7.5 MB per 10,000 float32 rows);
+* ``p2p_take`` (JSON): the take's uid (shared with its face action), the file it
+  came from, its notes, and a few descriptive fields;
+* ``p2p_smoothing`` (JSON): the ``Smoothing`` its keys were made with.
+
+Rigs made before take format 2 stored the parameters as ``p2p_raw`` (a group of
+float arrays) with the metadata in ``p2p_take``; they are still read.
+
+Smoothing is a parameter (``Smoother``: ``(take, settings) -> smoothed take``);
+the default is ``retarget.smoothing.smooth_take`` (scipy, here); the add-on
+passes one that asks its worker when Blender's Python has no scipy.
 """
 from __future__ import annotations
 
@@ -29,6 +43,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import bpy
 import numpy as np
@@ -37,9 +52,14 @@ from ..errors import RetargetError
 from ..posing import PoseChannels, pose_channels
 from ..smoothing import NO_SMOOTHING, Smoothing, smooth_take
 from ..smplx_model import JOINT_NAMES, NUM_EXPRESSION, NUM_POSE_FEATURES
-from ..take import PARAM_COLUMNS, Take
+from ..take import PARAM_COLUMNS, Take, take_from_bytes, take_to_bytes
 from .fcurves import Curve, action_channelbag, write_curves
 from .rig import Rig, expression_key_name, pose_key_name, rig_from_armature
+
+
+TAKE_DATA = "p2p_take_data"  # custom property: the take, serialized (take_to_bytes)
+# (take, settings) -> the take with smoothed parameters (same rows)
+Smoother = Callable[[Take, Smoothing], Take]
 
 
 @dataclass
@@ -92,8 +112,17 @@ def _face_curves(ch: PoseChannels, key):
     return curves
 
 
+def check_rig_can_take(take: Take) -> None:
+    """Refuse a take whose body model the rig does not have (SMPL-X only, for now)."""
+    if take.body_model != "smplx":
+        where = f"{take.path.name}: " if take.path is not None else ""
+        raise RetargetError(f"{where}the take's body model is {take.body_model!r}; the "
+                            "Blender rig is SMPL-X only for now")
+
+
 def compute_channels(rig: Rig, take: Take) -> tuple[np.ndarray, PoseChannels]:
     """Blender frames and pose channels of the take's valid rows (no bpy writes)."""
+    check_rig_can_take(take)
     if not take.valid.any():
         raise RetargetError("the take has no valid frames (nobody was found in any frame)")
     frames = blender_frames(take.frame_index)[take.valid]
@@ -115,30 +144,31 @@ def _push(id_data, action, bag, frame_start: int, name: str):
     return track
 
 
-def _store_raw(action, take: Take, smoothing: Smoothing, uid: str):
+def _store_raw(action, take: Take, data: bytes, smoothing: Smoothing, uid: str):
+    """The take (``data``: its core, serialized like a file) and its identity on the body
+    action."""
     meta = {
         "uid": uid, "path": str(take.path) if take.path else "", "source": take.source,
-        "model": take.model, "person_id": int(take.person_id), "fps": float(take.fps),
-        "standin": bool(take.standin), "gender": take.gender,
-        "image_size": None if take.image_size is None else [int(x) for x in take.image_size],
-        "focal": None if take.focal is None else [float(x) for x in take.focal],
-        "princpt": None if take.princpt is None else [float(x) for x in take.princpt],
+        "model": take.model, "estimator": take.estimator, "person_id": int(take.person_id),
         "notes": list(take.notes),
     }
     action["p2p_take"] = json.dumps(meta)
     action["p2p_smoothing"] = json.dumps(smoothing.to_dict())
-    action["p2p_raw"] = {
-        "frame_index": take.frame_index.astype(np.int32),
-        "valid": take.valid.astype(np.int32),
-        **{k: np.asarray(v, dtype=np.float64).ravel() for k, v in take.params.items()},
-    }
+    action[TAKE_DATA] = data
 
 
 def raw_take_from_action(action) -> Take:
-    """The raw take stored on a body action by ``write_take_actions``."""
+    """The raw take stored on a body action by ``write_take_actions`` (exactly the take
+    it was given, without raw_ arrays); rigs made before take format 2 are read too."""
     if "p2p_take" not in action:
         raise RetargetError(f"action {action.name!r} is not a take written by this add-on")
     meta = json.loads(action["p2p_take"])
+    data = action.get(TAKE_DATA)
+    if data is not None:
+        take = take_from_bytes(bytes(data), name=f"the take stored on action {action.name!r}")
+        take.path = Path(meta["path"]) if meta.get("path") else None
+        take.notes = list(meta.get("notes", []))
+        return take
     raw = action.get("p2p_raw")
     if raw is None:
         from ..take import read_take
@@ -148,6 +178,11 @@ def raw_take_from_action(action) -> Take:
             raise RetargetError(f"the raw data of take {action.name!r} is gone and its file "
                                 f"{path} does not exist")
         return read_take(path)
+    return _take_from_old_properties(meta, raw)
+
+
+def _take_from_old_properties(meta: dict, raw) -> Take:
+    """A take as rigs made before take format 2 stored it (``p2p_raw`` + JSON metadata)."""
     frame_index = np.asarray(raw["frame_index"], dtype=np.int64)
     T = frame_index.shape[0]
     params = {k: np.asarray(raw[k], dtype=np.float64).reshape(T, cols)
@@ -161,19 +196,32 @@ def raw_take_from_action(action) -> Take:
                 person_id=meta["person_id"], image_size=arr("image_size"), focal=arr("focal"),
                 princpt=arr("princpt"), source=meta["source"], model=meta["model"],
                 standin=meta["standin"], gender=meta["gender"],
-                path=Path(meta["path"]) if meta["path"] else None, notes=meta.get("notes", []))
+                path=Path(meta["path"]) if meta["path"] else None, notes=meta.get("notes", []),
+                estimator="pose2pose")
+
+
+def _smoothed(take: Take, settings: Smoothing, smoother: Smoother) -> Take:
+    out = smoother(take, settings)
+    if out.num_frames != take.num_frames or not np.array_equal(out.frame_index,
+                                                                take.frame_index):
+        raise RetargetError("the smoother returned other rows than the take it was given")
+    return out
 
 
 def write_take_actions(rig: Rig, take: Take, smoothing: Smoothing = NO_SMOOTHING,
-                       name: str | None = None) -> TakeActions:
-    """Key ``take`` (smoothed with ``smoothing``) onto ``rig`` as a new NLA take.
+                       name: str | None = None, *,
+                       smoother: Smoother = smooth_take) -> TakeActions:
+    """Key ``take`` (smoothed with ``smoothing`` by ``smoother``) onto ``rig`` as a new
+    NLA take; the unsmoothed take is stored on the body action.
 
     Returns the new actions and tracks. Existing actions, tracks and strips
     are not changed.
     """
-    smoothed = smooth_take(take, smoothing)
-    frames, ch = compute_channels(rig, smoothed)
+    check_rig_can_take(take)
     name = name or take_name(take)
+    data = take_to_bytes(take, raw=False, compress=False, name=f"take {name!r}")
+    smoothed = _smoothed(take, smoothing, smoother)
+    frames, ch = compute_channels(rig, smoothed)
     uid = uuid.uuid4().hex
     arm_obj = rig.armature
 
@@ -181,7 +229,7 @@ def write_take_actions(rig: Rig, take: Take, smoothing: Smoothing = NO_SMOOTHING
     body_bag = action_channelbag(body, arm_obj)
     write_curves(body_bag, frames, _body_curves(ch))
     body["p2p_role"] = "body"
-    _store_raw(body, take, smoothing, uid)
+    _store_raw(body, take, data, smoothing, uid)
     body_track = _push(arm_obj, body, body_bag, frames[0], body.name)
 
     face = face_track = None
@@ -197,8 +245,8 @@ def write_take_actions(rig: Rig, take: Take, smoothing: Smoothing = NO_SMOOTHING
     return TakeActions(body, face, body_track, face_track, frames)
 
 
-def _take_actions_of(arm_obj):
-    """Body actions of the takes on this armature's NLA, top track first."""
+def take_actions(arm_obj) -> list:
+    """``(track, body action)`` of the takes on this armature's NLA, top track first."""
     ad = arm_obj.animation_data
     if ad is None:
         return []
@@ -218,22 +266,28 @@ def _face_action_for(body_action):
     return None
 
 
-def resmooth_take(armature, settings: Smoothing, action=None):
+def top_take_action(armature):
+    """The body action of the take on the top-most unmuted NLA track."""
+    takes = [(t, a) for t, a in take_actions(armature) if not t.mute]
+    if not takes:
+        raise RetargetError(f"{armature.name} has no take to smooth")
+    return takes[0][1]
+
+
+def resmooth_take(armature, settings: Smoothing, action=None, *,
+                  smoother: Smoother = smooth_take):
     """Filter a take's raw data again with ``settings`` and rewrite only its keys.
 
     armature: a rig made by ``build_rig``; action: the take's body action
-    (default: the take on the top-most unmuted NLA track). The take's actions
-    keep their names, NLA strips and frames; only the key values change.
-    Returns the body action.
+    (default: ``top_take_action``); smoother: ``(take, settings) -> take``
+    (default: scipy here, ``smooth_take``). The take's actions keep their names,
+    NLA strips and frames; only the key values change. Returns the body action.
     """
     if action is None:
-        takes = [(t, a) for t, a in _take_actions_of(armature) if not t.mute]
-        if not takes:
-            raise RetargetError(f"{armature.name} has no take to smooth")
-        action = takes[0][1]
+        action = top_take_action(armature)
     rig = rig_from_armature(armature)
     raw = raw_take_from_action(action)
-    frames, ch = compute_channels(rig, smooth_take(raw, settings))
+    frames, ch = compute_channels(rig, _smoothed(raw, settings, smoother))
     write_curves(action_channelbag(action, armature), frames, _body_curves(ch))
     face = _face_action_for(action)
     key = rig.mesh.data.shape_keys if rig.mesh is not None else None

@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""One take into the current Blender scene: rig, take action, camera, timing."""
+"""One take into the current Blender scene: rig, take action, camera, timing.
+
+``build_take_scene`` is the one take-to-scene path: ``convert``, ``export`` (of a
+take file) and the add-on's import all use it.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,10 +12,10 @@ import bpy
 import numpy as np
 
 from ..errors import RetargetError
-from ..smoothing import NO_SMOOTHING, Smoothing
+from ..smoothing import NO_SMOOTHING, Smoothing, smooth_take
 from ..smplx_model import SmplxModel
 from ..take import Take
-from .anim import TakeActions, write_take_actions
+from .anim import Smoother, TakeActions, check_rig_can_take, write_take_actions
 from .rig import Rig, build_rig, rig_from_armature
 from .scene import create_camera, set_scene_timing
 
@@ -47,7 +51,8 @@ def find_person_rig(scene, person_id: int, smplx_path=None) -> Rig | None:
 def build_take_scene(model: SmplxModel, take: Take, *, scene=None,
                      smoothing: Smoothing = NO_SMOOTHING, pose_correctives: bool = True,
                      shape_keys: bool = True, camera: bool = True,
-                     timing: bool = True, reuse_rig: bool = True) -> TakeScene:
+                     timing: bool = True, reuse_rig: bool = True,
+                     smoother: Smoother = smooth_take) -> TakeScene:
     """Rig for the take's person (median betas), the take as an NLA action, camera, timing.
 
     One armature per person: with ``reuse_rig`` a rig already in the scene for
@@ -55,8 +60,10 @@ def build_take_scene(model: SmplxModel, take: Take, *, scene=None,
     body shape stays the one it was built with). Per-frame betas that differ
     from the median are not followed: the rig's body shape is fixed (the
     notes say how far they spread). The take's camera is made once per
-    footage: a scene camera made for the same source is kept.
+    footage: a scene camera made for the same source is kept. ``smoother``:
+    ``(take, smoothing) -> take`` (default ``smooth_take``, scipy here).
     """
+    check_rig_can_take(take)
     scene = scene or bpy.context.scene
     notes = list(take.notes)
     betas = median_betas(take)
@@ -74,7 +81,7 @@ def build_take_scene(model: SmplxModel, take: Take, *, scene=None,
     else:
         notes.append(f"added the take to the existing rig {rig.armature.name!r} "
                      "(its body shape is kept)")
-    actions = write_take_actions(rig, take, smoothing)
+    actions = write_take_actions(rig, take, smoothing, smoother=smoother)
     cam = None
     if camera:
         current = scene.camera

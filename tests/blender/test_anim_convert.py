@@ -170,3 +170,30 @@ def test_footage_movie_clip(tmp_path):
     bg = cam.data.background_images[0]
     assert bg.source == 'MOVIE_CLIP' and bg.clip.frame_offset == 4 and bg.clip.frame_start == 1
     assert bg.clip.frame_duration == 10
+
+
+def test_convert_reads_core_only_format_1_and_refuses_smpl_takes(tmp_path):
+    """``p2p-mocap convert`` (the real CLI): a take without any raw_ array and a format-1
+    file each make a .blend; an SMPL take is one line and nothing is written."""
+    from tests.faults.conftest import assert_one_line_error, run_cli
+    from tests.retarget.synthetic import take_arrays_v1
+
+    core = {k: v for k, v in take_arrays().items() if not k.startswith("raw_")}
+    write_take(tmp_path / "core.take.npz", core)
+    np.savez_compressed(tmp_path / "old.take.npz",
+                        **{k: np.asarray(v) for k, v in take_arrays_v1().items()})
+    smpl = {k: v for k, v in core.items() if k not in (
+        "left_hand_pose", "right_hand_pose", "jaw_pose", "leye_pose", "reye_pose",
+        "expression")}
+    smpl.update(body_model="smpl", body_pose=np.zeros((6, 69), np.float32))
+    write_take(tmp_path / "smpl.take.npz", smpl)
+    for stem in ("core", "old"):
+        res = run_cli(["convert", tmp_path / f"{stem}.take.npz", "--smplx",
+                       standin_smplx_root(), "--pose-correctives", "off"], cwd=tmp_path)
+        assert res.rc == 0, res.stderr
+        assert (tmp_path / f"{stem}.blend").is_file()
+    res = run_cli(["convert", tmp_path / "smpl.take.npz", "--smplx", standin_smplx_root()],
+                  cwd=tmp_path)
+    assert_one_line_error(res, "body model is 'smpl'", "SMPL-X only")
+    assert not (tmp_path / "smpl.blend").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

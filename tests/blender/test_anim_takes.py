@@ -207,3 +207,115 @@ def test_resmooth_after_renaming_the_armature(rig):
     assert len(fcurves_of(acts.body, rig.armature)) == n_curves
     if hasattr(acts.body, "slots"):
         assert len(acts.body.slots) == 1
+
+
+# --------------------------------------------------------------------------- the stored take
+
+def _float32_take_with_raw(T=7):
+    take = make_take(random_params(T, seed=11, max_angle=0.4), source="/f/c.mp4", person_id=3)
+    take.params = {k: v.astype(np.float32) for k, v in take.params.items()}
+    take.valid[2] = False
+    take.params["transl"][2] = np.nan                       # junk in an invalid row
+    take.raw = {"score": np.linspace(0, 1, T, dtype=np.float32)}
+    take.estimator, take.notes = "pose2pose", ["a note"]
+    return take
+
+
+def test_the_take_stored_on_the_rig_round_trips_exactly(rig, tmp_path):
+    from pose2pose_mocap.retarget.blender.anim import (TAKE_DATA, raw_take_from_action,
+                                                       write_take_actions)
+    from pose2pose_mocap.retarget.take import take_from_bytes, write_take
+
+    take = _float32_take_with_raw()
+    take.path = write_take(tmp_path / "c.take.npz", take)
+    acts = write_take_actions(rig, take, Smoothing(body_hz=3.0))
+    assert isinstance(acts.body[TAKE_DATA], bytes) and "p2p_raw" not in acts.body
+    # the same serialized form as the file, without the raw_ arrays
+    assert take_from_bytes(acts.body[TAKE_DATA]).raw == {}
+    name, blend = acts.body.name, tmp_path / "saved.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    back = raw_take_from_action(bpy.data.actions[name])
+    for k in ("fps", "person_id", "source", "model", "standin", "gender", "estimator",
+              "body_model", "path", "notes"):
+        assert getattr(back, k) == getattr(take, k), k
+    for k in ("frame_index", "valid", "image_size", "focal", "princpt"):
+        assert np.array_equal(getattr(back, k), getattr(take, k)), k
+    assert back.params.keys() == take.params.keys() and back.raw == {}
+    for k, v in take.params.items():
+        assert back.params[k].dtype == np.float32
+        np.testing.assert_array_equal(back.params[k], v)   # NaN in the invalid row too
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def test_rigs_made_before_take_format_2_still_resmooth(rig):
+    """Old rigs: the parameters in ``p2p_raw`` (float64 arrays), metadata in ``p2p_take``."""
+    from pose2pose_mocap.retarget.blender.anim import (TAKE_DATA, raw_take_from_action,
+                                                       resmooth_take, write_take_actions)
+
+    take = make_take(random_params(9, seed=12, max_angle=0.3), source="/f/old.mp4")
+    acts = write_take_actions(rig, take)
+    action = acts.body
+    uid = json.loads(action["p2p_take"])["uid"]
+    del action[TAKE_DATA]
+    action["p2p_take"] = json.dumps({    # what the format-1 add-on stored
+        "uid": uid, "path": "", "source": take.source, "model": take.model,
+        "person_id": 0, "fps": 30.0, "standin": True, "gender": "neutral",
+        "image_size": [640, 480], "focal": [600.0, 600.0], "princpt": [330.0, 235.0],
+        "notes": []})
+    action["p2p_raw"] = {"frame_index": take.frame_index.astype(np.int32),
+                         "valid": take.valid.astype(np.int32),
+                         **{k: v.ravel() for k, v in take.params.items()}}
+    old = raw_take_from_action(action)
+    assert old.source == "/f/old.mp4" and old.focal.tolist() == [600.0, 600.0]
+    for k, v in take.params.items():
+        np.testing.assert_array_equal(old.params[k], v)
+    before = quat_curves(action, rig.armature, "left_knee")
+    resmooth_take(rig.armature, Smoothing(body_hz=2.0), action)
+    assert not np.allclose(quat_curves(action, rig.armature, "left_knee"), before)
+
+
+def test_resmooth_with_an_injected_smoother(rig):
+    from pose2pose_mocap.retarget.blender.anim import resmooth_take, take_smoothing, \
+        write_take_actions
+    from pose2pose_mocap.retarget.errors import RetargetError
+
+    take = make_take(random_params(6, seed=13, max_angle=0.3))
+    acts = write_take_actions(rig, take)
+    pelvis = 'pose.bones["pelvis"].location'
+    x0 = keys(fcurves_of(acts.body, rig.armature).find(pelvis, index=0))[:, 1].copy()
+    calls = []
+
+    def shift(t, settings):
+        calls.append((t.num_frames, settings))
+        return t.with_params({"transl": t.params["transl"] + [0.5, 0.0, 0.0]})
+
+    settings = Smoothing(method="gaussian", body_hz=2.0)
+    assert resmooth_take(rig.armature, settings, acts.body, smoother=shift) == acts.body
+    assert calls == [(6, settings)] and take_smoothing(acts.body) == settings
+    x1 = keys(fcurves_of(acts.body, rig.armature).find(pelvis, index=0))[:, 1]
+    np.testing.assert_allclose(x1 - x0, 0.5, atol=1e-5)   # Blender x = camera x
+
+    def drops_a_row(t, settings):
+        from dataclasses import replace
+        return replace(t, frame_index=t.frame_index[1:], valid=t.valid[1:])
+
+    with pytest.raises(RetargetError, match="other rows"):
+        resmooth_take(rig.armature, settings, acts.body, smoother=drops_a_row)
+    assert take_smoothing(acts.body) == settings        # nothing changed
+
+
+def test_an_smpl_take_is_refused_before_anything_is_built(model):
+    from pose2pose_mocap.retarget.blender.build import build_take_scene
+    from pose2pose_mocap.retarget.errors import RetargetError
+    from pose2pose_mocap.retarget.take import Take
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    T = 3
+    take = Take(fps=30.0, frame_index=np.arange(T), valid=np.ones(T, bool),
+                params={"global_orient": np.zeros((T, 3)), "body_pose": np.zeros((T, 69)),
+                        "betas": np.zeros((T, 10)), "transl": np.tile([0, 0, 3.0], (T, 1))},
+                body_model="smpl")
+    with pytest.raises(RetargetError, match="body model is 'smpl'; the Blender rig is SMPL-X"):
+        build_take_scene(model, take)
+    assert len(bpy.data.objects) == 0 and len(bpy.data.actions) == 0

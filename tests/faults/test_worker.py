@@ -141,12 +141,15 @@ def test_estimate_requests_are_validated_like_the_cli(worker, tmp_path, request_
 
 
 def _smooth_npz(path, **over):
+    """A take file (as the add-on sends it), with some arrays replaced or removed."""
+    from tests.retarget.synthetic import take_arrays
+
     T = 12
     rng = np.random.default_rng(0)
-    arrays = {"valid": np.ones(T, bool), "fps": np.float64(30.0),
-              "body_pose": rng.normal(0, 0.1, (T, 63)), "transl": rng.normal(0, 1, (T, 3))}
+    arrays = take_arrays(T=T, dtype=np.float64)
+    arrays.update(body_pose=rng.normal(0, 0.1, (T, 63)))
     arrays.update(over)
-    arrays = {k: v for k, v in arrays.items() if v is not None}
+    arrays = {k: np.asarray(v) for k, v in arrays.items() if v is not None}
     np.savez(path, **arrays)
     return path
 
@@ -155,13 +158,18 @@ def test_smooth_reads_safely_and_writes_atomically(worker, tmp_path, pwn_marker)
     good = _smooth_npz(tmp_path / "good.npz")
     out = tmp_path / "out.npz"
     out.write_bytes(b"old private output")  # the worker's own output: replaced is fine
-    worker.send((json.dumps({"cmd": "smooth", "params": str(good), "out": str(out),
-                             "settings": {"method": "butterworth", "body_hz": 4.0}}) + "\n")
+    worker.send((json.dumps({"cmd": "smooth", "take": str(good), "out": str(out),
+                             "settings": {"method": "butterworth", "body_hz": 4.0,
+                                          "root_hz": 0}}) + "\n")
                 .encode())
     evs = worker.wait_for(2)
     assert evs[1]["event"] == "smoothed", evs
-    with np.load(out, allow_pickle=False) as z:
-        assert sorted(z.files) == ["body_pose", "transl"] and z["body_pose"].shape == (12, 63)
+    from pose2pose_mocap.retarget.take import read_take
+
+    smoothed, raw = read_take(out, strict=True), read_take(good)
+    assert smoothed.params["body_pose"].shape == (12, 63)
+    assert not np.allclose(smoothed.params["body_pose"], raw.params["body_pose"])
+    np.testing.assert_array_equal(smoothed.params["transl"], raw.params["transl"])  # root: off
 
     class Pwn:
         def __reduce__(self):
@@ -180,14 +188,14 @@ def test_smooth_reads_safely_and_writes_atomically(worker, tmp_path, pwn_marker)
     n = 2
     for what, path in bad.items():
         o = tmp_path / f"out-{path.stem}.npz"
-        worker.send((json.dumps({"cmd": "smooth", "params": str(path), "out": str(o),
+        worker.send((json.dumps({"cmd": "smooth", "take": str(path), "out": str(o),
                                  "settings": {}}) + "\n").encode())
         evs = worker.wait_for(n + 1)
         assert evs[n]["event"] == "error", (what, evs[n])
         assert not o.exists(), what
         n += 1
     for settings in ({"body_hz": float("inf")}, {"body_hz": "x"}, {"nope": 1}, [1, 2]):
-        worker.send((json.dumps({"cmd": "smooth", "params": str(good), "out": str(out),
+        worker.send((json.dumps({"cmd": "smooth", "take": str(good), "out": str(out),
                                  "settings": settings}) + "\n").encode())
         evs = worker.wait_for(n + 1)
         assert evs[n]["event"] == "error", (settings, evs[n])
