@@ -11,12 +11,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..weights.runtime_pins import CPU_INDEX, OTHERS, TORCH
 from .paths import venv_python
 
-TORCH = ("torch==2.14.1", "torchvision==0.29.1")
-OTHERS = ("numpy>=1.26,<2", "opencv-python-headless>=4.11,<4.12", "scipy>=1.11",
-          "smplx==0.1.28", "safetensors>=0.4")
-CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 def runtime_commands(base_python, venv_dir, device: str = "auto") -> tuple[list[list[str]], list[str]]:

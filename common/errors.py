@@ -16,6 +16,10 @@ class OutputExistsError(P2PError, ValueError):
     """An output file exists and replacing it was not asked for (or is not allowed)."""
 
 
+class ModelFileError(P2PError, ValueError):
+    """A missing or unusable body-model file (SMPL-X/SMPL): the estimator and the rig both raise it."""
+
+
 class OutputWriteError(P2PError, OSError):
     """Writing an output failed for an ordinary reason (disk full, read-only, permissions)."""
 

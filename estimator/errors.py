@@ -2,7 +2,9 @@
 """Exceptions of the estimator whose messages are meant for users as they are."""
 from __future__ import annotations
 
-from ..common.errors import P2PError
+from ..common.errors import ModelFileError, P2PError
+
+__all__ = ["EstimatorError", "CheckpointError", "ModelFileError"]
 
 
 class EstimatorError(P2PError, ValueError):
@@ -11,7 +13,3 @@ class EstimatorError(P2PError, ValueError):
 
 class CheckpointError(EstimatorError):
     """A checkpoint file that cannot be (or must not be) loaded."""
-
-
-class ModelFileError(EstimatorError):
-    """A missing or unusable SMPL-X model file."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..common.errors import OutputExistsError as _OutputExistsError
-from ..common.errors import P2PError
+from ..common.errors import ModelFileError, P2PError  # noqa: F401 - ModelFileError: one class
 
 
 class RetargetError(P2PError, ValueError):
@@ -12,10 +12,6 @@ class RetargetError(P2PError, ValueError):
 
 class TakeError(RetargetError):
     """A take file that cannot be read, or holds data that does not make sense."""
-
-
-class ModelFileError(RetargetError):
-    """A missing or unusable SMPL-X model file."""
 
 
 class OutputExistsError(_OutputExistsError, RetargetError):

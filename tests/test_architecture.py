@@ -172,3 +172,29 @@ def test_test_layout_cites_only_files_in_the_repo():
     for cited in re.findall(r"\b([A-Za-z_./-]+\.(?:md|py|toml|json))\b", text):
         if cited.startswith(("DEVELOPERS", "README", "blender_manifest")) or "/" in cited:
             assert (REPO / cited).exists(), f"tests/test_layout.py cites {cited}, not in the repo"
+
+
+def test_runtime_pins_equal_the_project_dependencies():
+    import tomllib
+
+    from pose2pose_mocap.weights.runtime_pins import OTHERS, TORCH
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    norm = lambda d: d.replace(" ", "")  # noqa: E731
+    assert {norm(d) for d in TORCH + OTHERS} <= {norm(d) for d in deps}
+    assert not any("torch" in d for d in OTHERS)
+
+
+def test_one_definition_of_each_error_and_name_helper():
+    seen: dict[str, list[str]] = {}
+    for m, path in MODULES.items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in (
+                    "ModelFileError", "OutputExistsError", "atomic_write", "next_free_name",
+                    "numbered_names", "format_eta", "resolve_device"):
+                seen.setdefault(node.name, []).append(m)
+    # retarget.errors.OutputExistsError refines the common one (it is also a RetargetError).
+    seen.get("OutputExistsError", []).remove("retarget.errors") if "retarget.errors" in \
+        seen.get("OutputExistsError", []) else None
+    dup = {k: v for k, v in seen.items() if len(v) > 1}
+    assert not dup, dup
