@@ -10,9 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from .common.cli_parser import EXIT_USAGE, OneLineParser
 from .common.errors import P2PError, describe_os_error
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL = 0, 1
 
 
 class UserError(P2PError):
@@ -114,30 +115,27 @@ def _cmd_batch(args) -> int:
 
 def _cmd_export(args) -> int:
     from .retarget.export_cli import run_export
+    from .weights.locations import smplx_lookup
 
-    return run_export(args)
-
-
-def _free_name(folder: Path, stem: str, suffix: str) -> Path:
-    """``stem.suffix``, else ``stem-2.suffix``, ``stem-3.suffix``, ... (never an existing file)."""
-    n = 1
-    while True:
-        p = folder / (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}")
-        if not p.exists():
-            return p
-        n += 1
+    return run_export(args, smplx=smplx_lookup(args.smplx))
 
 
 def _cmd_convert(args) -> int:
     """A take is converted as is; footage is estimated first (a take is kept beside the .blend)."""
-    from .estimator.cli_estimate import run_estimate
-    from .retarget.convert import run_convert
+    from .estimator.cli_estimate import estimate_footage
+    from .estimator.options import EstimateOptions
+    from .retarget.convert_cli import convert_file
+    from .retarget.options import ConvertOptions
+    from .weights.locations import smplx_lookup
 
     src = Path(args.input).expanduser()
+    options = ConvertOptions.from_args(args)
+    smplx = smplx_lookup(args.smplx)
     if src.suffix.lower() == ".npz":
-        return run_convert(args)
+        return convert_file(args.input, args.output, smplx, options, overwrite=args.force)
     # Footage. -o may name the .blend or a folder; by default both files go next to the input
     # under new names, so a second run never replaces the first.
+    estimate = EstimateOptions.from_args(args)
     out = Path(args.output).expanduser() if args.output else None
     if out is not None and (out.is_dir() or str(args.output).endswith(("/", "\\"))):
         if not out.is_dir():
@@ -152,34 +150,19 @@ def _cmd_convert(args) -> int:
     else:
         folder, blend = src.parent, None
     stem = src.stem if src.is_file() else src.name
-    est = argparse.Namespace(**vars(args))
-    est.input, est.output, est.force = [str(src)], str(folder) + "/", False
-    code = run_estimate(est)
-    takes = getattr(est, "written_takes", [])
-    if code != 0 or not takes:
-        return code or EXIT_FAIL
+    done = estimate_footage(str(src), str(folder) + "/", estimate, force=False, debug=args.debug)
+    if done.code != 0 or not done.takes:
+        return done.code or EXIT_FAIL
+    takes = done.takes
     for i, take in enumerate(takes):
-        conv = argparse.Namespace(**vars(args))
-        conv.input = str(take)
         person = f".person{i + 1}" if len(takes) > 1 else ""
-        conv.output = str(blend.with_name(blend.stem + person + ".blend")) if blend else \
-            str(folder / f"{stem}{person}.blend")
-        conv.numbered_output = blend is None  # a default name: stem-2.blend, ... if taken
-        code = run_convert(conv)
+        target = blend.with_name(blend.stem + person + ".blend") if blend else \
+            folder / f"{stem}{person}.blend"
+        code = convert_file(str(take), str(target), smplx, options, overwrite=args.force,
+                            numbered=blend is None)  # a default name: stem-2.blend, ... if taken
         if code != 0:
             return code
     return EXIT_OK
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are ONE line, ``p2p-mocap CMD: error: ...``,
-    and exit code 2 (sub-commands inherit it: argparse builds them with this class)."""
-
-    def error(self, message):  # noqa: D401 - argparse's hook
-        text = " ".join(str(message).split())
-        if len(text) > 2000:
-            text = text[:2000] + " ..."
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {text}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=lambda a: (w.print_help(), EXIT_USAGE)[1])
 
     from .estimator.cli_estimate import add_estimate_arguments
-    from .retarget.convert import add_convert_arguments
+    from .retarget.convert_cli import add_convert_arguments
 
     e = sub.add_parser("estimate", help="estimate takes (SMPL-X motion) from images or a video",
                        description="Estimate whole-body SMPL-X motion from images or a video "

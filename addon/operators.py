@@ -123,31 +123,36 @@ def take_folder(props) -> Path:
 
 
 def estimate_request(context, props) -> dict:
-    """The worker's ``estimate`` request from the sidebar; every number checked by the
-    validators the CLI and the worker use (``common.options``). Raises ValueError."""
-    from ..common import options as opt
+    """The worker's ``estimate`` request from the sidebar: the footage, the take folder and
+    ``EstimateOptions.to_dict()`` (every value checked as the CLI and the worker check
+    it, messages naming the sidebar's fields). Raises ValueError."""
+    from ..estimator.options import EstimateOptions
     from .paths import model_flags
 
     prefs = get_prefs(context)
     flags = model_flags(context)
     device = props.device if props.device != 'PREFS' else (prefs.device if prefs else "auto")
     person = {"AUTO": "auto", "ALL": "all"}.get(props.person_mode, str(props.person_number))
-    person = opt.check_person(person, "Person")
     end = str(props.frame_end) if props.frame_end > 0 else ""
-    frames = opt.check_frames(f"{props.frame_start}:{end}:{props.frame_step}", "Frames")
-    fov = opt.FOV.check(math.degrees(props.fov), "Field of View") if props.use_fov else None
-    return {
-        "inputs": source_inputs(context, props),
-        "output": str(take_folder(props)) + os.sep,
-        "frames": frames,
+    options = EstimateOptions.from_dict({
+        "frames": f"{props.frame_start}:{end}:{props.frame_step}",
         "person": person,
         "estimator": props.estimator,
         "device": device,
-        "fov": fov,
+        "precision": props.precision,
+        "fov": math.degrees(props.fov) if props.use_fov else None,
         "smplx": flags["smplx"],
         "checkpoint": flags["checkpoint"],
         "detector": flags["detector"] or "auto",
-    }
+    }, labels=_REQUEST_LABELS)
+    return {"inputs": source_inputs(context, props),
+            "output": str(take_folder(props)) + os.sep,
+            **options.to_dict()}
+
+
+# The sidebar's names of the options, for messages about them
+_REQUEST_LABELS = {"frames": "Frames", "person": "Person", "estimator": "Estimator",
+                   "device": "Device", "precision": "Precision", "fov": "Field of View"}
 
 
 def importer_for(context, props):

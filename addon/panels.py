@@ -69,6 +69,7 @@ class P2P_PT_source(_MocapPanel, bpy.types.Panel):
             layout.prop(props, "person_number")
         layout.prop(props, "estimator")
         layout.prop(props, "device")
+        layout.prop(props, "precision")
         row = layout.row(heading="Field of View")
         row.prop(props, "use_fov", text="")
         sub = row.row()

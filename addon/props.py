@@ -7,8 +7,12 @@ import math
 import bpy
 
 from ..common import options as opt
+from ..estimator.options import PRECISIONS
 from ..estimator.registry import DEFAULT_ESTIMATOR, ESTIMATORS
 from ..retarget.export_presets import PRESETS, ROOT_MODES
+from ..retarget.smoothing import Smoothing
+
+_SMOOTHING = Smoothing()   # the defaults of the smoothing properties (the CLI's too)
 
 # Ranges: the same as the CLI's options and the worker's requests (common.options).
 _FRAME_MAX = opt.MAX_FRAME_NUMBER  # (also IntProperty's own maximum)
@@ -34,6 +38,14 @@ DEVICE_ITEMS = (
     ('cpu', "CPU", "The processor (about 3.5 frames/s on 2 cores)", 2),
     ('cuda', "CUDA GPU", "An NVIDIA GPU through PyTorch", 3),
 )
+# The CLI's --precision choices (estimator.options.PRECISIONS)
+_PRECISION_TEXT = {
+    "fp32": ("FP32", "Full precision: the reference numerics (the default)"),
+    "bf16": ("BF16", "bfloat16 backbones: faster on recent GPUs, slightly different numbers"),
+    "fp16": ("FP16", "float16 backbones: faster on GPUs, slightly different numbers"),
+}
+PRECISION_ITEMS = [(p, *_PRECISION_TEXT.get(p, (p.upper(), p)), i)
+                   for i, p in enumerate(PRECISIONS)]
 # The estimators the worker knows (estimator.registry; the worker checks the name again).
 ESTIMATOR_ITEMS = [(name, e.label, e.description[:200], i)
                    for i, (name, e) in enumerate(ESTIMATORS.items())]
@@ -100,6 +112,9 @@ class P2P_MocapSettings(bpy.types.PropertyGroup):
     device: bpy.props.EnumProperty(
         name="Device", items=DEVICE_ITEMS, default='PREFS',
         description="Where the network runs")
+    precision: bpy.props.EnumProperty(
+        name="Precision", items=PRECISION_ITEMS, default=PRECISIONS[0],
+        description="Numeric precision of the network's backbones (as the CLI's --precision)")
     use_fov: bpy.props.BoolProperty(
         name="Field of View", default=False,
         description="Set the camera's horizontal field of view (else 60° across the longer "
@@ -122,22 +137,26 @@ class P2P_MocapSettings(bpy.types.PropertyGroup):
         description="Re-apply the smoothing to the selected take whenever a value changes "
                     "(no re-estimation)")
     smooth_method: bpy.props.EnumProperty(
-        name="Filter", items=METHOD_ITEMS, default='butterworth', update=_smoothing_changed,
+        name="Filter", items=METHOD_ITEMS, default=_SMOOTHING.method, update=_smoothing_changed,
         description="Zero-phase smoothing filter applied to the estimated motion")
     smooth_root: bpy.props.FloatProperty(
-        name="Root", default=4.0, min=0.0, max=opt.CUTOFF_HZ.high, soft_max=15.0, unit='NONE',
+        name="Root", default=_SMOOTHING.root_hz or 0.0, min=0.0, max=opt.CUTOFF_HZ.high,
+        soft_max=15.0, unit='NONE',
         update=_smoothing_changed,
         description="Cutoff in Hz for the root position (0 = raw)")
     smooth_body: bpy.props.FloatProperty(
-        name="Body", default=6.0, min=0.0, max=opt.CUTOFF_HZ.high, soft_max=15.0,
+        name="Body", default=_SMOOTHING.body_hz or 0.0, min=0.0, max=opt.CUTOFF_HZ.high,
+        soft_max=15.0,
         update=_smoothing_changed,
         description="Cutoff in Hz for the body rotations (0 = raw)")
     smooth_hands: bpy.props.FloatProperty(
-        name="Hands", default=4.0, min=0.0, max=opt.CUTOFF_HZ.high, soft_max=15.0,
+        name="Hands", default=_SMOOTHING.hands_hz or 0.0, min=0.0, max=opt.CUTOFF_HZ.high,
+        soft_max=15.0,
         update=_smoothing_changed,
         description="Cutoff in Hz for the fingers (0 = raw)")
     smooth_face: bpy.props.FloatProperty(
-        name="Face", default=4.0, min=0.0, max=opt.CUTOFF_HZ.high, soft_max=15.0,
+        name="Face", default=_SMOOTHING.face_hz or 0.0, min=0.0, max=opt.CUTOFF_HZ.high,
+        soft_max=15.0,
         update=_smoothing_changed,
         description="Cutoff in Hz for jaw, eyes and expression (0 = raw)")
     smoothing_message: bpy.props.StringProperty(

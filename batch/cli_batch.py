@@ -30,9 +30,8 @@ EXIT_OK, EXIT_FAIL = 0, 1
 def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from ..common import options as opt
     from ..estimator.cli_estimate import add_estimate_arguments
-    from ..retarget.convert import _hz, _on_off
     from ..retarget.export_presets import PRESETS, ROOT_MODES
-    from ..retarget.smoothing import METHODS, REGIONS, Smoothing
+    from ..retarget.options import ConvertOptions
 
     parser.add_argument("input", metavar="IN_FOLDER",
                         help="folder of footage: every video file and every folder of images "
@@ -62,21 +61,8 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     x.add_argument("--rest-frame", action="store_true",
                    help="add the rest pose one frame before the take")
     c = parser.add_argument_group("convert")
-    d = Smoothing()
     c.add_argument("--smplx", metavar="PATH", help="SMPL-X model file or folder")
-    c.add_argument("--gender", choices=("neutral", "male", "female"),
-                   help="SMPL-X model for the rig (default: the take's)")
-    c.add_argument("--smooth", choices=METHODS, default=d.method,
-                   help=f"temporal filter (default: {d.method})")
-    for region in REGIONS:
-        c.add_argument(f"--smooth-{region}", type=_hz, metavar="HZ",
-                       default=getattr(d, f"{region}_hz"),
-                       help=f"cutoff for {region} in Hz, 0 = raw (default "
-                            f"{getattr(d, f'{region}_hz'):g}) [{opt.CUTOFF_HZ.range_text}]")
-    c.add_argument("--pose-correctives", type=_on_off, default=True, metavar="on|off",
-                   help="pose-corrective shape keys in the .blend (default on)")
-    c.add_argument("--shape-keys", type=_on_off, default=True, metavar="on|off",
-                   help="body-shape keys in the .blend (default on)")
+    ConvertOptions.add_arguments(c)
     e = parser.add_argument_group("estimation")
     add_estimate_arguments(e, io=False)
     return parser
@@ -204,7 +190,7 @@ def run_batch(args, out=None, err=None) -> int:
 
 def main(argv=None) -> int:
     """Stand-alone entry (``python -m pose2pose_mocap.batch.cli_batch``)."""
-    from ..cli import OneLineParser
+    from ..common.cli_parser import OneLineParser
 
     parser = OneLineParser(prog="p2p-mocap batch",
                            description="convert whole folders of footage")

@@ -15,9 +15,11 @@ Input hash (``input_hash``): sha256 of the file's bytes, or for a file over
 ``FULL_HASH_LIMIT`` (64 MiB) the fast scheme ``sha256(size, first 8 MiB,
 last 8 MiB)`` (prefixed ``fast:``); an image sequence hashes its images'
 names and hashes. Settings hashes: one per stage, each including the one
-before: ``estimate`` (every estimate option that changes the take, and the
-model files' identity: path, size, modification time), ``convert``
-(smoothing, rig options, gender), ``export`` (preset, root mode, rest frame).
+before: ``estimate`` (``EstimateOptions.to_dict()`` but the options that never
+change a take -- device, detector download, pixel limit -- and the model
+files' identity: path, size, modification time), ``convert``
+(``ConvertOptions.to_dict()``: smoothing, rig options, gender), ``export``
+(preset, root mode, rest frame).
 """
 from __future__ import annotations
 
@@ -143,18 +145,26 @@ def _digest(obj) -> str:
 # --------------------------------------------------------------------------- settings
 @dataclass
 class Settings:
-    """What the worker tasks need, and the per-stage hashes of the settings."""
+    """What the worker tasks need, and the per-stage hashes of the settings.
 
-    estimate: dict            # EstimateJob keyword arguments
-    convert: dict             # convert_take options (smoothing as a dict)
+    ``estimate``: ``EstimateOptions.to_dict()`` without ``estimator`` when it is the
+    default (so manifests written before there was a choice keep their hashes);
+    ``convert``: ``ConvertOptions.to_dict()``. Plain dicts: they travel to worker
+    processes and Ray tasks, which rebuild the options with ``from_dict``.
+    """
+
+    estimate: dict            # EstimateOptions.to_dict() (see above)
+    convert: dict             # ConvertOptions.to_dict()
     export: dict | None       # {"preset", "root", "rest_frame"} or None (no export)
     smplx: str | None = None
     hashes: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        from ..estimator.options import MODEL_FILES, NOT_IN_TAKE
+
+        # Everything that changes a take, but the model files by their identity.
         est_keys = {k: v for k, v in self.estimate.items()
-                    if k not in ("device", "allow_download", "smplx", "checkpoint", "detector",
-                                 "max_pixels")}  # (max_pixels refuses; never changes a take)
+                    if k not in NOT_IN_TAKE + MODEL_FILES}
         det = self.estimate.get("detector")
         e = _digest({"opts": est_keys, "smplx": _identity(self.estimate.get("smplx")),
                      "checkpoint": _identity(self.estimate.get("checkpoint")),
@@ -164,26 +174,30 @@ class Settings:
         x = _digest({"convert": c, "opts": self.export})
         self.hashes = {"estimate": e, "convert": c, "export": x}
 
+    def estimate_options(self):
+        from ..estimator.options import EstimateOptions
+
+        return EstimateOptions.from_dict(self.estimate)
+
+    def convert_options(self):
+        from ..retarget.options import ConvertOptions
+
+        return ConvertOptions.from_dict(self.convert)
+
 
 def settings_from_args(args) -> Settings:
-    from ..retarget.smoothing import REGIONS
-
-    g = lambda name, default=None: getattr(args, name, default)  # noqa: E731
-    estimate = dict(frames=g("frames"), person=g("person", "auto"), detector=g("detector", "auto"),
-                    box=g("box"), device=g("device", "auto"), batch=g("batch"),
-                    smplx=g("smplx"), checkpoint=g("checkpoint"), fov=g("fov"), fps=g("fps"),
-                    detect_every=g("detect_every"), min_score=g("min_score"),
-                    allow_download=bool(g("download_detector", False)),
-                    precision=g("precision", "fp32"), max_pixels=g("max_pixels"))
+    """From ``batch``'s parsed arguments (``EstimateOptions.from_args``,
+    ``ConvertOptions.from_args``); a missing attribute takes the option's default."""
+    from ..estimator.options import EstimateOptions
     from ..estimator.registry import DEFAULT_ESTIMATOR
+    from ..retarget.options import ConvertOptions
 
-    if g("estimator") not in (None, "", DEFAULT_ESTIMATOR):
+    estimate = EstimateOptions.from_args(args).to_dict()
+    if estimate["estimator"] == DEFAULT_ESTIMATOR:
         # (only another estimator is recorded: earlier manifests' hashes stay valid)
-        estimate["estimator"] = g("estimator")
-    convert = dict(smoothing={"method": g("smooth", "butterworth"),
-                              **{f"{r}_hz": (g(f"smooth_{r}") or None) for r in REGIONS}},
-                   pose_correctives=g("pose_correctives", True), shape_keys=g("shape_keys", True),
-                   gender=g("gender"))
+        del estimate["estimator"]
+    convert = ConvertOptions.from_args(args).to_dict()
+    g = lambda name, default=None: getattr(args, name, default)  # noqa: E731
     export = None
     if g("preset"):
         export = dict(preset=g("preset"), root=g("root", "grounded"),

@@ -82,11 +82,12 @@ def estimate_clip(spec: dict) -> dict:
 def _estimate(spec: dict) -> dict:
     import torch
 
+    from ..estimator.options import EstimateOptions
     from ..estimator.pipeline import EstimateJob
 
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
-    opts = dict(spec["estimate"])
+    opts = EstimateOptions.from_dict(spec["estimate"]).job_arguments()
     key = (opts.get("estimator"), opts.get("checkpoint"), opts.get("smplx"), opts.get("device"),
            opts.get("precision"), str(opts.get("detector")), opts.get("min_score"))
     cached = _CACHE.get(key)
@@ -138,10 +139,11 @@ def retarget_clip(spec: dict) -> dict:
 
 def _retarget(spec: dict) -> dict:
     from ..retarget.convert import convert_take, default_output
-    from ..retarget.smoothing import Smoothing
+    from ..retarget.options import ConvertOptions
+    from ..weights.locations import smplx_lookup
 
     t0 = time.perf_counter()
-    conv = spec["convert"]
+    conv = ConvertOptions.from_dict(spec["convert"])
     export = spec.get("export")
     stages = spec.get("stages", ["convert", "export"])
     notes: list[str] = []
@@ -158,10 +160,7 @@ def _retarget(spec: dict) -> dict:
     for take in spec["takes"]:
         blend = default_output(Path(take))
         if "convert" in stages:
-            convert_take(take, spec.get("smplx"), blend,
-                         smoothing=Smoothing(**conv["smoothing"]),
-                         pose_correctives=conv["pose_correctives"],
-                         shape_keys=conv["shape_keys"], gender=conv.get("gender"),
+            convert_take(take, smplx_lookup(spec.get("smplx")), blend, options=conv,
                          overwrite=_key(blend) in replace, notes=notes)
         blends.append(str(blend))
         if export:

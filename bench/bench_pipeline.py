@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from pose2pose_mocap.estimator.pose2pose.checkpoint import load_checkpoint
-    from pose2pose_mocap.estimator.pipeline import resolve_device
+    from pose2pose_mocap.estimator.device import resolve_device
 
     print("command:", shlex.join([sys.executable] + sys.argv))
     device = resolve_device(args.device)

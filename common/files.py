@@ -201,6 +201,18 @@ def os_error_in_text(text: str) -> OSError | None:
     return None
 
 
+def output_folder_problem(folder) -> str | None:
+    """Why outputs cannot go into ``folder`` -- ``"no such folder for the output"`` or
+    ``"no permission to write there"`` -- or None. The one early check of an output
+    folder (takes, .blend files, exports); a hint only: the commit decides."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "no such folder for the output"
+    if not os.access(folder, os.W_OK):
+        return "no permission to write there"
+    return None
+
+
 def atomic_write(target, write: Callable[[Path], None], *, replace: bool = False,
                  numbered: bool = False, suffix: str | None = None) -> Path:
     """Write a file through ``write(tmp_path)`` and commit it; return the path written.

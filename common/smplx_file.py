@@ -79,6 +79,29 @@ class SmplxFileError(P2PError, ValueError):
     """An SMPL-X model file that cannot be used or must not be read; one line."""
 
 
+# The model files' folder in the official download and in a data folder (``weights``).
+SMPLX_SUBDIR = "smplx"
+
+
+def smplx_file_name(gender: str) -> str:
+    """``SMPLX_NEUTRAL.npz``, ``SMPLX_MALE.npz``, ``SMPLX_FEMALE.npz``."""
+    return f"SMPLX_{str(gender).upper()}.npz"
+
+
+def model_file_in(path, gender: str) -> Path | None:
+    """The model file a path given for ``gender`` means: the path itself when it is a
+    file, else ``SMPLX_<GENDER>.npz`` in ``path/smplx/`` or in ``path/``; None when
+    there is none. (No search order: ``weights.locations.find_smplx`` has that.)"""
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p
+    name = smplx_file_name(gender)
+    for folder in (p / SMPLX_SUBDIR, p):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 def _numeric(dtype: np.dtype) -> bool:
     return dtype.kind in "fiub" and not dtype.hasobject and dtype.fields is None
 

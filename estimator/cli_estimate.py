@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 
 from ..common.text import format_eta
 
@@ -28,13 +29,14 @@ EXIT_OK, EXIT_FAIL = 0, 1
 
 def add_estimate_arguments(parser: argparse.ArgumentParser, *, io: bool = True
                            ) -> argparse.ArgumentParser:
-    """The options of ``p2p-mocap estimate``.
+    """The options of ``p2p-mocap estimate``: INPUT, ``-o``, ``EstimateOptions``'s and
+    ``--force``.
 
     ``io=False`` leaves out INPUT, ``-o``, ``--smplx`` and ``--force``, for a
     command (``convert``) that has its own and estimates footage first. Every number
     is checked when parsed, against its range in ``common.options``.
     """
-    from ..common import options as opt
+    from .options import EstimateOptions
 
     if io:
         parser.add_argument("input", nargs="+", metavar="INPUT",
@@ -44,64 +46,7 @@ def add_estimate_arguments(parser: argparse.ArgumentParser, *, io: bool = True
                             help="take file to write (refused if it exists, unless --force) or "
                                  "a folder; default: next to the input, NAME.take.npz or the "
                                  "next free NAME.take-2.npz, ...")
-    parser.add_argument("--frames", metavar="A:B:STEP", type=opt.arg_type(opt.check_frames),
-                        help="frames A (default 0) up to B (excluded; default: the end), every "
-                             "STEP-th (default 1); numbers count from 0 [A, B 0 .. "
-                             f"{opt.MAX_FRAME_NUMBER:,}; STEP 1 .. {opt.MAX_FRAME_NUMBER:,}]")
-    parser.add_argument("--person", default="auto", metavar="N|all|auto",
-                        type=opt.arg_type(opt.check_person),
-                        help="whom to estimate: auto (default) = the largest, most central "
-                             "person when someone is first seen; all = everyone, one take each "
-                             "(NAME.personN.take.npz); N = person N as 'all' numbers them "
-                             f"(from 1, left to right where first seen) [{opt.PERSON.range_text}]")
-    parser.add_argument("--detector", default="auto", metavar="auto|none|FILE",
-                        help="person detector: auto (default) = Faster R-CNN weights by the "
-                             "search order of 'p2p-mocap doctor', the whole frame when there are "
-                             "none; none = the whole frame (or --box) for the first frame, then "
-                             "tracking; or a weights file")
-    parser.add_argument("--download-detector", action="store_true",
-                        help="allow downloading torchvision's detector weights (160 MB) into "
-                             "the user data folder when none are found")
-    parser.add_argument("--box", metavar="X,Y,W,H", type=opt.arg_type(opt.check_box),
-                        help="the person's box in the first frame, in pixels (instead of a "
-                             "detection) [X, Y -1e6 .. 1e6; W, H above 1 .. 1e6]")
-    from .registry import DEFAULT_ESTIMATOR, ESTIMATORS
-
-    known = "; ".join(f"{e.name} = {e.description}" for e in ESTIMATORS.values())
-    parser.add_argument("--estimator", default=DEFAULT_ESTIMATOR, choices=tuple(ESTIMATORS),
-                        help=f"the pose estimator: {known} (default {DEFAULT_ESTIMATOR}; "
-                             "p2p-mocap doctor says which are ready)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="where the network runs (default: cuda when available)")
-    parser.add_argument("--batch", type=opt.BATCH.arg, metavar="N",
-                        help=opt.BATCH.help("crops per forward pass (default: from free memory; "
-                                            "small on CPU)"))
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-                        help="fp32 (default, reference numerics); bf16/fp16 run the backbones "
-                             "in reduced precision (faster on GPUs)")
-    if io:
-        parser.add_argument("--smplx", metavar="DIR",
-                            help="SMPL-X model folder or SMPLX_NEUTRAL.npz")
-    parser.add_argument("--checkpoint", metavar="FILE", help="Pose2Pose checkpoint")
-    parser.add_argument("--fov", type=opt.FOV.arg, metavar="DEG",
-                        help=opt.FOV.help("the camera's horizontal field of view in degrees "
-                                          "(default: 60 across the longer image side, typical "
-                                          "of phone and webcam footage); only the distance to "
-                                          "the camera depends on it"))
-    parser.add_argument("--fps", type=opt.FPS.arg, metavar="FPS",
-                        help=opt.FPS.help("frame rate to record in the take (default: the "
-                                          "video's; 30 for images)"))
-    parser.add_argument("--detect-every", type=opt.DETECT_EVERY.arg, default=30, metavar="N",
-                        help=opt.DETECT_EVERY.help("run the detector at least every N frames "
-                                                   "(default 30; 0 = only when a track is "
-                                                   "lost)"))
-    parser.add_argument("--min-score", type=opt.MIN_SCORE.arg, metavar="S",
-                        help=opt.MIN_SCORE.help("detector score a person needs (default 0.5)"))
-    parser.add_argument("--max-pixels", metavar="N|WxH",
-                        help="refuse images and video frames larger than this, read from the "
-                             "file's header before decoding (default 8192x8192 = 67 Mpx; "
-                             "protects against decompression bombs); e.g. 12000x9000 for a "
-                             "108 Mpx photo you trust")
+    EstimateOptions.add_arguments(parser, smplx=io)
     if io:
         parser.add_argument("--force", action="store_true",
                             help="replace an existing output file named with -o")
@@ -183,24 +128,51 @@ class _StopSignals:
         return False
 
 
+@dataclass
+class EstimateOutcome:
+    """What ``estimate_footage`` did: the exit code and the take files written."""
+
+    code: int
+    takes: list = field(default_factory=list)
+
+
+def _error_line(exc: BaseException, err) -> None:
+    msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else \
+        f"{exc.filename}: {exc.strerror}"
+    msg = " ".join(msg.split())
+    print(f"p2p-mocap: error: {msg}", file=err)
+
+
 def run_estimate(args) -> int:
     """Run ``p2p-mocap estimate`` with parsed ``args``; return the exit code."""
+    from ..common.errors import P2PError
+    from .options import EstimateOptions
+
+    try:
+        options = EstimateOptions.from_args(args)
+    except P2PError as exc:
+        if getattr(args, "debug", False):
+            raise
+        _error_line(exc, sys.stderr)
+        return EXIT_FAIL
+    inputs = args.input if len(args.input) > 1 else args.input[0]
+    return estimate_footage(inputs, args.output, options, force=args.force,
+                            debug=getattr(args, "debug", False)).code
+
+
+def estimate_footage(inputs, output, options, *, force: bool = False, debug: bool = False,
+                     err=None) -> EstimateOutcome:
+    """Estimate ``inputs`` into take file(s) at ``output`` with ``EstimateOptions``,
+    printing progress, notes and ``wrote PATH`` lines as ``p2p-mocap estimate`` does.
+    -> the exit code and the takes written (``convert`` goes on with them)."""
     from ..common.errors import P2PError
     from .pipeline import EstimateJob
     from .sources import SourceError
 
-    err = sys.stderr
-    inputs = args.input if len(args.input) > 1 else args.input[0]
+    err = err or sys.stderr
     printer = ProgressPrinter(err)
     try:
-        job = EstimateJob(
-            inputs, args.output, frames=args.frames, person=args.person,
-            detector=args.detector, box=args.box, device=args.device, batch=args.batch,
-            smplx=args.smplx, checkpoint=args.checkpoint, fov=args.fov, fps=args.fps,
-            force=args.force, detect_every=args.detect_every, min_score=args.min_score,
-            allow_download=args.download_detector, precision=args.precision,
-            estimator=getattr(args, "estimator", None),
-            max_pixels=getattr(args, "max_pixels", None))
+        job = EstimateJob(inputs, output, force=force, **options.job_arguments())
         last = None
         with _StopSignals(job, err) as stop:
             steps = job.steps()
@@ -218,24 +190,21 @@ def run_estimate(args) -> int:
                         stop.signum = signal.SIGINT
     except (P2PError, SourceError, OSError) as exc:  # (P2PError: also a write that failed)
         printer.close()
-        if getattr(args, "debug", False):
+        if debug:
             raise
-        msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else \
-            f"{exc.filename}: {exc.strerror}"
-        msg = " ".join(msg.split())
-        print(f"p2p-mocap: error: {msg}", file=err)
-        return EXIT_FAIL
+        _error_line(exc, err)
+        return EstimateOutcome(EXIT_FAIL)
     finally:
         printer.close()
     res = job.result
-    args.written_takes = list(res.outputs) if res is not None else []
+    takes = list(res.outputs) if res is not None else []
     if last not in ("done", "cancelled"):  # stopped hard before the job could finish
         done = res.outputs if res is not None else []
         for path in done:
             print(f"wrote {path}")
         print(f"stopped before the end: {'the takes above are partial' if done else 'nothing written'}",
               file=err)
-        return 128 + int(stop.signum or signal.SIGINT)
+        return EstimateOutcome(128 + int(stop.signum or signal.SIGINT), takes)
     for note in res.notes:
         kind = "warning" if note in res.warnings else "note"
         print(f"{kind}: {note}", file=err)
@@ -253,19 +222,19 @@ def run_estimate(args) -> int:
         else:
             print(f"stopped by {how} after {res.frames_done} of {res.frames_total} frames: "
                   "nobody estimated yet, nothing written", file=err)
-        return 128 + int(stop.signum or signal.SIGINT)
+        return EstimateOutcome(128 + int(stop.signum or signal.SIGINT), takes)
     if res.seconds > 0:
         short = ""
         if res.frames_announced is not None:
             short = (f"; {res.frames_decoded} of {res.frames_announced} frames announced by "
                      "the container could be decoded (the file may be truncated)")
         print(f"{res.frames_done} frames in {res.seconds:.1f} s{short}", file=err)
-    return EXIT_OK
+    return EstimateOutcome(EXIT_OK, takes)
 
 
 def main(argv=None) -> int:
     """Stand-alone entry (``python -m pose2pose_mocap.estimator.cli_estimate``)."""
-    from ..cli import OneLineParser
+    from ..common.cli_parser import OneLineParser
 
     parser = OneLineParser(prog="p2p-mocap estimate",
                            description="estimate takes from images or a video")

@@ -48,6 +48,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import EstimatorError
+from .device import resolve_device
 from .registry import DEFAULT_ESTIMATOR, get_estimator
 from .sources import (READ_AHEAD_BYTES, FramePrefetcher, FrameRange, Source, SourceError,
                       open_source, parse_max_pixels)
@@ -125,19 +126,6 @@ def auto_batch_size(device) -> int:
     per, cap = (CUDA_BYTES_PER_CROP, CUDA_MAX_BATCH) if dev.type == "cuda" else \
         (CPU_BYTES_PER_CROP, CPU_MAX_BATCH)
     return int(max(1, min(cap, available_memory(dev) // 2 // per)))
-
-
-def resolve_device(device: str | None) -> str:
-    import torch
-
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise EstimateError("--device cuda: no CUDA GPU is available to PyTorch here "
-                            "(use --device cpu)")
-    if str(device) not in ("cpu",) and not str(device).startswith("cuda"):
-        raise EstimateError(f"--device {device}: use cpu or cuda")
-    return str(device)
 
 
 def parse_box(text) -> tuple[float, float, float, float] | None:
@@ -228,10 +216,12 @@ def plan_output(source: Source, output, *, per_person: bool, force: bool,
 
 
 def _checked_folder(plan: OutputPlan) -> OutputPlan:
-    if not plan.folder.is_dir():
-        raise EstimateError(f"{plan.folder}: no such folder for the output")
-    if not os.access(plan.folder, os.W_OK):
-        raise EstimateError(f"{plan.folder}: no permission to write there (use -o)")
+    from ..common.files import output_folder_problem
+
+    problem = output_folder_problem(plan.folder)
+    if problem:
+        hint = " (use -o)" if plan.folder.is_dir() else ""
+        raise EstimateError(f"{plan.folder}: {problem}{hint}")
     return plan
 
 

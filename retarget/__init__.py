@@ -11,7 +11,10 @@ bpy-free core (numpy; scipy only inside ``smoothing``), unit-tested without Blen
 * ``posing``: rest pose and per-frame bone channels of the Blender rig;
 * ``smoothing``: zero-phase per-region filters (Butterworth, Savitzky-Golay, Gaussian);
 * ``camera``: the take's pinhole camera and frame rate as Blender settings;
-* ``convert``: ``p2p-mocap convert`` (imports bpy only when it runs).
+* ``options``: ``ConvertOptions`` (smoothing, shape keys, gender) of every caller;
+* ``convert``: a take -> a .blend (``convert_take``, ``build_take``; imports bpy only
+  when it runs; the SMPL-X model is given by the caller, never searched for);
+  ``convert_cli``: the ``p2p-mocap convert`` command on a take.
 
 ``blender/`` is the thin bpy layer (rig, keys, NLA, camera, scene).
 """

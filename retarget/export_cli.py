@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from .errors import RetargetError
-from .convert import _on_off
 from .export_presets import PRESETS, ROOT_MODES
+from .options import on_off
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="the rig to export when the scene has several")
     parser.add_argument("--smplx", metavar="PATH",
                         help="SMPL-X model file or folder (only for a take .npz)")
-    parser.add_argument("--pose-correctives", type=_on_off, default=False, metavar="on|off",
+    parser.add_argument("--pose-correctives", type=on_off, default=False, metavar="on|off",
                         help="only for a take .npz: the 486 pose-corrective shape keys "
                              "(default off: a lighter rig for engines)")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
@@ -61,8 +61,12 @@ def default_export_output(input_path: Path, preset_name: str) -> Path:
     return input_path.with_name(f"{name}.{p.name}{p.suffix}")
 
 
-def run_export(args, out=None) -> int:
-    """Run ``p2p-mocap export`` with parsed ``args``; 0 on success."""
+def run_export(args, out=None, *, smplx=None) -> int:
+    """Run ``p2p-mocap export`` with parsed ``args``; 0 on success.
+
+    ``smplx``: the SMPL-X model for a take input (a file, a folder or a function
+    ``gender -> file``: the caller's lookup, ``weights.locations.smplx_lookup``);
+    default ``--smplx`` as given."""
     out = out or sys.stdout
     src = Path(args.input).expanduser()
     if src.suffix.lower() not in (".blend", ".npz"):
@@ -78,7 +82,8 @@ def run_export(args, out=None) -> int:
 
     notes: list[str] = []
     result = export_scene(src, args.preset, target, root=args.root, rest_frame=args.rest_frame,
-                          overwrite=args.force, armature=args.armature, smplx=args.smplx,
+                          overwrite=args.force, armature=args.armature,
+                          smplx=smplx if smplx is not None else args.smplx,
                           pose_correctives=args.pose_correctives, notes=notes)
     for n in notes:
         print(f"note: {n}", file=out)

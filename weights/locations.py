@@ -32,6 +32,9 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..common.errors import P2PError
+from ..common.smplx_file import SMPLX_SUBDIR
+
 ENV_SMPLX = "P2P_MOCAP_SMPLX"
 ENV_CHECKPOINT = "P2P_MOCAP_CHECKPOINT"
 ENV_DETECTOR = "P2P_MOCAP_DETECTOR"
@@ -40,7 +43,6 @@ ENV_DATA_DIR = "P2P_MOCAP_DATA_DIR"
 ENV_IGNORE_CHECKOUT = "P2P_MOCAP_IGNORE_CHECKOUT"
 
 APP_DIR_NAME = "pose2pose_mocap"
-SMPLX_SUBDIR = "smplx"
 CHECKPOINT_SUBDIR = "pose2pose"
 DETECTOR_SUBDIR = "detector"
 
@@ -173,6 +175,33 @@ def find_smplx(flag=None, gender: str = "neutral") -> Lookup:
                          SMPLX_SOURCE)
     return Lookup("SMPL-X model", None, None, False, places,
                   install_to=user_data_dir() / SMPLX_SUBDIR / name, source=SMPLX_SOURCE)
+
+
+class ModelNotFoundError(P2PError, ValueError):
+    """A model file the search order did not find (or an explicit path that holds none)."""
+
+
+def smplx_model_file(flag, gender: str) -> Path:
+    """``SMPLX_<GENDER>.npz`` by the search order, or ModelNotFoundError with one line
+    that says where to put it."""
+    hit = find_smplx(flag, gender)
+    hint = "" if gender == "neutral" else " (or use --gender neutral)"
+    if hit.problem:
+        raise ModelNotFoundError(hit.problem + hint)
+    if hit.path is None:
+        raise ModelNotFoundError(f"no SMPL-X model file SMPLX_{gender.upper()}.npz found; put "
+                                 f"it at {hit.install_to} (from {hit.source}) or pass "
+                                 f"--smplx{hint}")
+    return Path(hit.path)
+
+
+def smplx_lookup(flag):
+    """``gender -> SMPLX_<GENDER>.npz`` by the search order (``flag`` first): what a
+    caller of ``retarget.convert.convert_take`` passes as its model, which the
+    take's gender picks."""
+    def lookup(gender: str) -> Path:
+        return smplx_model_file(flag, gender)
+    return lookup
 
 
 def smplx_model_root(npz_path: Path) -> Path:

@@ -350,9 +350,12 @@ def _bool_field(req: dict, key: str) -> bool:
 
 
 def estimate_arguments(req: dict) -> dict:
-    """The ``EstimateJob`` arguments of an ``estimate`` request, every field checked the
-    way the CLI checks its options (``common.options``). Raises OptionError/RequestError."""
-    from ..common import options as opt
+    """The ``EstimateJob`` arguments of an ``estimate`` request: ``inputs``, ``output`` and
+    ``force``, and ``EstimateOptions.from_dict`` of the option fields (checked as the CLI
+    checks its options; other fields are ignored). Raises RequestError (one line)."""
+    from ..common.options import OptionError
+    from ..estimator.options import EstimateOptions
+    from ..estimator.registry import ESTIMATORS
 
     inputs = req.get("inputs")
     if isinstance(inputs, list):
@@ -361,53 +364,16 @@ def estimate_arguments(req: dict) -> dict:
             raise RequestError("estimate: inputs must be a path or a non-empty list of paths")
     elif not isinstance(inputs, str) or not inputs or "\x00" in inputs:
         raise RequestError("estimate: inputs must be a path or a non-empty list of paths")
-    device = req.get("device") or "auto"
-    if device not in ("auto", "cpu", "cuda"):
-        raise RequestError(f"estimate: device must be auto, cpu or cuda, got "
-                           f"{_short_repr(device, 40)}")
-    precision = req.get("precision") or "fp32"
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise RequestError(f"estimate: precision must be fp32, bf16 or fp16, got "
-                           f"{_short_repr(precision, 40)}")
-    detector = req.get("detector")
-    if detector is None or detector == "":
-        detector = "auto"
-    elif not isinstance(detector, str):
-        raise RequestError("estimate: detector must be auto, none or a path")
-    estimator = req.get("estimator")
-    if estimator is not None:
-        from ..estimator.registry import ESTIMATORS
-
-        if not isinstance(estimator, str) or estimator not in ESTIMATORS:
-            raise RequestError(f"estimate: estimator must be one of {', '.join(ESTIMATORS)}, "
-                               f"got {_short_repr(estimator, 40)}")
-    max_pixels = req.get("max_pixels")
-    if max_pixels is not None and (isinstance(max_pixels, bool) or
-                                   not isinstance(max_pixels, (int, str))):
-        raise RequestError("estimate: max_pixels must be a pixel count or WxH")
-    args = {
-        "inputs": inputs,
-        "output": _text_field(req, "output"),
-        "frames": opt.check_frames(req.get("frames"), "frames"),
-        "person": opt.check_person(req.get("person"), "person"),
-        "device": device,
-        "precision": precision,
-        "detector": detector,
-        "box": opt.check_box(req.get("box"), "box"),
-        "batch": opt.BATCH.check_optional(req.get("batch"), "batch"),
-        "fov": opt.FOV.check_optional(req.get("fov"), "fov"),
-        "fps": opt.FPS.check_optional(req.get("fps"), "fps"),
-        "detect_every": opt.DETECT_EVERY.check_optional(req.get("detect_every"),
-                                                        "detect_every"),
-        "min_score": opt.MIN_SCORE.check_optional(req.get("min_score"), "min_score"),
-        "smplx": _text_field(req, "smplx"),
-        "checkpoint": _text_field(req, "checkpoint"),
-        "force": _bool_field(req, "force"),
-        "allow_download": _bool_field(req, "allow_download"),
-        "estimator": estimator,
-        "max_pixels": max_pixels,   # (checked by EstimateJob: parse_max_pixels)
-    }
-    return {k: v for k, v in args.items() if v is not None or k == "output"}
+    fields = {k: req[k] for k in EstimateOptions.field_names() if k in req}
+    try:
+        options = EstimateOptions.from_dict(fields)
+    except OptionError as exc:
+        raise RequestError(str(exc)) from None
+    if options.estimator not in ESTIMATORS:
+        raise RequestError(f"estimate: estimator must be one of {', '.join(ESTIMATORS)}, got "
+                           f"{_short_repr(options.estimator, 40)}")
+    return {"inputs": inputs, "output": _text_field(req, "output"),
+            "force": _bool_field(req, "force"), **options.job_arguments()}
 
 
 def _one_line(exc: BaseException) -> str:

@@ -297,7 +297,9 @@ def load_checkpoint(path, smplx_model_path=None, device="cpu"):
 
     sd, notes = read_state_dict(path)
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        from ..device import resolve_device
+
+        device = resolve_device("auto")
     device = torch.device(device)
     # Own copies (not views of the mapped file), float32 like the reference.
     sd = {k: (v.to(device=device, dtype=torch.float32, copy=True) if v.is_floating_point()

@@ -44,7 +44,9 @@ class InferenceOptions:
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            from ..device import resolve_device
+
+            return torch.device(resolve_device("auto"))
         return torch.device(self.device)
 
 

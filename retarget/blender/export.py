@@ -15,8 +15,8 @@ exporter error) is one line naming the file and the cause.
 
 Inputs: ``None`` / a ``bpy.types.Scene`` (the running session, e.g. inside
 Blender), a ``.blend`` path (opened into the running session; the file on
-disk is never written), or a take ``.npz`` (built into an empty session with
-``retarget.convert``'s machinery). The last two reset the running session:
+disk is never written), or a take ``.npz`` (built into an empty session by
+``retarget.convert.build_take``, as ``convert`` builds it). The last two reset the running session:
 for the CLI and batch use.
 
 Frames: Blender's FBX, glTF and BVH exporters write one key per frame of the
@@ -42,13 +42,14 @@ import bpy
 import numpy as np
 
 from ...common.files import atomic_write, remove_stale_temps
-from ..convert import _exists_as_retarget_error, blender_write, check_output_file
+from ..convert import check_output_file
 from ..errors import RetargetError
 from ..export_presets import (FOOT_JOINTS, HIP_JOINTS, ROOT_JOINT, ROOT_MODES, BLENDER_TO_FILE,
                               ExportPreset, grounding_transform, preset as get_preset,
                               rebase_root, root_transforms)
 from ..rotations import matrix_to_quaternion, quaternion_continuity
 from .fcurves import Curve, action_channelbag, write_curves
+from .output import blender_write, exists_as_retarget_error
 
 FOOT_VERTEX_WEIGHT = 0.5  # body vertices at least this much bound to an ankle/foot bone
 EXPORT_MAX_FRAMES = 18_000  # frames one export may sample (the exporters key every frame)
@@ -97,25 +98,16 @@ def _load_source(source, *, smplx=None, pose_correctives=False, notes=None, rest
             raise RetargetError(f"{path}: Blender cannot open it ({str(exc).strip()})") from None
         return bpy.context.scene
     if path.suffix.lower() == ".npz":
-        from ..convert import _model_path
-        from ..smoothing import Smoothing
-        from ..smplx_model import load_smplx_model
-        from ..take import read_take
-        from .build import build_take_scene
+        from ..convert import build_take
+        from ..options import ConvertOptions
 
-        take = read_take(path)
-        if not take.valid.any():
-            raise RetargetError(f"{path.name}: the take has no valid frames "
-                                "(nobody was found in any frame)")
-        span = int(take.frame_index[-1] - take.frame_index[0]) + 1
-        check_export_span(span + int(rest_frame), f"{path.name}: the take spans {span:,} frames"
-                          + (" (and the rest frame)" if rest_frame else ""))
-        model = load_smplx_model(_model_path(smplx, take.gender))
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        built = build_take_scene(model, take, smoothing=Smoothing(),
-                                 pose_correctives=pose_correctives, shape_keys=True)
-        if notes is not None:
-            notes.extend(built.notes)
+        def check_span(take):
+            span = int(take.frame_index[-1] - take.frame_index[0]) + 1
+            check_export_span(span + int(rest_frame), f"{path.name}: the take spans {span:,} "
+                              "frames" + (" (and the rest frame)" if rest_frame else ""))
+
+        build_take(path, smplx, ConvertOptions(pose_correctives=pose_correctives),
+                   notes=notes, check_take=check_span)
         return bpy.context.scene
     raise RetargetError(f"{path}: expected a .blend scene or a take .npz")
 
@@ -292,7 +284,11 @@ def _evaluated_vertices(mesh_obj, dg, idx):
 
 
 def _bake(scene, arm, mesh_obj, bones, frames):
-    """Per frame: every bone's matrix_basis, the posed heads (world), shape-key values."""
+    """Per frame: every bone's matrix_basis, the posed heads (world), shape-key values.
+
+    The pose channels and key values are read in bulk (``foreach_get``, as ``rig.py``
+    reads the rest matrices), one call per frame, not per bone and shape key.
+    """
     key = mesh_obj.data.shape_keys if mesh_obj is not None else None
     key_names = [kb.name for kb in key.key_blocks][1:] if key is not None else []
     T, J = len(frames), len(bones)
@@ -302,6 +298,8 @@ def _bake(scene, arm, mesh_obj, bones, frames):
     feet = None
     foot_idx = _foot_vertices(mesh_obj, [b for b in FOOT_JOINTS if b in bones])
     mw0 = None
+    order = None
+    mat_buf = key_buf = None
     for t, f in enumerate(frames):
         scene.frame_set(int(f))
         dg = bpy.context.evaluated_depsgraph_get()
@@ -309,12 +307,18 @@ def _bake(scene, arm, mesh_obj, bones, frames):
         mw = np.array(ev.matrix_world, dtype=np.float64)
         if mw0 is None:
             mw0 = mw
-        for j, n in enumerate(bones):
-            pose[t, j] = np.array(ev.pose.bones[n].matrix, dtype=np.float64)
+        pbones = ev.pose.bones
+        if order is None:
+            order = np.array([pbones.find(n) for n in bones], dtype=np.intp)
+            mat_buf = np.empty(len(pbones) * 16, dtype=np.float32)
+            if key is not None:
+                key_buf = np.empty(len(key.key_blocks), dtype=np.float32)
+        pbones.foreach_get("matrix", mat_buf)   # column-major 4x4 per bone (RNA order)
+        pose[t] = mat_buf.reshape(-1, 4, 4).transpose(0, 2, 1)[order]
         heads[t] = pose[t, :, :3, 3] @ mw[:3, :3].T + mw[:3, 3]
         if key is not None:
-            for k, n in enumerate(key_names):
-                values[t, k] = key.key_blocks[n].value
+            key.key_blocks.foreach_get("value", key_buf)
+            values[t] = key_buf[1:]
         if t == 0 and foot_idx.size:
             feet = _evaluated_vertices(mesh_obj, dg, foot_idx)
     return _basis_from_pose(arm, bones, pose), heads, key_names, values, feet, mw0
@@ -479,8 +483,9 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     (its suffix must be the preset's). root: ``grounded`` (default), ``camera``
     or ``in_place``. rest_frame: add the bind pose one frame before the take.
     armature: the rig's object name when the scene has several. smplx and
-    pose_correctives: only for a take ``.npz`` (model file or folder; the
-    486 pose-corrective shape keys, off by default for games).
+    pose_correctives: only for a take ``.npz`` (the SMPL-X model: a file, a folder
+    or a function ``gender -> file``, see ``convert.model_file``; the 486
+    pose-corrective shape keys, off by default for games).
     """
     p = preset if isinstance(preset, ExportPreset) else _preset(preset)
     if root not in ROOT_MODES:
@@ -595,7 +600,7 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
         scene_tmp.frame_set(int(out_frames[0]))
         # A hidden temporary file with the real suffix, then a no-replace commit (or
         # os.replace with overwrite); nothing is left behind on failure.
-        with _exists_as_retarget_error():
+        with exists_as_retarget_error():
             out = atomic_write(out, lambda tmp: _run_exporter(
                 p, tmp, scene_tmp, arm_c, (out_frames[0], out_frames[-1]), target=out),
                 replace=overwrite)

@@ -79,7 +79,7 @@ def test_bad_input_gives_one_line_and_no_file(tmp_path, take_file):
 
 
 def test_run_convert_with_cli_arguments(take_file, tmp_path):
-    from pose2pose_mocap.retarget.convert import add_convert_arguments, run_convert
+    from pose2pose_mocap.retarget.convert_cli import add_convert_arguments, run_convert
 
     parser = add_convert_arguments(argparse.ArgumentParser(prog="p2p-mocap convert"))
     args = parser.parse_args([str(take_file), "-o", str(tmp_path / "o.blend"), "--smplx",

@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``p2p-mocap convert`` on a take: its options, and running it with one line per outcome.
+
+``add_convert_arguments(parser)`` adds the options; ``run_convert(args, smplx=...)``
+runs it and returns the exit code; ``convert_file`` is the same for a caller
+that already has its ``ConvertOptions`` (``p2p-mocap convert`` on footage, per
+take estimated). The conversion itself is ``convert.convert_take``.
+
+The SMPL-X model is the caller's to find: ``smplx`` is a model file, a folder
+or a function ``gender -> file`` (``cli`` passes
+``weights.locations.smplx_lookup(--smplx)``, the search order); without it,
+``--smplx`` is used as given.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .convert import convert_take, stop_signals
+from .options import ConvertOptions
+
+
+def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``p2p-mocap convert``."""
+    parser.add_argument("input", metavar="INPUT",
+                        help="take file (.npz from 'p2p-mocap estimate', or another SMPL-X "
+                             "parameter .npz)")
+    parser.add_argument("-o", "--output", metavar="BLEND",
+                        help="the .blend to write (default: next to INPUT, clip.take.npz -> "
+                             "clip.blend)")
+    parser.add_argument("--smplx", metavar="PATH", help="SMPL-X model file or folder")
+    ConvertOptions.add_arguments(parser)
+    parser.add_argument("--force", action="store_true", help="replace an existing .blend")
+    return parser
+
+
+def convert_file(take, output, smplx, options: ConvertOptions, *, overwrite: bool = False,
+                 numbered: bool = False, out=None) -> int:
+    """Convert one take file to a .blend, printing the notes and ``wrote PATH``; 0 on
+    success.
+
+    Problems raise ``RetargetError`` subclasses (one-line messages for the CLI).
+    Ctrl-C / SIGTERM: nothing is written (the temporary file is removed), one
+    line, exit code 130 / 143. ``numbered``: ``output`` is a default name
+    (``stem-2.blend`` ... when it is taken).
+    """
+    import signal
+
+    out = out or sys.stdout
+    notes: list[str] = []
+    with stop_signals() as got:
+        try:
+            path = convert_take(take, smplx, output, options=options, overwrite=overwrite,
+                                notes=notes, numbered=numbered)
+        except KeyboardInterrupt:
+            signum = got[0] if got else signal.SIGINT  # (got is cleared on exit: read it here)
+            how = "SIGTERM" if signum == getattr(signal, "SIGTERM", None) else "Ctrl-C"
+            print(f"p2p-mocap: error: stopped by {how}: no .blend written", file=sys.stderr)
+            return 128 + int(signum)
+    for n in notes:
+        print(f"note: {n}", file=out)
+    print(f"wrote {path}", file=out)
+    return 0
+
+
+def run_convert(args, out=None, *, smplx=None) -> int:
+    """Run ``p2p-mocap convert`` on a take with parsed ``args``; see :func:`convert_file`.
+    ``smplx``: the model (the caller's lookup); default ``--smplx`` as given."""
+    return convert_file(args.input, args.output, smplx if smplx is not None else args.smplx,
+                        ConvertOptions.from_args(args), overwrite=args.force, out=out)

@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``ConvertOptions``: how a take becomes a rig, defined once.
+
+Used by ``p2p-mocap convert`` (a take, or footage after estimating it), ``batch``
+(its convert stage and the stage's settings hash) and the add-on's import.
+The SMPL-X model file is not an option: callers find it (``weights.locations``)
+and pass its path to ``convert.convert_take``.
+
+* ``add_arguments(parser)`` / ``from_args(ns)``: ``--gender``, ``--smooth``,
+  ``--smooth-REGION``, ``--pose-correctives``, ``--shape-keys``;
+* ``to_dict()`` / ``from_dict(d)``: plain values; the smoothing as
+  ``{"method", "root_hz", ...}`` with ``None`` for a region left raw (a batch
+  manifest's settings hash is taken over exactly these values).
+
+Pure Python; no bpy.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field, fields, replace
+
+from .errors import RetargetError
+from .smoothing import METHODS, REGIONS, Smoothing
+
+GENDERS = ("neutral", "male", "female")
+_REGION_HELP = {"root": "root translation", "body": "body and global rotation",
+                "hands": "fingers", "face": "jaw, eyes and expression"}
+
+
+def on_off(text: str) -> bool:
+    """argparse ``type=`` of an on/off switch."""
+    t = str(text).lower()
+    if t in ("on", "yes", "true", "1"):
+        return True
+    if t in ("off", "no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
+def cutoff_hz(text: str) -> float:
+    """argparse ``type=`` of a smoothing cutoff: ``common.options.CUTOFF_HZ``."""
+    from ..common.options import CUTOFF_HZ
+
+    return CUTOFF_HZ.arg(text)
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Smoothing, the rig's shape keys and the body model's gender (None: the take's)."""
+
+    smoothing: Smoothing = field(default_factory=Smoothing)
+    pose_correctives: bool = True
+    shape_keys: bool = True
+    gender: str | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.smoothing, Smoothing):
+            raise RetargetError(f"smoothing must be a Smoothing, got "
+                                f"{type(self.smoothing).__name__}")
+        for name in ("pose_correctives", "shape_keys"):
+            if not isinstance(getattr(self, name), bool):
+                raise RetargetError(f"{name} must be true or false, got "
+                                    f"{getattr(self, name)!r}"[:200])
+        if self.gender is not None and self.gender not in GENDERS:
+            raise RetargetError(f"gender must be {', '.join(GENDERS)} or unset (the take's), "
+                                f"got {self.gender!r}"[:200])
+
+    # -- plain values ------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        s = self.smoothing
+        return {"smoothing": {"method": s.method,
+                              **{f"{r}_hz": (getattr(s, f"{r}_hz") or None) for r in REGIONS}},
+                "pose_correctives": self.pose_correctives, "shape_keys": self.shape_keys,
+                "gender": self.gender}
+
+    @classmethod
+    def from_dict(cls, d) -> "ConvertOptions":
+        """From :meth:`to_dict`'s values (missing keys: the default); unknown keys and bad
+        values raise RetargetError with one line."""
+        if not isinstance(d, dict):
+            raise RetargetError(f"convert options must be a mapping, got {type(d).__name__}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(str(k) for k in d if k not in names)
+        if unknown:
+            raise RetargetError(f"unknown convert option {unknown[0]!r}"[:200])
+        kw = {k: v for k, v in d.items() if k != "smoothing"}
+        if d.get("smoothing") is not None:
+            sm = d["smoothing"]
+            if isinstance(sm, dict):  # None = that region raw (Smoothing.from_dict: 0)
+                sm = {k: (0.0 if k.endswith("_hz") and v is None else v) for k, v in sm.items()}
+            kw["smoothing"] = Smoothing.from_dict(sm)
+        return cls(**kw)
+
+    def with_(self, **kw) -> "ConvertOptions":
+        return replace(self, **kw)
+
+    # -- command line ------------------------------------------------------------------------
+    @staticmethod
+    def add_arguments(parser):
+        d = Smoothing()
+        parser.add_argument("--gender", choices=GENDERS,
+                            help="SMPL-X model to use (default: the take's)")
+        parser.add_argument("--smooth", choices=METHODS, default=d.method,
+                            help=f"temporal filter (default: {d.method})")
+        for region in REGIONS:
+            parser.add_argument(f"--smooth-{region}", type=cutoff_hz, metavar="HZ",
+                                default=getattr(d, f"{region}_hz"),
+                                help=f"cutoff for the {_REGION_HELP[region]} in Hz, 0 = raw "
+                                     f"(default: {getattr(d, f'{region}_hz'):g}) "
+                                     "[0 = off, or 0.01 .. 500 Hz]")
+        parser.add_argument("--pose-correctives", type=on_off, default=True, metavar="on|off",
+                            help="486 pose-corrective shape keys keyed per frame: exact SMPL-X "
+                                 "surface (on, default) or a lighter rig for game export (off)")
+        parser.add_argument("--shape-keys", type=on_off, default=True, metavar="on|off",
+                            help="10 editable body-shape keys Shape000..Shape009 (default: on)")
+        return parser
+
+    @classmethod
+    def from_args(cls, ns) -> "ConvertOptions":
+        """From parsed arguments; a missing attribute takes the default."""
+        d = Smoothing()
+        g = lambda name, default=None: getattr(ns, name, default)  # noqa: E731
+        smoothing = Smoothing(method=g("smooth", d.method) or d.method,
+                              **{f"{r}_hz": g(f"smooth_{r}", getattr(d, f"{r}_hz")) or None
+                                 for r in REGIONS})
+        pc, sk = g("pose_correctives", True), g("shape_keys", True)
+        return cls(smoothing=smoothing, pose_correctives=True if pc is None else pc,
+                   shape_keys=True if sk is None else sk, gender=g("gender"))
