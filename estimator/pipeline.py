@@ -47,6 +47,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..common.files import numbered_names
 from .errors import EstimatorError
 from .device import resolve_device
 from .registry import DEFAULT_ESTIMATOR, get_estimator
@@ -154,11 +155,9 @@ def _with_person(name: str, pid: int) -> str:
     return f"{stem}.person{pid}.{ext}" if dot else f"{name}.person{pid}"
 
 
-def numbered_names(name: str):
+def numbered_take_names(name: str):
     """``clip.take.npz``, ``clip.take-2.npz``, ``clip.take-3.npz``, ... (names only)."""
-    from ..common.files import numbered_names as _numbered
-
-    for path in _numbered(Path(name), ".npz"):
+    for path in numbered_names(Path(name), ".npz"):
         yield path.name
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from pose2pose_mocap.estimator.detector import Detection
 from pose2pose_mocap.estimator.pipeline import (EstimateError, EstimateJob, Progress,
-                                                numbered_names)
+                                                numbered_take_names)
 from pose2pose_mocap.retarget.take import (RAW_PREFIX, TAKE_KEYS, read_take,
                                            validate_take_arrays)
 
@@ -94,7 +94,7 @@ def test_never_overwrites_default_name(tmp_path, job_kwargs):
     first = EstimateJob(img, **job_kwargs).run().outputs[0]
     second = EstimateJob(img, **job_kwargs).run().outputs[0]
     assert (first.name, second.name) == ("img0.take.npz", "img0.take-2.npz")
-    gen = numbered_names("a.take.npz")
+    gen = numbered_take_names("a.take.npz")
     assert [next(gen) for _ in range(3)] == ["a.take.npz", "a.take-2.npz", "a.take-3.npz"]
 
 
