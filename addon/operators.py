@@ -427,6 +427,11 @@ class P2P_OT_install_checkpoint(bpy.types.Operator, ImportHelper):
         return {'FINISHED'}
 
 
+def online_access() -> bool:
+    """Blender's "Allow Online Access" (4.2+); True where Blender has no such setting."""
+    return bool(getattr(bpy.app, "online_access", True))
+
+
 class P2P_OT_download_detector(StepsOperator, bpy.types.Operator):
     """Download torchvision's person detector weights (160 MB) into the add-on's data folder
     (needs Allow Online Access in Preferences > System)"""
@@ -439,13 +444,13 @@ class P2P_OT_download_detector(StepsOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return getattr(bpy.app, "online_access", True)
+        return online_access()
 
     def make_steps(self, context):
         from ..weights.download import DETECTOR_WEIGHTS, download_detector_weights
         from .paths import data_dir
 
-        if not getattr(bpy.app, "online_access", True):
+        if not online_access():
             self.report({'ERROR'}, "Online access is off (Preferences > System)")
             return None
         # weights.download owns the address, the exact size and the sha256.
@@ -473,7 +478,7 @@ class P2P_OT_install_runtime(StepsOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return getattr(bpy.app, "online_access", True)
+        return online_access()
 
     def make_steps(self, context):
         from .paths import new_log_path, runtime_dir

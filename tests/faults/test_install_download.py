@@ -312,9 +312,10 @@ def test_download_never_replaces_an_existing_file(tmp_path, server):
 
 
 @pytest.mark.blender
-def test_add_on_download_passes_the_expected_size(tmp_path, server):
+def test_add_on_download_passes_the_expected_size(tmp_path, server, monkeypatch):
     """The add-on's *Download Detector* button: its download is capped like the CLI's."""
     from importlib import import_module
+    from types import SimpleNamespace
 
     import bpy
 
@@ -330,7 +331,10 @@ def test_add_on_download_passes_the_expected_size(tmp_path, server):
         folder = paths.data_dir() / "detector"
         addon_dl.DETECTOR_WEIGHTS = _spec(server, url=server + "/endless", size=MIB,
                                           name="test_detector.pth")
-        steps = ops.P2P_OT_download_detector._start(None)
+        # The operator's own step object (make_steps), driven without Blender's modal loop.
+        fake_op = SimpleNamespace(report=lambda kind, msg: None)
+        monkeypatch.setattr(ops, "online_access", lambda: True)  # headless Blender: off
+        steps = ops.P2P_OT_download_detector.make_steps(fake_op, None)
         steps.thread.join(60)
         assert "more than the expected" in steps.error and "\n" not in steps.error
         assert steps.done_bytes <= MIB
