@@ -16,8 +16,22 @@ def smoothing_from_props(props):
                      hands_hz=props.smooth_hands or None, face_hz=props.smooth_face or None)
 
 
-def import_take_files(context, paths, *, smoothing=None, pose_correctives=True) -> tuple[list, list]:
-    """Build a rig (or add a take to the person's rig) per take file. -> (armatures, notes)."""
+def convert_options_from_props(props):
+    """The sidebar's settings as the one ``ConvertOptions`` the CLI and batch use too."""
+    from ..retarget.options import ConvertOptions
+
+    return ConvertOptions(smoothing=smoothing_from_props(props),
+                          pose_correctives=bool(props.pose_correctives))
+
+
+def import_take_files(context, paths, options=None) -> tuple[list, list]:
+    """Build a rig (or add a take to the person's rig) per take file. -> (armatures, notes).
+
+    ``options``: a ``retarget.options.ConvertOptions`` (default: its defaults)."""
+    from ..retarget.options import ConvertOptions
+
+    options = options if options is not None else ConvertOptions()
+    smoothing = options.smoothing
     from ..retarget.blender.build import build_take_scene
     from ..retarget.smoothing import NO_SMOOTHING
     from ..retarget.smplx_model import load_smplx_model
@@ -33,14 +47,16 @@ def import_take_files(context, paths, *, smoothing=None, pose_correctives=True) 
         wanted = None
     for path in paths:
         take = read_take(path)
-        hit = find_smplx(flags["smplx"], take.gender)
+        gender = options.gender or take.gender
+        hit = find_smplx(flags["smplx"], gender)
         if not hit.found:
-            raise RuntimeError(f"SMPL-X model file not found ({take.gender}); set it in the "
+            raise RuntimeError(f"SMPL-X model file not found ({gender}); set it in the "
                                "add-on preferences or press Install SMPL-X Zip")
         model = load_smplx_model(hit.path)
         built = build_take_scene(model, take, scene=context.scene,
                                  smoothing=smoothing or NO_SMOOTHING,
-                                 pose_correctives=pose_correctives)
+                                 pose_correctives=options.pose_correctives,
+                                 shape_keys=options.shape_keys)
         arm = built.rig.armature
         notes += built.notes
         if wanted is not None:

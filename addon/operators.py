@@ -157,11 +157,10 @@ _REQUEST_LABELS = {"frames": "Frames", "person": "Person", "estimator": "Estimat
 
 def importer_for(context, props):
     """The ``on_takes`` callback of an estimate: import the takes with the panel's settings."""
-    from .importing import import_take_files, smoothing_from_props
+    from .importing import convert_options_from_props, import_take_files
 
     def on_takes(paths, cancelled):
-        arms, notes = import_take_files(context, paths, smoothing=smoothing_from_props(props),
-                                        pose_correctives=props.pose_correctives)
+        arms, notes = import_take_files(context, paths, convert_options_from_props(props))
         return arms, notes
     return on_takes
 
@@ -280,14 +279,13 @@ class P2P_OT_import_take(bpy.types.Operator, ImportHelper):
     directory: bpy.props.StringProperty(subtype='DIR_PATH', options={'HIDDEN', 'SKIP_SAVE'})
 
     def execute(self, context):
-        from .importing import import_take_files, smoothing_from_props
+        from .importing import convert_options_from_props, import_take_files
 
         props = context.scene.p2p_mocap
         folder = self.directory or str(Path(self.filepath).parent)
         paths = [os.path.join(folder, f.name) for f in self.files if f.name] or [self.filepath]
         try:
-            arms, notes = import_take_files(context, paths, smoothing=smoothing_from_props(props),
-                                            pose_correctives=props.pose_correctives)
+            arms, notes = import_take_files(context, paths, convert_options_from_props(props))
         except Exception as exc:  # noqa: BLE001 -- a readable message, never a silent failure
             self.report({'ERROR'}, f"Import failed: {exc}")
             return {'CANCELLED'}

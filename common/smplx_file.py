@@ -180,6 +180,16 @@ def check_smplx_file(path) -> list[str]:
     return [f"{path.name}: {p}" for p in _shape_problems(members)]
 
 
+def _members_with(path: Path, names: list[str]) -> dict:
+    """The verified members of ``path``; one line if any of ``names`` is missing."""
+    members = smplx_members(path)
+    missing = [n for n in names if n not in members]
+    if missing:
+        raise SmplxFileError(f"{path.name} is not a usable SMPL-X model file: array "
+                             f"'{missing[0]}' is missing")
+    return members
+
+
 def read_smplx_arrays(path, names: Iterable[str] = LAYER_ARRAYS) -> dict[str, np.ndarray]:
     """Verified arrays ``names`` of an SMPL-X file, read with ``allow_pickle=False`` only.
 
@@ -188,11 +198,7 @@ def read_smplx_arrays(path, names: Iterable[str] = LAYER_ARRAYS) -> dict[str, np
     """
     path = Path(path)
     names = list(names)
-    members = smplx_members(path)
-    missing = [n for n in names if n not in members]
-    if missing:
-        raise SmplxFileError(f"{path.name} is not a usable SMPL-X model file: array "
-                             f"'{missing[0]}' is missing")
+    members = _members_with(path, names)
     return read_members(path, members, names, error=SmplxFileError)
 
 
@@ -216,11 +222,7 @@ def verified_copy(path, names: Iterable[str] = LAYER_ARRAYS) -> Iterator[Path]:
     """
     path = Path(path)
     names = list(names)
-    members = smplx_members(path)
-    missing = [n for n in names if n not in members]
-    if missing:
-        raise SmplxFileError(f"{path.name} is not a usable SMPL-X model file: array "
-                             f"'{missing[0]}' is missing")
+    members = _members_with(path, names)
     stem = path.stem.upper()
     gender = next((g for g in ("NEUTRAL", "FEMALE", "MALE") if stem.endswith(g)), "NEUTRAL")
     folder = Path(tempfile.mkdtemp(prefix="p2p-smplx-"))
