@@ -61,6 +61,22 @@ def test_sidebar_smoothing_defaults_are_smoothing_defaults(addon):
         assert rna[f"smooth_{region}"].default == pytest.approx(getattr(d, f"{region}_hz"))
 
 
+def test_sidebar_import_uses_the_one_convert_options(addon):
+    """The add-on's import takes the same ConvertOptions as convert and batch."""
+    from importlib import import_module
+
+    import bpy
+
+    importing = import_module(MODULE + ".addon.importing")
+    options_mod = import_module(MODULE + ".retarget.options")
+    props = bpy.context.scene.p2p_mocap
+    props.pose_correctives = False
+    props.smooth_body = 3.0
+    opts = importing.convert_options_from_props(props)
+    assert isinstance(opts, options_mod.ConvertOptions)
+    assert opts.pose_correctives is False and opts.smoothing.body_hz == 3.0
+
+
 def _bake_by_loops(scene, arm, mesh_obj, bones, frames):
     """What _bake read before: one RNA access per frame x bone and frame x shape key."""
     key = mesh_obj.data.shape_keys
@@ -101,18 +117,3 @@ def test_bake_reads_channels_in_bulk_exactly(tmp_path, monkeypatch):
     assert np.allclose(heads, want_pose[:, :, :3, 3] @ mw0[:3, :3].T + mw0[:3, 3])
     bpy.ops.wm.read_factory_settings(use_empty=True)
 
-
-def test_sidebar_import_uses_the_one_convert_options(addon):
-    """The add-on's import takes the same ConvertOptions as convert and batch."""
-    from importlib import import_module
-
-    import bpy
-
-    importing = import_module(MODULE + ".addon.importing")
-    options_mod = import_module(MODULE + ".retarget.options")
-    props = bpy.context.scene.p2p_mocap
-    props.pose_correctives = False
-    props.smooth_body = 3.0
-    opts = importing.convert_options_from_props(props)
-    assert isinstance(opts, options_mod.ConvertOptions)
-    assert opts.pose_correctives is False and opts.smoothing.body_hz == 3.0
