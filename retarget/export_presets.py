@@ -230,6 +230,7 @@ PRESETS["gltf"] = ExportPreset(
         "export_animations": True, "export_animation_mode": "SCENE",
         "export_force_sampling": True, "export_frame_range": True, "export_frame_step": 1,
         "export_optimize_animation_size": False, "export_anim_single_armature": True,
+        "export_anim_scene_split_object": False,
         "export_reset_pose_bones": True, "export_current_frame": False,
         "export_rest_position_armature": True, "export_negative_frame": "SLIDE",
         "export_bake_animation": False,
@@ -244,6 +245,10 @@ PRESETS["gltf"] = ExportPreset(
                                                "targets with animated weights",
         "export_morph_normal": "False: smaller file; engines recompute normals",
         "export_animation_mode": "SCENE: one animation of the scene timeline (the baked take)",
+        "export_anim_scene_split_object": "False: ONE animation named after the take, with the "
+                                          "bone channels and the morph weights together "
+                                          "(three.js plays animations[0]; Blender's importer "
+                                          "plays one animation)",
         "use_active_scene": "True: only the export's scene (not every scene of the file)",
         "export_force_sampling/export_optimize_animation_size": "True / False: every frame "
                                                                 "sampled, nothing dropped",

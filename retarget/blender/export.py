@@ -474,7 +474,8 @@ def _run_exporter(p: ExportPreset, path: Path, scene_tmp, arm_c, frame_range, ta
 
 def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: bool = False,
                  overwrite: bool = False, armature: str | None = None, smplx=None,
-                 pose_correctives: bool = False, notes: list | None = None) -> ExportResult:
+                 pose_correctives: bool = False, notes: list | None = None,
+                 name: str | None = None) -> ExportResult:
     """Export one rig's animation with a preset; returns an ``ExportResult``.
 
     source: ``None``/a Scene (the running session), a ``.blend`` or a take
@@ -485,7 +486,11 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     armature: the rig's object name when the scene has several. smplx and
     pose_correctives: only for a take ``.npz`` (the SMPL-X model: a file, a folder
     or a function ``gender -> file``, see ``convert.model_file``; the 486
-    pose-corrective shape keys, off by default for games).
+    pose-corrective shape keys, off by default for games). name: the take's name in
+    the file (glTF's animation; default: the input file's name without its suffixes, or
+    the scene's name).
+
+    The file's first frame is at time 0 (``ExportResult.frames`` are the scene's frames).
     """
     p = preset if isinstance(preset, ExportPreset) else _preset(preset)
     if root not in ROOT_MODES:
@@ -572,14 +577,24 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
         notes.append(f"frame {start - 1} is the rest (bind) pose")
 
     remove_stale_temps(out.parent)  # ours, of processes that are gone (killed while writing)
+    # The file's frames start at 0 (time 0 in FBX and glTF, the first BVH frame): Blender's
+    # default FBX and BVH importers then put them back on frames 1.. (the take's frames).
+    shift = -int(out_frames[0])
+    take_name = name or _take_name(source, scene)
     window = bpy.context.window
     win_scene = window.scene if window is not None else None
+    renamed_scene = None
     try:
-        scene_tmp = bpy.data.scenes.new("p2p export")
+        # The temporary scene carries the take's name: glTF's one animation is named after it.
+        clash_scene = bpy.data.scenes.get(take_name)
+        if clash_scene is not None:
+            renamed_scene = (clash_scene, clash_scene.name)
+            clash_scene.name = take_name + " (p2p export)"
+        scene_tmp = bpy.data.scenes.new(take_name)
         made.append(scene_tmp)
         scene_tmp.render.fps = scene.render.fps
         scene_tmp.render.fps_base = scene.render.fps_base
-        scene_tmp.frame_start, scene_tmp.frame_end = int(out_frames[0]), int(out_frames[-1])
+        scene_tmp.frame_start, scene_tmp.frame_end = 0, int(out_frames[-1]) + shift
         scene_tmp.unit_settings.system = 'METRIC'
         scene_tmp.unit_settings.scale_length = 1.0
         if p.rename_armature:
@@ -592,17 +607,18 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
         made += copies
         if p.rename_armature and arm_c.name != p.rename_armature:
             raise RetargetError(f"could not name the exported armature {p.rename_armature!r}")
-        made += _write_bake(arm_c, mesh_c, bones, key_frames, basis, key_names, values)
+        made += _write_bake(arm_c, mesh_c, bones, np.asarray(key_frames) + shift, basis,
+                            key_names, values)
         if p.format == "BVH":
             R = np.eye(4)
             R[:3, :3] = BLENDER_TO_FILE
             arm_c.data.transform([list(r) for r in R.T])
-        scene_tmp.frame_set(int(out_frames[0]))
+        scene_tmp.frame_set(0)
         # A hidden temporary file with the real suffix, then a no-replace commit (or
         # os.replace with overwrite); nothing is left behind on failure.
         with exists_as_retarget_error():
             out = atomic_write(out, lambda tmp: _run_exporter(
-                p, tmp, scene_tmp, arm_c, (out_frames[0], out_frames[-1]), target=out),
+                p, tmp, scene_tmp, arm_c, (0, int(out_frames[-1]) + shift), target=out),
                 replace=overwrite)
     finally:
         if window is not None and win_scene is not None and window.scene != win_scene:
@@ -614,6 +630,8 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
                 pass
         if renamed is not None:
             renamed[0].name = renamed[1]
+        if renamed_scene is not None:
+            renamed_scene[0].name = renamed_scene[1]
     if mesh_obj is not None and any(m.type != 'ARMATURE' for m in mesh_obj.modifiers) and p.mesh:
         notes.append(f"{mesh_obj.name}: modifiers other than Armature were left out of the "
                      "export (they would drop the shape keys)")
@@ -621,6 +639,17 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
                         bone_names=bones, world=world,
                         shape_keys=key_names if p.mesh else [], notes=notes,
                         baked_frames=np.asarray(key_frames))
+
+
+def _take_name(source, scene) -> str:
+    """The take's name: ``clip`` for ``clip.take.npz`` / ``clip.blend``, else the scene's."""
+    if source is None or isinstance(source, bpy.types.Scene):
+        return scene.name
+    name = Path(source).name
+    for suffix in (".take.npz", ".npz", ".blend"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] or scene.name
+    return Path(source).stem or scene.name
 
 
 def _preset(name):

@@ -1,0 +1,145 @@
+"""Exports as the readers users rely on see them (issue #13, items 1-5).
+
+* the first key of every export is at time 0 (FBX and glTF key times read with
+  libassimp and from the glTF JSON; BVH has no times: its first frame);
+* a round trip through Blender's own importers with their default options lands
+  the keys on the take's frames (FBX, BVH) or on the frames glTF's importer
+  defines (time x fps: the take's frames - 1);
+* a glTF has exactly one animation, named after the take, with the bone channels
+  and the morph weights together (three.js plays ``animations[0]``).
+
+The files are exported from a take ``.npz`` (built in the running session, which
+is reset) once per preset and shared by the tests of this module.
+"""
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from pose2pose_mocap.retarget import export_presets as ep
+from pose2pose_mocap.retarget.take import write_take
+
+from tests.blender.test_export import read_bvh, read_with_assimp
+from tests.retarget.synthetic import standin_smplx_root, take_arrays
+
+bpy = pytest.importorskip("bpy")
+pytestmark = pytest.mark.blender
+
+TAKE_NAME = "clip"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """``preset -> ExportResult`` of the take ``clip.take.npz`` (exported on first use)."""
+    folder = tmp_path_factory.mktemp("export_readers")
+    take = write_take(folder / f"{TAKE_NAME}.take.npz", take_arrays(T=6))
+    cache: dict = {}
+
+    def get(preset, **kw):
+        from pose2pose_mocap.retarget.blender.export import export_scene
+
+        key = (preset, tuple(sorted(kw.items())))
+        if key not in cache:
+            p = ep.PRESETS[preset]
+            out = folder / f"{TAKE_NAME}.{preset}{len(cache)}{p.suffix}"
+            cache[key] = export_scene(take, preset, out, smplx=standin_smplx_root(), **kw)
+        return cache[key]
+
+    yield get
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def read_glb_json(path) -> dict:
+    blob = open(path, "rb").read()
+    magic, _version, _length = struct.unpack_from("<4sII", blob, 0)
+    assert magic == b"glTF"
+    jlen, jtype = struct.unpack_from("<I4s", blob, 12)
+    assert jtype == b"JSON"
+    return json.loads(blob[20:20 + jlen])
+
+
+FBX_PRESETS = [n for n, p in ep.PRESETS.items() if p.format == "FBX"]
+
+
+@pytest.mark.parametrize("preset", FBX_PRESETS + ["gltf"])
+def test_first_key_at_time_zero(preset, exported):
+    result = exported(preset)
+    data = read_with_assimp(result.path)
+    assert data["anims"], "no animation"
+    n = len(result.frames)
+    for anim in data["anims"]:
+        for name, (pos, rot, _scl) in anim["channels"].items():
+            times = np.array([k[0] for k in rot]) / anim["tps"]
+            assert times[0] == pytest.approx(0.0, abs=1e-9), (name, times[:3])
+            assert len(times) == n
+            assert times[-1] == pytest.approx((n - 1) / result.fps, rel=1e-6)
+    if result.preset.format == "GLB":
+        gltf = read_glb_json(result.path)
+        inputs = {s["input"] for a in gltf["animations"] for s in a["samplers"]}
+        for i in inputs:
+            assert gltf["accessors"][i]["min"] == [pytest.approx(0.0, abs=1e-9)]
+
+
+def test_rest_frame_is_at_time_zero(exported):
+    result = exported("unity", rest_frame=True)
+    data = read_with_assimp(result.path)
+    anim = max(data["anims"], key=lambda a: len(a["channels"]))
+    times = np.array([k[0] for k in anim["channels"]["pelvis"][1]]) / anim["tps"]
+    assert len(times) == len(result.frames) and times[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_gltf_has_one_animation_named_after_the_take(exported):
+    result = exported("gltf")
+    gltf = read_glb_json(result.path)
+    anims = gltf["animations"]
+    assert len(anims) == 1, [a.get("name") for a in anims]
+    assert anims[0]["name"] == TAKE_NAME
+    paths = {c["target"]["path"] for c in anims[0]["channels"]}
+    assert {"rotation", "translation", "weights"} <= paths, paths
+    bones = {gltf["nodes"][c["target"]["node"]]["name"] for c in anims[0]["channels"]
+             if c["target"]["path"] == "rotation"}
+    assert {"pelvis", "left_foot", "jaw"} <= bones
+    counts = {gltf["accessors"][s["input"]]["count"] for s in anims[0]["samplers"]}
+    assert counts == {len(result.frames)}
+
+
+def _imported_key_frames() -> tuple[float, float]:
+    """First and last key frame of every action in the session (after an import)."""
+    from pose2pose_mocap.retarget.blender.export import _action_fcurves
+
+    lo, hi = np.inf, -np.inf
+    for act in bpy.data.actions:
+        for fc in _action_fcurves(act):
+            n = len(fc.keyframe_points)
+            if n == 0:
+                continue
+            co = np.empty(2 * n)
+            fc.keyframe_points.foreach_get("co", co)
+            lo, hi = min(lo, co[0::2].min()), max(hi, co[0::2].max())
+    return lo, hi
+
+
+@pytest.mark.parametrize("preset", ["blender", "unity", "gltf", "bvh"])
+def test_round_trip_with_blenders_default_importers(preset, exported):
+    result = exported(preset)
+    first, last = int(result.frames[0]), int(result.frames[-1])
+    assert first == 1  # the take's scene starts at frame 1
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    fmt = result.preset.format
+    if fmt == "FBX":
+        assert "FINISHED" in bpy.ops.import_scene.fbx(filepath=str(result.path))
+    elif fmt == "GLB":
+        # glTF has times, not frames or a rate: its importer uses the scene's fps.
+        bpy.context.scene.render.fps, bpy.context.scene.render.fps_base = round(result.fps), 1
+        assert "FINISHED" in bpy.ops.import_scene.gltf(filepath=str(result.path))
+    else:
+        assert "FINISHED" in bpy.ops.import_anim.bvh(filepath=str(result.path))
+    lo, hi = _imported_key_frames()
+    if fmt == "GLB":
+        # Blender's glTF importer puts time t on frame t x fps: time 0 is frame 0.
+        first, last = first - 1, last - 1
+    assert (lo, hi) == (pytest.approx(first, abs=1e-3), pytest.approx(last, abs=1e-3)), \
+        f"{preset}: keys on frames {lo:g}..{hi:g}, the take is on {first}..{last}"
