@@ -89,7 +89,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 ROOT_MODES = ("grounded", "camera", "in_place")
-FORMATS = ("FBX", "GLB", "BVH")
+FORMATS = ("FBX", "GLB", "BVH", "USD")
 
 # Blender world (X, Y, Z) -> file (X, Z, -Y): Y up, Blender's front (-Y) -> +Z.
 BLENDER_TO_FILE = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -274,6 +274,41 @@ PRESETS["bvh"] = ExportPreset(
     },
     engine_steps="Blender: File > Import > Motion Capture (.bvh), defaults (Forward -Z, Up Y).")
 
+
+# USD (UsdSkel) through Blender's wm.usd_export; retarget/blender/usd.py, tests/blender/test_usd.py.
+PRESETS["usd"] = ExportPreset(
+    name="usd", format="USD", suffix=".usd",
+    options={
+        "selected_objects_only": False, "visible_objects_only": False,
+        "export_animation": True, "export_armatures": True, "only_deform_bones": True,
+        "export_shapekeys": True, "export_meshes": True, "export_hair": False,
+        "export_uvmaps": True, "export_normals": True, "export_materials": False,
+        "generate_preview_surface": False, "export_textures": False,
+        "export_lights": False, "export_cameras": False, "export_curves": False,
+        "export_points": False, "export_volumes": False, "convert_world_material": False,
+        "export_subdivision": "IGNORE", "use_instancing": False,
+        "export_custom_properties": False, "triangulate_meshes": False,
+        "convert_orientation": True, "export_global_forward_selection": "NEGATIVE_Z",
+        "export_global_up_selection": "Y", "xform_op_mode": "TRS",
+        "root_prim_path": "/root", "convert_scene_units": "METERS", "meters_per_unit": 1.0,
+    },
+    file_scale=1.0, mesh=True, rename_armature="Armature",
+    summary="USD (UsdSkel: skeleton, skinned mesh, joint animation, blend-shape weights), "
+            "Y up, metres (Omniverse, Apple's tools, Houdini)",
+    why={
+        "convert_orientation": "True, forward -Z, up Y: upAxis Y and Blender (X, Y, Z) -> "
+                               "(X, Z, -Y) like the other presets",
+        "export_armatures/only_deform_bones": "True: a UsdSkel Skeleton of the 55 deform bones",
+        "export_shapekeys": "True: shape keys become UsdSkel blend shapes with animated weights",
+        "export_animation": "True: one SkelAnimation, a time sample per frame of the take "
+                            "(timeCodesPerSecond = the take's fps)",
+        "export_materials": "False: the body has no material worth exporting",
+        "lights/cameras/curves/points/volumes": "False: the character only",
+        "convert_scene_units": "METERS (metersPerUnit 1)",
+    },
+    engine_steps="Omniverse / usdview: open the .usd; Houdini: LOP 'Sublayer' or SOP 'USD "
+                 "Character Import'; Apple Reality Composer / Preview read it as is; Blender: "
+                 "File > Import > USD.")
 
 def preset(name: str) -> ExportPreset:
     """The preset called ``name`` (case-insensitive); ``KeyError`` with the valid names."""

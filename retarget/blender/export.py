@@ -440,6 +440,9 @@ def _run_exporter(p: ExportPreset, path: Path, scene_tmp, arm_c, frame_range, ta
         fn = bpy.ops.export_scene.fbx
     elif p.format == "GLB":
         fn = bpy.ops.export_scene.gltf
+    elif p.format == "USD":
+        from . import usd
+        fn, opts = usd.usd_operator(), usd.supported_options(opts)
     else:
         fn = bpy.ops.export_anim.bvh
         opts.update(frame_start=int(frame_range[0]), frame_end=int(frame_range[1]))

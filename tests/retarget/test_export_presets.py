@@ -11,10 +11,10 @@ from pose2pose_mocap.retarget.rotations import rotation_x
 
 
 def test_every_preset_states_its_settings():
-    assert set(ep.PRESETS) == {"unity", "unreal", "godot", "blender", "gltf", "bvh"}
+    assert set(ep.PRESETS) == {"unity", "unreal", "godot", "blender", "gltf", "bvh", "usd"}
     for name, p in ep.PRESETS.items():
         assert p.name == name and p.format in ep.FORMATS and p.summary and p.why
-        assert p.suffix == {"FBX": ".fbx", "GLB": ".glb", "BVH": ".bvh"}[p.format]
+        assert p.suffix == {"FBX": ".fbx", "GLB": ".glb", "BVH": ".bvh", "USD": ".usd"}[p.format]
         if p.format == "FBX":
             o = p.options
             assert o["add_leaf_bones"] is False and o["use_armature_deform_only"] is True
@@ -37,7 +37,7 @@ def test_every_preset_states_its_settings():
 
 def test_preset_lookup_is_case_insensitive_and_says_the_names():
     assert ep.preset("Unity") is ep.PRESETS["unity"]
-    with pytest.raises(KeyError, match="unity, unreal, godot, blender, gltf, bvh"):
+    with pytest.raises(KeyError, match="unity, unreal, godot, blender, gltf, bvh, usd"):
         ep.preset("maya")
 
 
