@@ -43,9 +43,10 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="the rig to export when the scene has several")
     parser.add_argument("--smplx", metavar="PATH",
                         help="SMPL-X model file or folder (only for a take .npz)")
-    parser.add_argument("--pose-correctives", type=on_off, default=False, metavar="on|off",
-                        help="only for a take .npz: the 486 pose-corrective shape keys "
-                             "(default off: a lighter rig for engines)")
+    parser.add_argument("--pose-correctives", type=on_off, default=None, metavar="on|off",
+                        help="the rig's 486 pose-corrective shape keys (Pose*) in the file, "
+                             "from a take or a .blend (default: off for the game presets, a "
+                             "lighter file; on for blender)")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     return parser
 

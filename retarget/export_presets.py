@@ -113,6 +113,9 @@ class ExportPreset:
     summary: str
     why: dict = field(default_factory=dict)      # option -> reason
     engine_steps: str = ""
+    # The rig's Pose* corrective shape keys (486) go into the file unless asked otherwise
+    # (--pose-correctives): off for the game presets (71 MB FBX for 48 frames with them).
+    pose_correctives: bool = False
 
 
 _FBX_COMMON = {
@@ -166,11 +169,12 @@ _FBX_WHY = {
 }
 
 
-def _fbx(name, scale_option, summary, why, steps, file_scale=1.0):
+def _fbx(name, scale_option, summary, why, steps, file_scale=1.0, pose_correctives=False):
     opts = dict(_FBX_COMMON, apply_scale_options=scale_option)
     return ExportPreset(name=name, format="FBX", suffix=".fbx", options=opts,
                         file_scale=file_scale, mesh=True, rename_armature="Armature",
-                        summary=summary, why=dict(_FBX_WHY, **why), engine_steps=steps)
+                        summary=summary, why=dict(_FBX_WHY, **why), engine_steps=steps,
+                        pose_correctives=pose_correctives)
 
 
 PRESETS: dict[str, ExportPreset] = {}
@@ -213,7 +217,7 @@ PRESETS["blender"] = _fbx(
     {"apply_scale_options": "FBX_SCALE_NONE: Blender's default, which Blender's importer "
                             "undoes exactly (UnitScaleFactor 1 cm, scale 100 on the node)"},
     "Blender: File > Import > FBX with the default options (Automatic Bone Orientation off).",
-    file_scale=100.0)
+    file_scale=100.0, pose_correctives=True)
 
 PRESETS["gltf"] = ExportPreset(
     name="gltf", format="GLB", suffix=".glb",

@@ -51,6 +51,7 @@ from ..rotations import matrix_to_quaternion, quaternion_continuity
 from .fcurves import Curve, action_channelbag, write_curves
 from .output import blender_write, exists_as_retarget_error
 
+POSE_CORRECTIVE_PREFIX = "Pose"  # the rig's pose-corrective shape keys: Pose000..Pose485
 FOOT_VERTEX_WEIGHT = 0.5  # body vertices at least this much bound to an ankle/foot bone
 EXPORT_MAX_FRAMES = 18_000  # frames one export may sample (the exporters key every frame)
 
@@ -383,6 +384,12 @@ def _copy_rig(arm, mesh_obj, scene_tmp, name):
     return arm_c, mesh_c, made
 
 
+def _remove_shape_keys(mesh_c, names: set) -> None:
+    """Remove the shape keys called ``names`` from the copy's body (never the user's)."""
+    for kb in [kb for kb in mesh_c.data.shape_keys.key_blocks if kb.name in names]:
+        mesh_c.shape_key_remove(kb)
+
+
 def _assign(id_data, action, bag):
     ad = id_data.animation_data or id_data.animation_data_create()
     ad.action = action
@@ -477,7 +484,7 @@ def _run_exporter(p: ExportPreset, path: Path, scene_tmp, arm_c, frame_range, ta
 
 def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: bool = False,
                  overwrite: bool = False, armature: str | None = None, smplx=None,
-                 pose_correctives: bool = False, notes: list | None = None,
+                 pose_correctives: bool | None = None, notes: list | None = None,
                  name: str | None = None) -> ExportResult:
     """Export one rig's animation with a preset; returns an ``ExportResult``.
 
@@ -486,10 +493,11 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     ``export_presets.PRESETS`` or an ``ExportPreset``. out: the file to write
     (its suffix must be the preset's). root: ``grounded`` (default), ``camera``
     or ``in_place``. rest_frame: add the bind pose one frame before the take.
-    armature: the rig's object name when the scene has several. smplx and
-    pose_correctives: only for a take ``.npz`` (the SMPL-X model: a file, a folder
-    or a function ``gender -> file``, see ``convert.model_file``; the 486
-    pose-corrective shape keys, off by default for games). name: the take's name in
+    armature: the rig's object name when the scene has several. smplx: only for a
+    take ``.npz`` (the SMPL-X model: a file, a folder or a function ``gender -> file``,
+    see ``convert.model_file``). pose_correctives: the rig's ``Pose*`` corrective
+    shape keys (486) in the file, from a take or a scene alike; ``None``: the
+    preset's default (off for the game presets, on for ``blender``). name: the take's name in
     the file (glTF's animation; default: the input file's name without its suffixes, or
     the scene's name).
 
@@ -500,6 +508,8 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
         raise RetargetError(f"unknown root mode {root!r}; choose one of {', '.join(ROOT_MODES)}")
     out = _check_output(out, p, overwrite)
     notes = [] if notes is None else notes
+    if pose_correctives is None:
+        pose_correctives = p.pose_correctives
     scene = _load_source(source, smplx=smplx, pose_correctives=pose_correctives, notes=notes,
                          rest_frame=rest_frame)
     arm = find_armature(scene, armature)
@@ -532,6 +542,13 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
         basis, heads, key_names, values, feet, _ = _bake(scene, arm, mesh_obj, bones, bake_at)
     finally:
         scene.frame_set(frame_before, subframe=subframe)
+    dropped = [] if pose_correctives or not p.mesh else [
+        n for n in key_names if n.startswith(POSE_CORRECTIVE_PREFIX)]
+    if dropped:
+        keep = [k for k, n in enumerate(key_names) if not n.startswith(POSE_CORRECTIVE_PREFIX)]
+        key_names, values = [key_names[k] for k in keep], values[:, keep]
+        notes.append(f"left out the rig's {len(dropped)} pose-corrective shape keys (Pose*): "
+                     "--pose-correctives on keeps them")
     idx = {n: j for j, n in enumerate(bones)}
     if root == "camera":
         W = root_transforms("camera", heads[:, 0], None, None, None)
@@ -608,6 +625,8 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
         arm_c, mesh_c, copies = _copy_rig(arm, mesh_obj if p.mesh else None, scene_tmp,
                                           p.rename_armature)
         made += copies
+        if dropped and mesh_c is not None:
+            _remove_shape_keys(mesh_c, set(dropped))
         if p.rename_armature and arm_c.name != p.rename_armature:
             raise RetargetError(f"could not name the exported armature {p.rename_armature!r}")
         made += _write_bake(arm_c, mesh_c, bones, np.asarray(key_frames) + shift, basis,

@@ -143,3 +143,44 @@ def test_round_trip_with_blenders_default_importers(preset, exported):
         first, last = first - 1, last - 1
     assert (lo, hi) == (pytest.approx(first, abs=1e-3), pytest.approx(last, abs=1e-3)), \
         f"{preset}: keys on frames {lo:g}..{hi:g}, the take is on {first}..{last}"
+
+
+def _glb_target_names(path) -> list:
+    gltf = read_glb_json(path)
+    return [n for m in gltf["meshes"] for n in m.get("extras", {}).get("targetNames", [])]
+
+
+def _fbx_target_names(path) -> list:
+    return [t for m in read_with_assimp(path)["meshes"] for t in m["targets"]]
+
+
+def test_game_presets_drop_pose_correctives(tmp_path):
+    """From a .blend whose rig has the 486 Pose* keys and from a take: off by default for
+    the game presets, kept with pose_correctives=True (--pose-correctives on)."""
+    from pose2pose_mocap.retarget.blender.export import export_scene
+    from pose2pose_mocap.retarget.convert import convert_take
+
+    take = write_take(tmp_path / "clip.take.npz", take_arrays(T=3))
+    blend = convert_take(take, standin_smplx_root(), pose_correctives=True)
+    smplx = standin_smplx_root()
+    notes: list = []
+    r = export_scene(blend, "unity", tmp_path / "game.fbx", notes=notes)
+    names = _fbx_target_names(r.path)
+    assert [f"Exp{k:03d}" for k in range(10)] == names[:10]
+    assert not [n for n in names if n.startswith("Pose")], "Pose* correctives in a game export"
+    assert not [n for n in r.shape_keys if n.startswith("Pose")]
+    assert any("486 pose-corrective shape keys" in n for n in notes), notes
+    r = export_scene(blend, "unity", tmp_path / "kept.fbx", pose_correctives=True)
+    assert len([n for n in _fbx_target_names(r.path) if n.startswith("Pose")]) == 486
+    r = export_scene(blend, "gltf", tmp_path / "game.glb")
+    assert not [n for n in _glb_target_names(r.path) if n.startswith("Pose")]
+    r = export_scene(take, "gltf", tmp_path / "take.glb", smplx=smplx)
+    names = _glb_target_names(r.path)
+    assert "Exp000" in names and not [n for n in names if n.startswith("Pose")]
+    r = export_scene(take, "gltf", tmp_path / "take_kept.glb", smplx=smplx,
+                     pose_correctives=True)
+    assert len([n for n in _glb_target_names(r.path) if n.startswith("Pose")]) == 486
+    # The round-trip preset keeps them by default.
+    r = export_scene(blend, "blender", tmp_path / "round.fbx")
+    assert len([n for n in _fbx_target_names(r.path) if n.startswith("Pose")]) == 486
+    bpy.ops.wm.read_factory_settings(use_empty=True)
