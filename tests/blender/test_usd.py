@@ -162,3 +162,35 @@ def test_usd_rest_frame_and_options_on_this_blender(scene_data, tmp_path):
     # The bind pose carries a neutral face.
     exp_idx = [data["shapes"].index(f"Exp{k:03d}") for k in range(10)]
     assert np.abs(data["weights"][0, exp_idx]).max() == 0.0
+
+
+def test_usd_from_a_take_through_the_cli(tmp_path):
+    """``p2p-mocap export clip.take.npz --preset usd``: the default name, a readable stage."""
+    import argparse
+    import io
+
+    from pose2pose_mocap.retarget.export_cli import add_export_arguments, run_export
+    from pose2pose_mocap.retarget.take import write_take
+
+    from tests.retarget.synthetic import standin_smplx_root, take_arrays
+
+    usd_reader()
+    take = write_take(tmp_path / "clip.take.npz", take_arrays(T=6))
+    parser = add_export_arguments(argparse.ArgumentParser(prog="p2p-mocap export"))
+    out = io.StringIO()
+    args = parser.parse_args([str(take), "--preset", "usd", "--smplx", str(standin_smplx_root())])
+    try:
+        assert run_export(args, out=out) == 0
+    finally:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["clip.take.npz", "clip.usd.usd"], written
+    data = read_usd(tmp_path / "clip.usd.usd")
+    assert data["joint_count"] == 55 and data["up"] == "Y"
+    import re
+    said = re.search(r"(\d+) frames at ([\d.]+) fps", out.getvalue())
+    assert said, out.getvalue()
+    assert len(data["codes"]) == int(said[1]) == 11  # 6 keys at stride 2, every frame baked
+    assert data["codes"][0] in (0.0, 1.0) and data["tcps"] == pytest.approx(float(said[2]))
+    assert {f"Exp{k:03d}" for k in range(10)} <= set(data["shapes"])
+    assert not [s for s in data["shapes"] if s.startswith("Pose")]
