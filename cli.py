@@ -165,6 +165,39 @@ def _cmd_convert(args) -> int:
     return EXIT_OK
 
 
+def _cmd_import(args) -> int:
+    """Another tool's result file -> a take (``retarget.importers``)."""
+    from .common.errors import P2PError as _Missing
+    from .retarget.importers import (NEEDS_BODY, body_info_from_model, detect_format,
+                                     import_file)
+    from .retarget.take import write_take
+    from .weights.locations import smplx_model_file
+
+    src = Path(args.file).expanduser()
+    fmt = args.format if args.format != "auto" else (detect_format(src) or "auto")
+    body = None
+    if fmt in NEEDS_BODY or fmt == "smplcodec":
+        try:
+            body = body_info_from_model(smplx_model_file(args.smplx, "neutral"))
+        except _Missing:
+            if fmt == "smplerx" or args.smplx:
+                raise
+    take = import_file(src, fmt, body=body, person=args.person)
+    if args.fps is not None:
+        from dataclasses import replace
+
+        take = replace(take, fps=float(args.fps), notes=[n for n in take.notes
+                                                         if "fps" not in n])
+    out = Path(args.output).expanduser() if args.output else \
+        src.parent / f"{src.stem if src.is_file() else src.name}.take.npz"
+    written = write_take(out, take, overwrite=args.force, numbered=not args.output)
+    print(f"wrote {written} ({take.num_frames} frames, {take.fps:g} fps, from {fmt} "
+          f"via the {take.estimator} importer)")
+    for note in take.notes:
+        print(f"  note: {note}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="p2p-mocap",
@@ -221,6 +254,26 @@ def build_parser() -> argparse.ArgumentParser:
                                       "for Unity, Unreal, Godot; glTF; BVH)")
     add_export_arguments(x)
     x.set_defaults(func=_cmd_export)
+
+    from .retarget.importers import FORMAT_NAMES
+
+    im = sub.add_parser("import", help="turn another tool's results (AMASS, SMPLer-X, GVHMR, "
+                                       ".smpl) into a take",
+                        description="FILE is an AMASS / SMPL-X add-on .npz, a SMPLer-X output "
+                                    "folder, a GVHMR hmr4d_results.pt or a Meshcapade .smpl "
+                                    "file; see docs/importers.md.")
+    im.add_argument("file", metavar="FILE")
+    im.add_argument("--format", choices=("auto",) + FORMAT_NAMES, default="auto",
+                    help="the tool that wrote FILE (default: detected from its content)")
+    im.add_argument("-o", "--output", help="the take to write (.npz; default: next to FILE, "
+                                           "FILE.take.npz, numbered if taken)")
+    im.add_argument("--person", type=int, default=0,
+                    help="which person of a multi-person result (SMPLer-X bbox id)")
+    im.add_argument("--fps", type=float, help="frame rate, for results that have none")
+    im.add_argument("--smplx", help="SMPL-X model folder or SMPLX_NEUTRAL.npz (hand mean and "
+                                    "pelvis, for SMPLer-X and GVHMR)")
+    im.add_argument("--force", action="store_true", help="replace an existing -o file")
+    im.set_defaults(func=_cmd_import)
 
     from .batch.cli_batch import add_batch_arguments
 
