@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .errors import RetargetError
+from .amass import PRESET_NAME as AMASS_PRESET, SUFFIX as AMASS_SUFFIX, SUMMARY as AMASS_SUMMARY
 from .export_presets import PRESETS, ROOT_MODES
 from .options import on_off
 
@@ -27,8 +28,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("input", metavar="SCENE.blend|TAKE.npz",
                         help="a .blend made by 'p2p-mocap convert' (or the add-on), or a take "
                              "file (converted in memory first)")
-    parser.add_argument("--preset", required=True, choices=tuple(PRESETS),
-                        help="; ".join(f"{n}: {p.summary}" for n, p in PRESETS.items()))
+    parser.add_argument("--preset", required=True, choices=tuple(PRESETS) + (AMASS_PRESET,),
+                        help="; ".join([f"{n}: {p.summary}" for n, p in PRESETS.items()]
+                                       + [f"{AMASS_PRESET}: {AMASS_SUMMARY}"]))
     parser.add_argument("-o", "--output", metavar="OUT",
                         help="file to write (default: next to INPUT, with the preset's suffix "
                              "and the preset's name: clip.unity.fbx)")
@@ -58,6 +60,8 @@ def default_export_output(input_path: Path, preset_name: str) -> Path:
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
+    if preset_name == AMASS_PRESET:
+        return input_path.with_name(f"{name}.{AMASS_PRESET}{AMASS_SUFFIX}")
     p = PRESETS[preset_name]
     return input_path.with_name(f"{name}.{p.name}{p.suffix}")
 
@@ -76,6 +80,8 @@ def run_export(args, out=None, *, smplx=None) -> int:
         raise RetargetError(f"{src}: no such file")
     target = Path(args.output).expanduser() if args.output else default_export_output(
         src, args.preset)
+    if args.preset == AMASS_PRESET:
+        return run_amass_export(args, src, target, out, smplx)
     if importlib.util.find_spec("bpy") is None:
         raise RetargetError("exporting needs Blender's Python module 'bpy' "
                             "(pip install bpy==5.0.1, or run inside Blender)")
@@ -90,4 +96,37 @@ def run_export(args, out=None, *, smplx=None) -> int:
         print(f"note: {n}", file=out)
     print(f"wrote {result.path} ({result.preset.name}, {len(result.frames)} frames at "
           f"{result.fps:g} fps, root {result.root})", file=out)
+    return 0
+
+
+def run_amass_export(args, src: Path, target: Path, out, smplx=None) -> int:
+    """``--preset amass``: numpy only, no Blender (``retarget.amass``; docs/amass.md).
+
+    The SMPL-X model (``smplx``: file, folder or ``gender -> file``; default ``--smplx``)
+    gives the exact rest pelvis; without one the neutral template's is used (a note).
+    A model that cannot be found is an error only when ``--smplx`` was given."""
+    from ..common.errors import P2PError
+    from .amass import write_amass
+    from .convert import model_file
+    from .smplx_model import load_smplx_model
+    from .take import read_take
+
+    if src.suffix.lower() != ".npz":
+        raise RetargetError(f"{src}: the amass preset exports a take .npz (export the take "
+                            "the .blend was converted from)")
+    take = read_take(src)
+    given = bool(getattr(args, "smplx", None))
+    lookup = smplx if smplx is not None else args.smplx
+    model = None
+    if lookup is not None and str(lookup) != "":
+        try:
+            model = load_smplx_model(model_file(lookup, take.gender))
+        except P2PError:
+            if given:
+                raise
+    path, notes = write_amass(take, target, model=model, overwrite=args.force)
+    for n in notes:
+        print(f"note: {n}", file=out)
+    print(f"wrote {path} (amass, {take.num_frames} frames at {take.fps:g} fps, AMASS Z-up "
+          "world; --root and --rest-frame do not apply)", file=out)
     return 0

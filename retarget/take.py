@@ -63,7 +63,9 @@ Float arrays are float32 or float64; every parameter in a valid row is finite.
 ``read_take`` also reads other SMPL-X ``.npz`` files that use these parameter
 names, or AMASS's (``root_orient``, ``pose_body``, ``pose_hand``, ``trans``,
 ``mocap_frame_rate``, ...), filling missing metadata with defaults that it
-lists in ``Take.notes``.
+lists in ``Take.notes``. AMASS-style files (AMASS names or ``poses`` (T,165))
+are in AMASS's Z-up world: their root is turned into our camera frame
+(Blender world = AMASS world; ``retarget.amass``, ``docs/amass.md``).
 
 **One serializer.** ``Take.to_arrays`` / ``Take.from_arrays`` (and
 ``take_to_bytes`` / ``take_from_bytes``, the ``.npz`` in memory) are what the
@@ -752,8 +754,14 @@ def _take_from_smplx_arrays(a: dict, path: Path) -> Take:
     if not finite.all():
         notes.append(f"{int((~finite).sum())} frames with NaN values are treated as invalid")
     if amass:
-        notes.append("AMASS-style file: its world frame is used as the camera frame "
-                     "(AMASS is Z-up, so the body lies on its back in Blender)")
+        # AMASS's world is Z-up: turned into our camera frame about the rest pelvis
+        # (retarget/amass.py; docs/amass.md).
+        from .amass import AMASS_NOTE, camera_from_amass
+
+        with np.errstate(invalid="ignore"):
+            params = camera_from_amass(params)
+        notes.append(f"{AMASS_NOTE}: its Z-up world is turned into the camera frame (Blender "
+                     "world = AMASS world), about the neutral template's rest pelvis")
     notes.append("not a take file (p2p-take): frame_index 0..T-1, all frames valid, "
                  "no camera intrinsics (a default camera is used)")
     return Take(fps=fps, frame_index=np.arange(T, dtype=np.int64), valid=finite,
