@@ -133,6 +133,20 @@ def _cmd_convert(args) -> int:
     smplx = smplx_lookup(args.smplx)
     if src.suffix.lower() == ".npz":
         return convert_file(args.input, args.output, smplx, options, overwrite=args.force)
+    from .retarget.importers import detect_format
+
+    fmt = detect_format(src) if src.exists() else None
+    if fmt is not None:  # another tool's results (SMPLer-X folder, GVHMR .pt, .smpl)
+        from .retarget.take import write_take
+
+        if args.output and Path(args.output).expanduser().exists() and not args.force:
+            raise UserError(f"{args.output} exists; not overwriting it (use --force)")
+        take = _import_take(src, fmt, args.smplx)
+        stem = src.stem if src.is_file() else src.name
+        kept = write_take(src.parent / f"{stem}.take.npz", take, numbered=True)
+        print(f"wrote {kept} (imported from {fmt})")
+        return convert_file(str(kept), args.output, smplx, options, overwrite=args.force,
+                            numbered=args.output is None)
     # Footage. -o may name the .blend or a folder; by default both files go next to the input
     # under new names, so a second run never replaces the first.
     estimate = EstimateOptions.from_args(args)
@@ -165,29 +179,36 @@ def _cmd_convert(args) -> int:
     return EXIT_OK
 
 
-def _cmd_import(args) -> int:
-    """Another tool's result file -> a take (``retarget.importers``)."""
+def _import_take(src: Path, fmt: str, smplx_flag, *, person: int = 0, fps=None):
+    """The take of another tool's result file (``retarget.importers``); the SMPL-X model
+    (hand mean, pelvis) is looked up for the formats that use it."""
     from .common.errors import P2PError as _Missing
-    from .retarget.importers import (NEEDS_BODY, body_info_from_model, detect_format,
-                                     import_file)
-    from .retarget.take import write_take
+    from .retarget.importers import NEEDS_BODY, body_info_from_model, import_file
     from .weights.locations import smplx_model_file
 
-    src = Path(args.file).expanduser()
-    fmt = args.format if args.format != "auto" else (detect_format(src) or "auto")
     body = None
     if fmt in NEEDS_BODY or fmt == "smplcodec":
         try:
-            body = body_info_from_model(smplx_model_file(args.smplx, "neutral"))
+            body = body_info_from_model(smplx_model_file(smplx_flag, "neutral"))
         except _Missing:
-            if fmt == "smplerx" or args.smplx:
+            if fmt == "smplerx" or smplx_flag:
                 raise
-    take = import_file(src, fmt, body=body, person=args.person)
-    if args.fps is not None:
+    take = import_file(src, fmt, body=body, person=person)
+    if fps is not None:
         from dataclasses import replace
 
-        take = replace(take, fps=float(args.fps), notes=[n for n in take.notes
-                                                         if "fps" not in n])
+        take = replace(take, fps=float(fps), notes=[n for n in take.notes if "fps" not in n])
+    return take
+
+
+def _cmd_import(args) -> int:
+    """Another tool's result file -> a take."""
+    from .retarget.importers import detect_format
+    from .retarget.take import write_take
+
+    src = Path(args.file).expanduser()
+    fmt = args.format if args.format != "auto" else (detect_format(src) or "auto")
+    take = _import_take(src, fmt, args.smplx, person=args.person, fps=args.fps)
     out = Path(args.output).expanduser() if args.output else \
         src.parent / f"{src.stem if src.is_file() else src.name}.take.npz"
     written = write_take(out, take, overwrite=args.force, numbered=not args.output)
@@ -196,7 +217,6 @@ def _cmd_import(args) -> int:
     for note in take.notes:
         print(f"  note: {note}")
     return EXIT_OK
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(

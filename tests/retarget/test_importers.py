@@ -261,3 +261,22 @@ def test_import_command_writes_a_take_and_refuses_bad_files(tmp_path, capsys):
     assert err.count("\n") == 1 and "expected amass" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npz", "dance.smpl",
                                                          "dance.take.npz"]
+
+
+def test_import_with_the_model_and_convert_accepts_results_directly(standin_root, tmp_path):
+    """With an SMPL-X model file (stand-in): SMPLer-X gets its hand mean and pelvis from
+    it; ``convert`` takes a .smpl file as it is (a take is kept beside the .blend)."""
+    from tests.test_doctor import p2p
+
+    out = tmp_path / "output"
+    smplerx_folder(out)
+    r = p2p("import", str(out), "--smplx", str(standin_root), "--fps", "24")
+    assert r.returncode == 0, r.stdout + r.stderr
+    take = read_take(tmp_path / "output.take.npz")
+    assert take.estimator == "smpler-x" and take.fps == 24.0 and take.num_frames == 3
+    f = tmp_path / "dance.smpl"
+    smpl_file(f)
+    r = p2p("convert", str(f), "--smplx", str(standin_root))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "dance.take.npz").is_file() and (tmp_path / "dance.blend").is_file()
+    assert read_take(tmp_path / "dance.take.npz").estimator == "smplcodec"
