@@ -98,15 +98,18 @@ def read(path: Path, body=None, person: int = 0):
         p[name] = np.repeat(v[None], T, 0)
     t = np.asarray(a.get("bodyTranslation", np.zeros((T, 3))), np.float64).reshape(T, 3)
     # Y-up world -> the take's frame (y down, z forward): 180 degrees about x, about the
-    # world origin. The pelvis J0 (rest, no translation) moves with the rotation:
+    # world origin. (= Y-up -> AMASS's Z-up world, +90 degrees about x, then
+    # retarget.amass's Z-up world -> camera frame: the same frame as AMASS files.) The pelvis J0 (rest, no translation) moves with the rotation:
     # transl' = R (J0 + t) - J0.
     R = np.diag([1.0, -1.0, -1.0])
     if body is not None:
         J0 = np.asarray(body.pelvis(p["betas"], p["expression"]), np.float64).reshape(T, 3)
     else:
-        J0 = np.zeros((T, 3))
-        notes.append("no SMPL-X model given: the Y-up to y-down turn ignores the pelvis "
-                     "offset (the body sits up to ~0.7 m off)")
+        from ..amass import DEFAULT_REST_PELVIS
+
+        J0 = np.repeat(DEFAULT_REST_PELVIS[None], T, 0)
+        notes.append("no SMPL-X model given: the turn uses the neutral template's pelvis "
+                     "(off by millimetres to centimetres for other body shapes)")
     p["global_orient"] = matrix_to_axis_angle(R @ axis_angle_to_matrix(p["global_orient"]))
     p["transl"] = (J0 + t) @ R.T - J0
     notes.append(".smpl world (Y up) turned 180 degrees about x into the take's camera-style "
