@@ -181,7 +181,8 @@ PRESETS: dict[str, ExportPreset] = {}
 
 PRESETS["unity"] = _fbx(
     "unity", "FBX_SCALE_ALL",
-    "FBX for Unity: metres in the header (Unity shows '1m (File)'), no scaled armature",
+    "FBX for Unity: metres in the header (UnitScaleFactor 100: 1 unit = 1 m; Unity shows "
+    "'1m (File)'), no scaled armature",
     {"apply_scale_options": "FBX_SCALE_ALL: UnitScaleFactor 100 and scale 1 on the armature "
                             "node, so Unity's 'Convert Units' gives 1 m = 1 unit without a "
                             "100x object scale"},
@@ -193,9 +194,11 @@ PRESETS["unity"] = _fbx(
     "grounded takes; Loop Time as needed.")
 PRESETS["unreal"] = _fbx(
     "unreal", "FBX_SCALE_ALL",
-    "FBX for Unreal Engine: centimetre file, armature object named 'Armature' (no extra root)",
-    {"apply_scale_options": "FBX_SCALE_ALL: no 100x scale on the armature node (Send2UE "
-                            "validates scale 1); bones arrive in centimetres, UE's unit"},
+    "FBX for Unreal Engine: metres in the header (UnitScaleFactor 100: 1 unit = 1 m, UE "
+    "converts to its centimetres on import), armature object named 'Armature' (no extra root)",
+    {"apply_scale_options": "FBX_SCALE_ALL: UnitScaleFactor 100 (1 unit = 1 m) and no 100x "
+                            "scale on the armature node (Send2UE validates scale 1); UE reads "
+                            "the unit scale and converts to centimetres, its unit"},
     "Content Browser > Import > the .fbx. Skeletal Mesh on, Skeleton: none (creates one), "
     "Import Morph Targets on, Import Animations on, Import Uniform Scale 1.0, Convert Scene "
     "on, Force Front XAxis off. The skeleton's root is 'pelvis' (the 'Armature' node is "
@@ -203,7 +206,8 @@ PRESETS["unreal"] = _fbx(
     "retarget to the UE mannequin with an IK Retargeter.")
 PRESETS["godot"] = _fbx(
     "godot", "FBX_SCALE_UNITS",
-    "FBX for Godot 4.3+ (ufbx importer): 'FBX Units Scale' as Godot's docs ask",
+    "FBX for Godot 4.3+ (ufbx importer): 'FBX Units Scale' as Godot's docs ask "
+    "(UnitScaleFactor 100: 1 unit = 1 m)",
     {"apply_scale_options": "FBX_SCALE_UNITS: what Godot's FBXDocument docs ask for Blender "
                             "exports (UnitScaleFactor 100, node scale 1)"},
     "Godot 4.3+: copy the .fbx into the project (native ufbx importer; 'Experimental' in "
@@ -213,7 +217,8 @@ PRESETS["godot"] = _fbx(
     "FBX2glTF: prefer the 'gltf' preset there.")
 PRESETS["blender"] = _fbx(
     "blender", "FBX_SCALE_NONE",
-    "FBX for a Blender round trip (Blender's own defaults: FBX Scale None)",
+    "FBX for a Blender round trip (Blender's own defaults: FBX Scale None; UnitScaleFactor "
+    "1: 1 unit = 1 cm, armature node scale 100)",
     {"apply_scale_options": "FBX_SCALE_NONE: Blender's default, which Blender's importer "
                             "undoes exactly (UnitScaleFactor 1 cm, scale 100 on the node)"},
     "Blender: File > Import > FBX with the default options (Automatic Bone Orientation off).",

@@ -184,3 +184,60 @@ def test_game_presets_drop_pose_correctives(tmp_path):
     r = export_scene(blend, "blender", tmp_path / "round.fbx")
     assert len([n for n in _fbx_target_names(r.path) if n.startswith("Pose")]) == 486
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def readme_export_table() -> dict:
+    """``preset -> {column: text}`` from the README's 'What each file says' table."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith("| preset | format | file unit | axes |"))
+    head = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = dict(zip(head, cells))
+    return rows
+
+
+_AXES = {0: "X", 1: "Y", 2: "Z"}
+
+
+@pytest.mark.parametrize("preset", list(ep.PRESETS))
+def test_file_header_says_what_the_readme_says(preset, exported, tmp_path):
+    """Unit scale, axes, fps and first key of each preset's FBX header against the README
+    table (and the help text: no preset claims a centimetre file with a metre header)."""
+    import re
+
+    from tests.blender.test_export import fbx_header_properties
+
+    table = readme_export_table()
+    assert preset in table, f"the README's export table has no row for {preset}"
+    row = table[preset]
+    p = ep.PRESETS[preset]
+    assert row["format"] == p.format
+    if p.format != "FBX":
+        return
+    result = exported(preset)
+    head = fbx_header_properties(result.path, tmp_path)
+    factor = float(re.search(r"UnitScaleFactor (\d+(?:\.\d+)?)", row["file unit"]).group(1))
+    assert head["UnitScaleFactor"] == pytest.approx(factor)
+    unit = "1 m" if factor == 100 else "1 cm"
+    assert row["file unit"].startswith(unit)
+    axes = (f"{'+' if head['UpAxisSign'] > 0 else '-'}{_AXES[head['UpAxis']]} up, "
+            f"{'+' if head['FrontAxisSign'] > 0 else '-'}{_AXES[head['FrontAxis']]} front, "
+            f"{'+' if head['CoordAxisSign'] > 0 else '-'}{_AXES[head['CoordAxis']]} right")
+    assert row["axes"] == axes
+    assert row["frame rate"] == "the take's fps"
+    assert head["CustomFrameRate"] == pytest.approx(result.fps)
+    assert row["first key"] == "0 s" and head["TimeSpanStart"] == 0
+    # The help text (the preset's summary and reasons) tells the same unit.
+    words = (p.summary + " ".join(p.why.values())).lower()
+    if unit == "1 m":
+        assert "centimetre file" not in words and "1 unit = 1 m" in words, p.summary
+    else:
+        assert "1 unit = 1 cm" in words, p.summary
