@@ -306,3 +306,20 @@ def test_smpl_codec_matches_the_amass_frame(tmp_path):
                                axis_angle_to_matrix(b.params["global_orient"]), atol=1e-5)
     # both sides turn about the neutral template's pelvis (no model given)
     np.testing.assert_allclose(a.params["transl"], b.params["transl"], atol=1e-5)
+
+
+def test_import_command_refuses_hostile_and_corrupt_pt_with_one_line(tmp_path):
+    torch = pytest.importorskip("torch")
+    from tests.test_doctor import p2p
+
+    marker = tmp_path / "pwned"
+    f = tmp_path / "hmr4d_results.pt"
+    torch.save({"smpl_params_incam": _Pwn(marker)}, f)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"PK\x03\x04 not a torch file")
+    for path in (f, junk):
+        r = p2p("import", str(path))
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1 and "expected a GVHMR" in r.stderr, r.stderr
+    assert not marker.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hmr4d_results.pt", "junk.pt"]
