@@ -78,6 +78,13 @@ Root motion (``ROOT_MODES``)
 * ``in_place``: ``grounded``, then the horizontal root (pelvis) motion
   removed: the pelvis stays over the origin; vertical motion is kept.
 
+Bind pose (every preset, every root mode): the copy's rest skeleton and body are
+moved to stand on the floor at the origin, facing Blender's front (the engine's
+forward), and the file is written while the copy sits on a frame outside the
+exported range with every bone at rest and every shape key 0, so the file's own
+pose and blend-shape weights are that bind pose with a neutral face. The first
+key is at time 0 in every format.
+
 ``rest_frame=True`` adds frame ``frame_start - 1`` with the bind pose
 (every bone at rest, expression 0), standing on the floor for ``grounded``
 and ``in_place``: engines that need a reference pose get one.
@@ -239,7 +246,7 @@ PRESETS["gltf"] = ExportPreset(
         "export_animations": True, "export_animation_mode": "SCENE",
         "export_force_sampling": True, "export_frame_range": True, "export_frame_step": 1,
         "export_optimize_animation_size": False, "export_anim_single_armature": True,
-        "export_anim_scene_split_object": False,
+        "export_anim_scene_split_object": False, "export_anim_slide_to_zero": True,
         "export_reset_pose_bones": True, "export_current_frame": False,
         "export_rest_position_armature": True, "export_negative_frame": "SLIDE",
         "export_bake_animation": False,
@@ -258,6 +265,8 @@ PRESETS["gltf"] = ExportPreset(
                                           "bone channels and the morph weights together "
                                           "(three.js plays animations[0]; Blender's importer "
                                           "plays one animation)",
+        "export_anim_slide_to_zero": "True: the first key at time 0 (the copy's scene starts "
+                                     "at frame 1; frame 0 holds the neutral bind-pose weights)",
         "use_active_scene": "True: only the export's scene (not every scene of the file)",
         "export_force_sampling/export_optimize_animation_size": "True / False: every frame "
                                                                 "sampled, nothing dropped",

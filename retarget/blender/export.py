@@ -384,6 +384,43 @@ def _copy_rig(arm, mesh_obj, scene_tmp, name):
     return arm_c, mesh_c, made
 
 
+def _bind_transform(arm, mesh_obj, bones) -> np.ndarray:
+    """Rigid 4x4 (armature space) that stands the rest pose on the floor at the origin.
+
+    Facing Blender's front (-Y), the pelvis over the origin, the lowest rest foot point
+    (ankle/foot heads and foot vertices) at Z = 0; the identity for a rig without these
+    bones.
+    """
+    if any(b not in bones for b in (ROOT_JOINT, *HIP_JOINTS, *FOOT_JOINTS)):
+        return np.eye(4)
+    heads = {n: np.array(arm.data.bones[n].head_local, np.float64)
+             for n in (ROOT_JOINT, *HIP_JOINTS, *FOOT_JOINTS)}
+    feet = np.array([heads[n] for n in FOOT_JOINTS])
+    if mesh_obj is not None:
+        fidx = _foot_vertices(mesh_obj, list(FOOT_JOINTS))
+        if fidx.size:
+            co = np.empty(len(mesh_obj.data.vertices) * 3, np.float32)
+            mesh_obj.data.vertices.foreach_get("co", co)
+            rel = np.linalg.inv(np.array(arm.matrix_world)) @ np.array(mesh_obj.matrix_world)
+            pts = co.reshape(-1, 3)[fidx].astype(np.float64) @ rel[:3, :3].T + rel[:3, 3]
+            feet = np.concatenate([feet, pts])
+    return grounding_transform(heads[ROOT_JOINT], heads[HIP_JOINTS[0]], heads[HIP_JOINTS[1]],
+                               feet)
+
+
+def _move_rest(arm_c, mesh_c, bind: np.ndarray) -> None:
+    """Move the copy's rest skeleton and body (with its shape keys) by ``bind``."""
+    if np.allclose(bind, np.eye(4)):
+        return
+    from mathutils import Matrix
+
+    arm_c.data.transform(Matrix([list(map(float, r)) for r in bind]))
+    if mesh_c is not None:
+        rel = np.array(mesh_c.matrix_basis, dtype=np.float64)  # mesh -> armature space
+        m = np.linalg.inv(rel) @ bind @ rel
+        mesh_c.data.transform(Matrix([list(map(float, r)) for r in m]), shape_keys=True)
+
+
 def _remove_shape_keys(mesh_c, names: set) -> None:
     """Remove the shape keys called ``names`` from the copy's body (never the user's)."""
     for kb in [kb for kb in mesh_c.data.shape_keys.key_blocks if kb.name in names]:
@@ -397,8 +434,19 @@ def _assign(id_data, action, bag):
         ad.action_slot = bag.slot
 
 
-def _write_bake(arm_c, mesh_c, bones, frames, basis, key_names, values):
+def _write_bake(arm_c, mesh_c, bones, frames, basis, key_names, values, neutral_at=None):
+    """Key the copy; ``neutral_at``: a frame before the exported range with the bind pose
+    (every bone at rest, every shape key 0): the scene sits there while the file is
+    written, so the file's own pose and weights (FBX nodes and DeformPercent, glTF mesh
+    weights) are the bind pose with a neutral face."""
     made = []
+    if neutral_at is not None:   # the bind pose: every bone at its (moved) rest
+        frames = np.asarray(frames)
+        bone_frames = np.concatenate([[neutral_at], frames])
+        basis = np.concatenate([np.repeat(np.eye(4)[None, None], basis.shape[1], axis=1),
+                                basis])
+    else:
+        bone_frames = frames
     quats = quaternion_continuity(matrix_to_quaternion(basis[..., :3, :3]), axis=0)
     locs = basis[..., :3, 3]
     curves = []
@@ -411,15 +459,19 @@ def _write_bake(arm_c, mesh_c, bones, frames, basis, key_names, values):
     act = bpy.data.actions.new("p2p export")
     made.append(act)
     bag = action_channelbag(act, arm_c)
-    write_curves(bag, frames, curves)
+    write_curves(bag, bone_frames, curves)
     _assign(arm_c, act, bag)
     if mesh_c is not None and mesh_c.data.shape_keys is not None and key_names:
         key = mesh_c.data.shape_keys
         kact = bpy.data.actions.new("p2p export face")
         made.append(kact)
         kbag = action_channelbag(kact, key)
-        write_curves(kbag, frames, [Curve(f'key_blocks["{n}"].value', 0, values[:, k], "Shape")
-                                    for k, n in enumerate(key_names)])
+        kframes = frames
+        if neutral_at is not None:
+            kframes = np.concatenate([[neutral_at], frames])
+            values = np.concatenate([np.zeros((1, values.shape[1])), values])
+        write_curves(kbag, kframes, [Curve(f'key_blocks["{n}"].value', 0, values[:, k], "Shape")
+                                     for k, n in enumerate(key_names)])
         _assign(key, kact, kbag)
     return made
 
@@ -563,7 +615,12 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     rest_root = np.array(arm.data.bones[bones[0]].matrix_local, dtype=np.float64)
     if arm.data.bones[bones[0]].parent is not None:
         raise RetargetError(f"{arm.name}: the first bone {bones[0]!r} is not the root")
-    basis[:, 0] = rebase_root(rest_root, basis[:, 0], world)
+    # The bind pose (the copy's rest) stands on the floor at the origin, facing Blender's
+    # front (the engine's forward): the rest skeleton and body are moved by ``bind``, so the
+    # root's keys are rebased against the moved rest.
+    bind = _bind_transform(arm, mesh_obj, bones)
+    bind_inv = np.linalg.inv(bind)
+    basis[:, 0] = rebase_root(rest_root, basis[:, 0], bind_inv @ world)
 
     out_frames, key_frames = frames, bake_at
     if len(bake_at) != len(frames):  # the world pose of every exported frame (for the result)
@@ -572,19 +629,8 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
                          axis=1).reshape(len(frames), 4, 4)
     if rest_frame:
         rest_basis = np.repeat(np.eye(4)[None, None], len(bones), axis=1)
-        Wr = np.eye(4)
-        if root != "camera":
-            rest_heads = np.array([arm.data.bones[n].head_local for n in bones], np.float64)
-            rest_feet = rest_heads[[idx[n] for n in FOOT_JOINTS]]
-            if mesh_obj is not None:
-                fidx = _foot_vertices(mesh_obj, list(FOOT_JOINTS))
-                if fidx.size:
-                    co = np.empty(len(mesh_obj.data.vertices) * 3, np.float32)
-                    mesh_obj.data.vertices.foreach_get("co", co)
-                    rest_feet = np.concatenate([rest_feet, co.reshape(-1, 3)[fidx]])
-            Wr = grounding_transform(rest_heads[idx[ROOT_JOINT]], rest_heads[idx[HIP_JOINTS[0]]],
-                                     rest_heads[idx[HIP_JOINTS[1]]], rest_feet)
-        rest_basis[0, 0] = rebase_root(rest_root, np.eye(4)[None], Wr[None])[0]
+        Wr = bind if root != "camera" else np.eye(4)
+        rest_basis[0, 0] = rebase_root(rest_root, np.eye(4)[None], (bind_inv @ Wr)[None])[0]
         basis = np.concatenate([rest_basis, basis])
         rest_vals = values[:1].copy()
         for k, n in enumerate(key_names):
@@ -599,7 +645,11 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     remove_stale_temps(out.parent)  # ours, of processes that are gone (killed while writing)
     # The file's frames start at 0 (time 0 in FBX and glTF, the first BVH frame): Blender's
     # default FBX and BVH importers then put them back on frames 1.. (the take's frames).
-    shift = -int(out_frames[0])
+    # glTF: frames 1 .. n, slid to time 0 by the exporter (export_anim_slide_to_zero): its
+    # exporter reads the mesh's own weights on frame 0, which is the neutral frame then.
+    first = 1 if p.format == "GLB" else 0
+    shift = first - int(out_frames[0])
+    neutral = first - 1
     take_name = name or _take_name(source, scene)
     window = bpy.context.window
     win_scene = window.scene if window is not None else None
@@ -614,7 +664,7 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
         made.append(scene_tmp)
         scene_tmp.render.fps = scene.render.fps
         scene_tmp.render.fps_base = scene.render.fps_base
-        scene_tmp.frame_start, scene_tmp.frame_end = 0, int(out_frames[-1]) + shift
+        scene_tmp.frame_start, scene_tmp.frame_end = first, int(out_frames[-1]) + shift
         scene_tmp.unit_settings.system = 'METRIC'
         scene_tmp.unit_settings.scale_length = 1.0
         if p.rename_armature:
@@ -629,18 +679,24 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
             _remove_shape_keys(mesh_c, set(dropped))
         if p.rename_armature and arm_c.name != p.rename_armature:
             raise RetargetError(f"could not name the exported armature {p.rename_armature!r}")
+        _move_rest(arm_c, mesh_c, bind)
         made += _write_bake(arm_c, mesh_c, bones, np.asarray(key_frames) + shift, basis,
-                            key_names, values)
+                            key_names, values, neutral_at=neutral)
         if p.format == "BVH":
             R = np.eye(4)
             R[:3, :3] = BLENDER_TO_FILE
             arm_c.data.transform([list(r) for r in R.T])
-        scene_tmp.frame_set(0)
+        # The exporters sample the scene's frames and write the mesh's own (bind pose)
+        # shape-key weights from the frame the scene is on: a neutral face.
+        scene_tmp.frame_set(neutral)
+        if mesh_c is not None and mesh_c.data.shape_keys is not None:
+            for kb in mesh_c.data.shape_keys.key_blocks[1:]:  # (the frame_set of a scene
+                kb.value = 0.0                                 # not in the window: no eval)
         # A hidden temporary file with the real suffix, then a no-replace commit (or
         # os.replace with overwrite); nothing is left behind on failure.
         with exists_as_retarget_error():
             out = atomic_write(out, lambda tmp: _run_exporter(
-                p, tmp, scene_tmp, arm_c, (0, int(out_frames[-1]) + shift), target=out),
+                p, tmp, scene_tmp, arm_c, (first, int(out_frames[-1]) + shift), target=out),
                 replace=overwrite)
     finally:
         if window is not None and win_scene is not None and window.scene != win_scene:

@@ -241,3 +241,66 @@ def test_file_header_says_what_the_readme_says(preset, exported, tmp_path):
         assert "centimetre file" not in words and "1 unit = 1 m" in words, p.summary
     else:
         assert "1 unit = 1 cm" in words, p.summary
+
+
+def _node_world_positions(data, names) -> np.ndarray:
+    """Bind-pose world positions of ``names`` from the file's node hierarchy (no animation)."""
+    nodes = data["nodes"]
+    world: dict = {}
+
+    def get(n):
+        if n not in world:
+            parent, local = nodes[n]
+            world[n] = local if parent is None else get(parent) @ local
+        return world[n]
+
+    return np.array([get(n)[:3, 3] for n in names])
+
+
+def _fbx_deform_percents(path, tmp_dir) -> list:
+    """Every blend-shape channel's DeformPercent (its weight in the file's own pose)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    tool = os.path.join(bpy.utils.system_resource('SCRIPTS'), "addons_core", "io_scene_fbx",
+                        "fbx2json.py")
+    copy = os.path.join(tmp_dir, "bind_check.fbx")
+    shutil.copyfile(path, copy)
+    subprocess.run([sys.executable, tool, copy], check=True, capture_output=True)
+    tree = json.load(open(copy[:-4] + ".json"))
+    out = []
+
+    def walk(items):
+        for name, values, _types, children in items:
+            if name == "DeformPercent":
+                out.append(float(values[0]))
+            walk(children)
+
+    walk(tree)
+    return out
+
+
+@pytest.mark.parametrize("preset", ["unity", "blender", "gltf"])
+@pytest.mark.parametrize("root", ["grounded", "camera"])
+def test_bind_pose_on_the_floor_with_a_neutral_face(preset, root, exported, tmp_path):
+    """The file's bind pose: standing on the floor at the origin, facing the engine's forward
+    (+Z; the left hip at +X), every shape-key weight 0 (whatever the root mode)."""
+    result = exported(preset, root=root)
+    data = read_with_assimp(result.path)
+    names = ["pelvis", *ep.HIP_JOINTS, *ep.FOOT_JOINTS]
+    pos = _node_world_positions(data, names) / result.preset.file_scale
+    i = {n: k for k, n in enumerate(names)}
+    feet = pos[[i[n] for n in ep.FOOT_JOINTS]]
+    assert feet[:, 1].min() >= -1e-4, f"{preset}: bind-pose feet {feet[:, 1].min():.3f} m"
+    assert feet[:, 1].min() < 0.15     # the foot vertices reach lower than the joints
+    assert np.abs(pos[i["pelvis"], [0, 2]]).max() < 1e-4
+    side = pos[i["left_hip"]] - pos[i["right_hip"]]
+    assert side[0] > 0 and abs(side[2]) < 1e-3
+    if result.preset.format == "GLB":
+        gltf = read_glb_json(result.path)
+        weights = [w for m in gltf["meshes"] for w in m.get("weights", [])]
+    else:
+        weights = _fbx_deform_percents(result.path, tmp_path)
+    assert weights and max(abs(w) for w in weights) < 1e-9, "bind pose with non-zero weights"
