@@ -304,3 +304,58 @@ def test_bind_pose_on_the_floor_with_a_neutral_face(preset, root, exported, tmp_
     else:
         weights = _fbx_deform_percents(result.path, tmp_path)
     assert weights and max(abs(w) for w in weights) < 1e-9, "bind pose with non-zero weights"
+
+
+_VALIDATE_JS = r"""
+const fs = require('fs');
+const validator = require(process.argv[1]);
+const data = new Uint8Array(fs.readFileSync(process.argv[2]));
+validator.validateBytes(data, {maxIssues: 100}).then((report) => {
+    console.log(JSON.stringify(report));
+}).catch((err) => { console.error(String(err)); process.exit(2); });
+"""
+
+
+def gltf_validator() -> tuple[str, str]:
+    """``(node, package folder)`` of the Khronos glTF-Validator, or a loud skip.
+
+    ``.ci/run`` installs it with ``npm install --prefix .node gltf-validator``; set
+    ``P2P_GLTF_VALIDATOR`` to another package folder. Under ``CI=true`` a missing
+    validator is a failure.
+    """
+    import os
+    import shutil
+    from pathlib import Path
+
+    node = shutil.which("node")
+    pkg = os.environ.get("P2P_GLTF_VALIDATOR") or str(
+        Path(__file__).resolve().parents[2] / ".node" / "node_modules" / "gltf-validator")
+    missing = ("Node.js (node) is not installed" if node is None else
+               None if Path(pkg, "package.json").is_file() else
+               f"the npm package gltf-validator is not in {pkg}")
+    if missing:
+        msg = (f"{missing}: the Khronos glTF-Validator check needs it "
+               "(npm install --prefix .node gltf-validator, as .ci/run does)")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true: " + msg)
+        pytest.skip("!!! NOT VALIDATED by the Khronos glTF-Validator: " + msg)
+    return node, pkg
+
+
+@pytest.mark.parametrize("kw", [{}, {"rest_frame": True}, {"pose_correctives": True}],
+                         ids=["default", "rest_frame", "pose_correctives"])
+def test_gltf_passes_the_khronos_validator(kw, exported, tmp_path):
+    import subprocess
+
+    node, pkg = gltf_validator()
+    result = exported("gltf", **kw)
+    run = subprocess.run([node, "-e", _VALIDATE_JS, pkg, str(result.path)], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    issues = report["issues"]
+    errors = [m for m in issues.get("messages", []) if m.get("severity") == 0]
+    print(f"\nglTF-Validator {report.get('validatorVersion')}: {issues['numErrors']} errors, "
+          f"{issues['numWarnings']} warnings, {issues['numInfos']} infos")
+    assert issues["numErrors"] == 0, errors[:10]
+    assert report["info"]["animationCount"] == 1
