@@ -197,8 +197,8 @@ PRESETS["unity"] = _fbx(
     "Conversion on (Unity 2020.1+), Import BlendShapes on. Rig tab: Animation Type Humanoid, "
     "Avatar Definition 'Create From This Model', Configure... and check the automatic bone "
     "map (pelvis=Hips, spine1..3=Spine/Chest/UpperChest, left_hip=LeftUpperLeg, ...). "
-    "Animation tab: the clip 'Scene'; Root Transform Position (Y) 'Based Upon: Feet' for "
-    "grounded takes; Loop Time as needed.")
+    "Animation tab: the clip named after the take; Root Transform Position (Y) 'Based Upon: "
+    "Feet' for grounded takes; Loop Time as needed.")
 PRESETS["unreal"] = _fbx(
     "unreal", "FBX_SCALE_ALL",
     "FBX for Unreal Engine: metres in the header (UnitScaleFactor 100: 1 unit = 1 m, UE "
@@ -219,7 +219,8 @@ PRESETS["godot"] = _fbx(
                             "exports (UnitScaleFactor 100, node scale 1)"},
     "Godot 4.3+: copy the .fbx into the project (native ufbx importer; 'Experimental' in "
     "4.3). Advanced Import Settings: Skeleton3D > Retarget > Bone Map: new BoneMap with "
-    "SkeletonProfileHumanoid, check the automatic mapping; the animation is 'Scene' in the "
+    "SkeletonProfileHumanoid, check the automatic mapping; the animation (named after the "
+    "take) is in the "
     "AnimationPlayer; blend shapes are on the MeshInstance3D. Godot 4.2 and older need "
     "FBX2glTF: prefer the 'gltf' preset there.")
 PRESETS["blender"] = _fbx(
