@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -37,16 +38,24 @@ def main(argv=None) -> int:
 
     import bpy
 
-    from pose2pose_mocap.retarget.blender.export import export_scene
-    from pose2pose_mocap.retarget.convert import convert_take
-    from pose2pose_mocap.retarget.take import write_take
-    from pose2pose_mocap.weights.standins import smplx_standin_arrays, write_npz
-    from tests.retarget.synthetic import take_arrays
-
     cmd = [Path(sys.executable).name, "-m", "bench.export_sizes"] + list(argv or sys.argv[1:])
     print(f"command (from the repo root): {shlex.join(cmd)}")
     print(f"Blender {bpy.app.version_string}, numpy {np.__version__}")
     tmp = Path(tempfile.mkdtemp(prefix="p2p_bench_"))
+    try:
+        return _run(args, presets, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(args, presets, tmp) -> int:
+    from pose2pose_mocap.retarget.blender.export import export_scene
+    from pose2pose_mocap.retarget.convert import convert_take
+    from pose2pose_mocap.retarget.export_presets import PRESETS
+    from pose2pose_mocap.retarget.take import write_take
+    from pose2pose_mocap.weights.standins import smplx_standin_arrays, write_npz
+    from tests.retarget.synthetic import take_arrays
+
     write_npz(tmp / "smplx" / "SMPLX_NEUTRAL.npz", smplx_standin_arrays("neutral"))
     arrays = take_arrays(T=args.frames)
     arrays["fps"] = args.fps
