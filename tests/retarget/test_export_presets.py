@@ -109,8 +109,12 @@ def test_export_cli_arguments():
 
     parser = add_export_arguments(argparse.ArgumentParser(prog="p2p-mocap export"))
     a = parser.parse_args(["clip.blend", "--preset", "unreal"])
+    # --pose-correctives unset = the preset's choice (issue 13: game presets drop Pose* keys).
     assert (a.root, a.rest_frame, a.force, a.output, a.pose_correctives) == \
-        ("grounded", False, False, None, False)
+        ("grounded", False, False, None, None)
+    from pose2pose_mocap.retarget.export_presets import PRESETS
+
+    assert PRESETS["unreal"].pose_correctives is False and PRESETS["blender"].pose_correctives
     a = parser.parse_args(["t.npz", "--preset", "bvh", "-o", "x.bvh", "--root", "in_place",
                            "--rest-frame", "--force"])
     assert (a.root, a.rest_frame, a.force) == ("in_place", True, True)
