@@ -180,25 +180,12 @@ def _cmd_convert(args) -> int:
 
 
 def _import_take(src: Path, fmt: str, smplx_flag, *, person: int = 0, fps=None):
-    """The take of another tool's result file (``retarget.importers``); the SMPL-X model
-    (hand mean, pelvis) is looked up for the formats that use it."""
-    from .common.errors import P2PError as _Missing
-    from .retarget.importers import NEEDS_BODY, body_info_from_model, import_file
+    """The take of another tool's result file; the SMPL-X model by the search order."""
+    from .retarget.importers import import_with_model
     from .weights.locations import smplx_model_file
 
-    body = None
-    if fmt in NEEDS_BODY or fmt == "smplcodec":
-        try:
-            body = body_info_from_model(smplx_model_file(smplx_flag, "neutral"))
-        except _Missing:
-            if fmt == "smplerx" or smplx_flag:
-                raise
-    take = import_file(src, fmt, body=body, person=person)
-    if fps is not None:
-        from dataclasses import replace
-
-        take = replace(take, fps=float(fps), notes=[n for n in take.notes if "fps" not in n])
-    return take
+    return import_with_model(src, fmt, model_file=lambda: smplx_model_file(smplx_flag, "neutral"),
+                             model_given=bool(smplx_flag), person=person, fps=fps)
 
 
 def _cmd_import(args) -> int:

@@ -46,7 +46,7 @@ def import_take_files(context, paths, options=None) -> tuple[list, list]:
     else:
         wanted = None
     for path in paths:
-        take = read_take(path)
+        take = read_take(_as_take_file(context, path, notes))
         gender = options.gender or take.gender
         hit = find_smplx(flags["smplx"], gender)
         if not hit.found:
@@ -71,6 +71,39 @@ def import_take_files(context, paths, options=None) -> tuple[list, list]:
         arms[-1].select_set(True)
         context.view_layer.objects.active = arms[-1]
     return arms, notes
+
+
+def _as_take_file(context, path, notes: list) -> str:
+    """A take or AMASS file as it is (read here); another tool's result (SMPLer-X folder,
+    GVHMR ``.pt``, ``.smpl``) is imported by the worker (GVHMR needs torch) and kept as a
+    take in the take folder, like an estimate's."""
+    from ..retarget.importers import detect_format
+    from ..retarget.take import read_take, write_take
+    from ..worker.client import run_worker_request
+    from .paths import takes_dir
+
+    fmt = detect_format(Path(path))
+    if fmt in (None, "amass"):
+        return path
+    python = worker_python(context)
+    if not python:
+        raise RuntimeError(f"importing {fmt} results needs the runtime interpreter (set it "
+                           "in the add-on preferences)")
+    src = Path(path)
+    with tempfile.TemporaryDirectory(prefix="p2p_import_") as tmp:
+        out = Path(tmp) / "imported.take.npz"
+        reply = run_worker_request(python, {"cmd": "import", "path": str(src), "format": fmt,
+                                            "smplx": model_flags(context)["smplx"],
+                                            "out": str(out)},
+                                   "imported", timeout=300, log_path=new_log_path("worker"))
+        take = read_take(out, strict=True)
+    folder = takes_dir(context.scene.p2p_mocap)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{src.stem if src.is_file() else src.name}.take.npz"
+    written = write_take(folder / name, take, numbered=True)
+    notes.append(f"imported {src.name} ({fmt}) as {written}")
+    notes.extend(str(n) for n in reply.get("notes", []))
+    return str(written)
 
 
 def selected_take_armature(context):

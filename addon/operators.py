@@ -115,9 +115,9 @@ def source_inputs(context, props):
 
 
 def take_folder(props) -> Path:
-    from .paths import data_dir
+    from .paths import takes_dir
 
-    folder = Path(bpy.path.abspath(props.output_dir)) if props.output_dir else data_dir() / "takes"
+    folder = takes_dir(props)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -266,14 +266,15 @@ class P2P_OT_choose_images(bpy.types.Operator, ImportHelper):
 
 
 class P2P_OT_import_take(bpy.types.Operator, ImportHelper):
-    """Import take files (.take.npz) as keyframed SMPL-X rigs, with the panel's smoothing"""
+    """Import take files (.take.npz), AMASS/SMPL-X .npz, GVHMR .pt, .smpl or a SMPLer-X output
+    folder's files as keyframed SMPL-X rigs, with the panel's smoothing"""
 
     bl_idname = "p2p.import_take"
     bl_label = "Import Take"
     bl_options = {'REGISTER', 'UNDO'}
 
     filename_ext = ".npz"
-    filter_glob: bpy.props.StringProperty(default="*.npz", options={'HIDDEN'})
+    filter_glob: bpy.props.StringProperty(default="*.npz;*.pt;*.smpl", options={'HIDDEN'})
     files: bpy.props.CollectionProperty(type=bpy.types.OperatorFileListElement,
                                         options={'HIDDEN', 'SKIP_SAVE'})
     directory: bpy.props.StringProperty(subtype='DIR_PATH', options={'HIDDEN', 'SKIP_SAVE'})

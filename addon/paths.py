@@ -103,3 +103,10 @@ def have_scipy() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("scipy") is not None
+
+
+def takes_dir(props) -> Path:
+    """Where the add-on writes takes: the panel's folder, else ``takes/`` in the data folder."""
+    import bpy
+
+    return Path(bpy.path.abspath(props.output_dir)) if props.output_dir else data_dir() / "takes"

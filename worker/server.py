@@ -32,6 +32,9 @@ Requests (one JSON object per line on stdin)::
     {"cmd": "smooth", "take": path.npz, "settings": {Smoothing.to_dict()}, "out": path.npz}
                              the take file (``p2p-take/2``) smoothed, written as a take
                              file to ``out``; scipy lives here, not in Blender
+    {"cmd": "import", "path": FILE, "format": "auto"|NAME, "smplx": path|null, "out": path.npz}
+                             another tool's result (retarget.importers) as a take file;
+                             here because GVHMR's .pt needs torch
     {"cmd": "quit"}          (end of input does the same; a running estimate is cancelled)
 
 Events (one JSON object per line on stdout; nothing else is ever written there)::
@@ -45,6 +48,7 @@ Events (one JSON object per line on stdout; nothing else is ever written there):
      "frames_done": .., "frames_total": .., "standin": bool, "notes": [..], "seconds": ..}
     {"event": "doctor", "report": text, "ready": bool, "standins": bool}
     {"event": "smoothed", "path": ..}
+    {"event": "imported", "path": .., "estimator": .., "notes": [..]}
     {"event": "error", "message": one line, "log": path}
 
 Everything else (library chatter, tracebacks) goes to stderr and the log file.
@@ -73,7 +77,7 @@ from pathlib import Path
 
 PROTOCOL = 1
 MAX_REQUEST_BYTES = 16 * 2**20   # one request line (a list of many image paths fits)
-COMMANDS = ("estimate", "cancel", "doctor", "smooth", "ping", "quit")
+COMMANDS = ("estimate", "cancel", "doctor", "smooth", "import", "ping", "quit")
 log = logging.getLogger("p2p.worker")
 
 
@@ -261,6 +265,29 @@ class Worker:
         take = read_take(src, strict=True)
         written = write_take(out, smooth_take(take, smoothing), overwrite=True)
         self.ch.emit("smoothed", path=str(written))
+
+    def cmd_import(self, req: dict) -> None:
+        """``path``: another tool's result (``retarget.importers``: SMPLer-X, GVHMR, .smpl,
+        AMASS); its take is written to ``out`` (.npz, the add-on's private file). Here, not
+        in Blender, because GVHMR's ``.pt`` needs torch (``weights_only`` loading)."""
+        from ..retarget.importers import FORMAT_NAMES, import_with_model
+        from ..retarget.take import write_take
+        from ..weights.locations import smplx_model_file
+
+        src, out = _path_field(req, "path"), _path_field(req, "out")
+        if out.suffix.lower() != ".npz":
+            raise RequestError(f"import: out must name an .npz file, got {str(out)!r}"[:300])
+        fmt = req.get("format", "auto")
+        if fmt not in ("auto",) + tuple(FORMAT_NAMES):
+            raise RequestError(f"import: unknown format {_short_repr(fmt)}")
+        flag = req.get("smplx")
+        if flag is not None and not isinstance(flag, str):
+            raise RequestError("import: smplx must be a path or null")
+        take = import_with_model(src, fmt, model_file=lambda: smplx_model_file(flag, "neutral"),
+                                 model_given=bool(flag))
+        written = write_take(out, take, overwrite=True)
+        self.ch.emit("imported", path=str(written), estimator=take.estimator,
+                     notes=list(take.notes))
 
     def cmd_ping(self, req: dict) -> None:
         self.ch.emit("pong", time=time.time())

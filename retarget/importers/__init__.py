@@ -93,3 +93,32 @@ def import_file(path, fmt: str = "auto", *, body: BodyInfo | None = None,
         raise ImportFormatError(f"unknown import format {fmt!r} (known: "
                                 f"{', '.join(reg)})")
     return reg[fmt].read(path, body=body, person=person)
+
+
+def import_with_model(path, fmt: str = "auto", *, model_file=None, model_given: bool = False,
+                      person: int = 0, fps: float | None = None):
+    """``import_file`` with the SMPL-X model looked up for the formats that use it.
+
+    ``model_file()``: returns the SMPL-X model path or raises a ``P2PError`` (the
+    caller's search order; ``retarget`` does not know where model files live).
+    SMPLer-X needs the model; GVHMR and ``.smpl`` use it when found, or when
+    ``model_given`` (the user named one) require it. ``fps`` overrides the rate.
+    """
+    from dataclasses import replace
+
+    from ...common.errors import P2PError
+
+    path = Path(path)
+    if fmt == "auto":
+        fmt = detect_format(path) or "auto"
+    body = None
+    if model_file is not None and (fmt in NEEDS_BODY or fmt == "smplcodec"):
+        try:
+            body = body_info_from_model(model_file())
+        except P2PError:
+            if fmt == "smplerx" or model_given:
+                raise
+    take = import_file(path, fmt, body=body, person=person)
+    if fps is not None:
+        take = replace(take, fps=float(fps), notes=[n for n in take.notes if "fps" not in n])
+    return take

@@ -216,3 +216,30 @@ def test_check_setup_runs_the_full_doctor_in_the_worker(configured):
     assert wm.p2p_setup_report.startswith(f"Runtime interpreter: {TORCH_PY}")
     assert "torch" in wm.p2p_setup_report.lower()
     assert wm.p2p_setup_ready is True and wm.p2p_setup_standins is True
+
+
+@needs_torch
+def test_import_take_accepts_other_tools_results_through_the_worker(configured, tmp_path):
+    """Import Take with a Meshcapade .smpl file: the worker's importer makes the take (as it
+    would for GVHMR's .pt, which needs torch), kept in the take folder, then the rig."""
+    import bpy
+
+    from pose2pose_mocap.retarget.take import read_take
+
+    from ..retarget.test_importers import smpl_file
+
+    src = tmp_path / "src"
+    src.mkdir()
+    smpl_file(src / "dance.smpl")
+    importing = import_module(MODULE + ".addon.importing")
+    arms, notes = importing.import_take_files(bpy.context, [str(src / "dance.smpl")])
+    assert len(arms) == 1 and arms[0].type == 'ARMATURE'
+    assert any("imported dance.smpl (smplcodec)" in n for n in notes), notes
+    takes = sorted(Path(configured.output_dir).glob("dance*.take.npz"))
+    assert [t.name for t in takes] == ["dance.take.npz"]
+    take = read_take(takes[0])
+    assert take.estimator == "smplcodec" and take.num_frames == 4
+    # A second import keeps the first take (numbered name, as estimate numbers takes).
+    importing.import_take_files(bpy.context, [str(src / "dance.smpl")])
+    assert sorted(t.name for t in Path(configured.output_dir).glob("dance*.npz")) == \
+        ["dance.take-2.npz", "dance.take.npz"]
