@@ -97,3 +97,20 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 def pwn_marker(tmp_path) -> Path:
     """A path that a code-running pickle in a hostile test file would create."""
     return tmp_path / "PWNED"
+
+
+def batch_footage(tmp_path: Path, clip: str) -> tuple[Path, Path]:
+    """A batch input folder (``a/CLIP.mp4``, 3 frames, and a 2-image ``seq/``) and an
+    output folder with an ``a/`` in it: ``(src, out)``."""
+    import cv2
+
+    from ..estimator.media import frame, write_video
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "a").mkdir(parents=True)
+    write_video(src / "a" / clip, n=3, size=(160, 120))
+    (src / "seq").mkdir()
+    for i in range(2):
+        cv2.imwrite(str(src / "seq" / f"img{i}.png"), cv2.resize(frame(i), (160, 120)))
+    (out / "a").mkdir(parents=True)
+    return src, out

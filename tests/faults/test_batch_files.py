@@ -22,7 +22,7 @@ from pose2pose_mocap.batch import worker
 from pose2pose_mocap.batch.jobs import (file_record, find_clips, is_clip_output_name,
                                         replaceable_outputs)
 
-from .conftest import assert_one_line_error, run_cli, snapshot
+from .conftest import assert_one_line_error, batch_footage, run_cli, snapshot
 
 
 def _clip(tmp_path, rel="a/walk.mp4"):
@@ -124,17 +124,7 @@ def test_lock_file_does_not_stay_after_a_run(tmp_path):
 @pytest.mark.torch
 @pytest.mark.blender
 def test_batch_never_replaces_or_deletes_the_users_files(tmp_path, standin_root):
-    import cv2
-
-    from ..estimator.media import frame, write_video
-
-    src, out = tmp_path / "in", tmp_path / "out"
-    (src / "a").mkdir(parents=True)
-    write_video(src / "a" / "walk.mp4", n=3, size=(160, 120))
-    (src / "seq").mkdir()
-    for i in range(2):
-        cv2.imwrite(str(src / "seq" / f"img{i}.png"), cv2.resize(frame(i), (160, 120)))
-    (out / "a").mkdir(parents=True)
+    src, out = batch_footage(tmp_path, "walk.mp4")
     users = {out / "a" / "walk.take.npz": b"the user's take",          # item 2, estimate
              out / "seq.blend": b"the user's scene",                     # item 2, convert
              out / ".seq.123.part.blend": b"the user's hidden file",     # item 3

@@ -27,7 +27,7 @@ from pose2pose_mocap.common.files import is_our_temp
 from pose2pose_mocap.retarget.take import read_take, write_take
 
 from ..retarget.synthetic import standin_smplx_root, take_arrays
-from .conftest import _RUNNER, snapshot
+from .conftest import _RUNNER, batch_footage, snapshot
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(),
                                 reason="watches the child's open files in /proc (Linux)")
@@ -211,17 +211,7 @@ def test_estimate_killed_leaves_no_half_take_and_the_rerun_finishes(long_clip, t
 @pytest.mark.torch
 @pytest.mark.blender
 def test_batch_killed_then_rerun_finishes_and_keeps_the_users_files(tmp_path, standin_root):
-    import cv2
-
-    from ..estimator.media import frame, write_video
-
-    src, out = tmp_path / "in", tmp_path / "out"
-    (src / "a").mkdir(parents=True)
-    write_video(src / "a" / "clip.mp4", n=3, size=(160, 120))
-    (src / "seq").mkdir()
-    for i in range(2):
-        cv2.imwrite(str(src / "seq" / f"img{i}.png"), cv2.resize(frame(i), (160, 120)))
-    (out / "a").mkdir(parents=True)
+    src, out = batch_footage(tmp_path, "clip.mp4")
     users = {out / "notes.txt": b"mine", out / ".seq.42.part.blend": b"hidden, mine",
              out / "a" / ".clip.take.npz.part": b"also mine", out / "a" / "old.blend": b"mine"}
     for p, data in users.items():
