@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 
 def pytest_unconfigure(config):
+    import shutil
+
+    shutil.rmtree(_BLENDER_HOME, ignore_errors=True)  # tests leave nothing in /tmp
     # The bpy 4.2 module can segfault at interpreter exit (blender #131922, fixed in 5.0), which
     # would turn a green run red after pytest has reported. Leave before that, with pytest's code.
     import sys
