@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .common.cli_parser import EXIT_USAGE, OneLineParser
-from .common.errors import P2PError, describe_os_error
+from .common.errors import P2PError, error_line
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -292,11 +292,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 2000 else text[:2000] + " ..."
-
-
 def _log_bug(exc: BaseException) -> str:
     """Write the traceback of an unexpected error to a log file; return its path."""
     import tempfile
@@ -325,17 +320,16 @@ def main(argv=None) -> int:
     except (P2PError, ValueError) as exc:  # ValueError: settings validation (Smoothing etc.)
         if args.debug:
             raise
-        print(f"p2p-mocap: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"p2p-mocap: error: {error_line(exc)}", file=sys.stderr)
     except OSError as exc:  # disk full, read-only folder, permissions: the user's to fix
         if args.debug:
             raise
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"p2p-mocap: error: {where}{describe_os_error(exc)}", file=sys.stderr)
+        print(f"p2p-mocap: error: {error_line(exc)}", file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence: a bug
         if args.debug:
             raise
         log_path = _log_bug(exc)
-        print(f"p2p-mocap: internal error: {exc.__class__.__name__}: {_one_line(exc)} "
+        print(f"p2p-mocap: internal error: {exc.__class__.__name__}: {error_line(exc)} "
               f"(please report it with {log_path})", file=sys.stderr)
     return EXIT_FAIL
 

@@ -98,7 +98,6 @@ def _as_take_file(context, path, notes: list) -> str:
                                    "imported", timeout=300, log_path=new_log_path("worker"))
         take = read_take(out, strict=True)
     folder = takes_dir(context.scene.p2p_mocap)
-    folder.mkdir(parents=True, exist_ok=True)
     name = f"{src.stem if src.is_file() else src.name}.take.npz"
     written = write_take(folder / name, take, numbered=True)
     notes.append(f"imported {src.name} ({fmt}) as {written}")

@@ -114,20 +114,12 @@ def source_inputs(context, props):
     return _image_input(image)
 
 
-def take_folder(props) -> Path:
-    from .paths import takes_dir
-
-    folder = takes_dir(props)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def estimate_request(context, props) -> dict:
     """The worker's ``estimate`` request from the sidebar: the footage, the take folder and
     ``EstimateOptions.to_dict()`` (every value checked as the CLI and the worker check
     it, messages naming the sidebar's fields). Raises ValueError."""
     from ..estimator.options import EstimateOptions
-    from .paths import model_flags
+    from .paths import model_flags, takes_dir
 
     prefs = get_prefs(context)
     flags = model_flags(context)
@@ -146,7 +138,7 @@ def estimate_request(context, props) -> dict:
         "detector": flags["detector"] or "auto",
     }, labels=_REQUEST_LABELS)
     return {"inputs": source_inputs(context, props),
-            "output": str(take_folder(props)) + os.sep,
+            "output": str(takes_dir(props)) + os.sep,
             **options.to_dict()}
 
 

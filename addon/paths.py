@@ -17,8 +17,6 @@ import bpy
 from .preferences import get_prefs
 from .state import ADDON_PACKAGE
 
-# The package root (the extension folder); the worker's script is worker/__main__.py in it.
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 ENV_WORKER_PYTHON = "P2P_MOCAP_WORKER_PYTHON"
 
 
@@ -106,7 +104,11 @@ def have_scipy() -> bool:
 
 
 def takes_dir(props) -> Path:
-    """Where the add-on writes takes: the panel's folder, else ``takes/`` in the data folder."""
+    """Where the add-on writes takes (made if missing): the panel's folder, else ``takes/``
+    in the data folder."""
     import bpy
 
-    return Path(bpy.path.abspath(props.output_dir)) if props.output_dir else data_dir() / "takes"
+    folder = Path(bpy.path.abspath(props.output_dir)) if props.output_dir else \
+        data_dir() / "takes"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

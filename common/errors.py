@@ -35,3 +35,13 @@ def describe_os_error(exc: OSError) -> str:
             return "the disk is full (" + text + ")"
         return text
     return str(exc) or type(exc).__name__
+
+
+def error_line(exc: BaseException, limit: int = 2000) -> str:
+    """The one line a user sees for ``exc``: its message with white space folded; for an
+    OSError, ``FILE: cause`` (``describe_os_error``)."""
+    if isinstance(exc, OSError) and not isinstance(exc, P2PError):
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        return f"{where}{describe_os_error(exc)}"
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + " ..."

@@ -137,10 +137,9 @@ class EstimateOutcome:
 
 
 def _error_line(exc: BaseException, err) -> None:
-    msg = str(exc) if not isinstance(exc, OSError) or not exc.filename else \
-        f"{exc.filename}: {exc.strerror}"
-    msg = " ".join(msg.split())
-    print(f"p2p-mocap: error: {msg}", file=err)
+    from ..common.errors import error_line
+
+    print(f"p2p-mocap: error: {error_line(exc)}", file=err)
 
 
 def run_estimate(args) -> int:

@@ -404,10 +404,12 @@ def estimate_arguments(req: dict) -> dict:
 
 
 def _one_line(exc: BaseException) -> str:
+    from ..common.errors import error_line
+
     text = str(exc).strip().splitlines()
     msg = text[0] if text else type(exc).__name__
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in msg:
-        msg = f"{exc.filename}: {exc.strerror or msg}"
+        msg = error_line(exc)  # FILE: cause, as the CLI says it
     if type(exc).__name__ in ("KeyError", "TypeError", "AttributeError", "ValueError",
                               "RuntimeError", "ImportError", "ModuleNotFoundError"):
         msg = f"{type(exc).__name__}: {msg}"
