@@ -172,6 +172,12 @@ RETARGET_WORKERS = NumberOption("--retarget-workers", int, 1, 256)
 PERSON = NumberOption("--person", int, 1, 10_000)
 BOX_XY = NumberOption("--box", float, -1e6, 1e6, "pixels")
 BOX_WH = NumberOption("--box", float, 1.0, 1e6, "pixels", low_open=True)
+# Motion clean-up (retarget.cleanup.clean.CleanOptions, Smoothing.one_euro_beta).
+ONE_EURO_BETA = NumberOption("--smooth-beta", float, 0.0, 1000.0, "Hz per unit/s")
+CONTACT_HEIGHT = NumberOption("--contact-height", float, 0.001, 1.0, "m")
+CONTACT_SPEED = NumberOption("--contact-speed", float, 0.01, 10.0, "m/s")
+MIN_CONTACT = NumberOption("--min-contact", int, 1, 1000, "frames")
+LOCK_BLEND = NumberOption("--lock-blend", int, 0, 100, "frames")
 
 ALL = {o.flag: o for o in (FPS, FOV, BATCH, DETECT_EVERY, MIN_SCORE, CUTOFF_HZ, WORKERS,
                            RETARGET_WORKERS, PERSON)}

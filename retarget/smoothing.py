@@ -19,6 +19,10 @@ cutoff gives nearly the same strength with each method:
 * ``gaussian``: ``scipy.ndimage.gaussian_filter1d`` with
   ``sigma = sqrt(ln 2 / 2) / (pi * cutoff)`` seconds (gain 1/2 at the cutoff);
   no overshoot, softest roll-off.
+* ``one_euro``: the adaptive One Euro filter (``cleanup.one_euro``), run forwards
+  and backwards and averaged; the region's cutoff is its ``min_cutoff`` (used
+  while the motion is slow) and ``one_euro_beta`` how fast the cutoff opens with
+  speed (Hz per unit/s): steady when slow, responsive when fast.
 
 Rotations are filtered as sign-continuous unit quaternions, renormalised
 afterwards, then turned back into axis-angle; nothing is averaged across
@@ -42,11 +46,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..common.options import ONE_EURO_BETA
 from .errors import RetargetError
 from .rotations import (axis_angle_to_quaternion, quaternion_continuity,
                         quaternion_normalize, quaternion_to_axis_angle)
 
-METHODS = ("none", "butterworth", "savgol", "gaussian")
+METHODS = ("none", "butterworth", "savgol", "gaussian", "one_euro")
 REGIONS = {
     "root": ("transl",),
     "body": ("global_orient", "body_pose"),
@@ -74,6 +79,7 @@ class Smoothing:
     body_hz: float | None = 6.0
     hands_hz: float | None = 4.0
     face_hz: float | None = 4.0
+    one_euro_beta: float = 0.0   # used by method "one_euro" only
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -89,14 +95,20 @@ class Smoothing:
             if why is not None:
                 raise RetargetError(f"smoothing cutoff for {region} must be >= 0 Hz, within "
                                     f"{CUTOFF_HZ.range_text}; got {hz!r}")
+        _, why = ONE_EURO_BETA.problem(self.one_euro_beta)
+        if why is not None:
+            raise RetargetError(f"one_euro_beta: {why}; got {self.one_euro_beta!r}"[:200])
 
     def cutoff(self, region: str) -> float | None:
         hz = getattr(self, f"{region}_hz")
         return None if self.method == "none" or not hz else float(hz)
 
     def to_dict(self) -> dict:
-        """Plain values (for a Blender custom property); ``None`` becomes 0."""
+        """Plain values (for a Blender custom property); ``None`` becomes 0.
+        ``one_euro_beta`` only with method ``one_euro`` (older values stay the same)."""
         d = asdict(self)
+        if self.method != "one_euro":
+            d.pop("one_euro_beta")
         return {k: (0.0 if v is None else v) for k, v in d.items()}
 
     @classmethod
@@ -112,7 +124,7 @@ class Smoothing:
             except (TypeError, ValueError):
                 raise RetargetError(f"smoothing settings must be a mapping, got "
                                     f"{type(d).__name__}") from None
-        unknown = sorted(str(k) for k in d if k not in ("method",) + tuple(
+        unknown = sorted(str(k) for k in d if k not in ("method", "one_euro_beta") + tuple(
             f"{r}_hz" for r in REGIONS))
         if unknown:
             raise RetargetError(f"unknown smoothing setting {unknown[0]!r}")
@@ -128,6 +140,11 @@ class Smoothing:
                     raise RetargetError(f"smoothing cutoff for {region} must be >= 0 Hz, "
                                         f"within {CUTOFF_HZ.range_text}; got {d[k]!r}"[:300])
                 kw[k] = float(hz) or None
+        if "one_euro_beta" in d:
+            beta, why = ONE_EURO_BETA.problem(d["one_euro_beta"])
+            if why is not None:
+                raise RetargetError(f"one_euro_beta: {why}; got {d['one_euro_beta']!r}"[:200])
+            kw["one_euro_beta"] = float(beta)
         return cls(**kw)
 
     def with_(self, **kw) -> "Smoothing":
@@ -189,10 +206,12 @@ def savgol_window(cutoff_hz: float, fs: float, polyorder: int = SAVGOL_POLYORDER
 
 
 def filter_series(x: np.ndarray, fs: float, method: str, cutoff_hz: float | None,
-                  valid: np.ndarray | None = None) -> np.ndarray:
+                  valid: np.ndarray | None = None, beta: float = 0.0) -> np.ndarray:
     """Low-pass ``x (T, ...)`` along time, each valid run separately. -> same shape, float64.
 
     Rows outside valid runs and runs shorter than MIN_RUN come back unchanged.
+    ``beta``: One Euro's speed coefficient (method ``one_euro``; the last axis of
+    ``x`` is one quantity whose speed adapts the cutoff).
     """
     x = np.asarray(x, dtype=np.float64)
     out = x.copy()
@@ -221,6 +240,11 @@ def filter_series(x: np.ndarray, fs: float, method: str, cutoff_hz: float | None
                 continue
             res[start:stop] = signal.savgol_filter(seg, w, SAVGOL_POLYORDER, axis=0,
                                                    mode="interp")
+        elif method == "one_euro":
+            from .cleanup.one_euro import one_euro_zero_phase
+
+            res[start:stop] = one_euro_zero_phase(seg, fs, cutoff_hz, beta,
+                                                  group=x.shape[-1] if x.ndim > 1 else 1)
         elif method == "gaussian":
             sigma = gaussian_sigma(cutoff_hz, fs)
             pad = int(np.ceil(4 * sigma))
@@ -234,7 +258,7 @@ def filter_series(x: np.ndarray, fs: float, method: str, cutoff_hz: float | None
 
 
 def filter_rotations(axis_angle: np.ndarray, fs: float, method: str, cutoff_hz: float | None,
-                     valid: np.ndarray | None = None) -> np.ndarray:
+                     valid: np.ndarray | None = None, beta: float = 0.0) -> np.ndarray:
     """Smooth axis-angle rotations ``(T, ..., 3)`` as continuous unit quaternions.
 
     Per valid run: axis-angle -> quaternion, signs made continuous in time,
@@ -251,7 +275,7 @@ def filter_rotations(axis_angle: np.ndarray, fs: float, method: str, cutoff_hz: 
         if stop - start < MIN_RUN:
             continue
         qs = quaternion_continuity(q[start:stop], axis=0)
-        qs = filter_series(qs, fs, method, cutoff_hz)
+        qs = filter_series(qs, fs, method, cutoff_hz, beta=beta)
         out[start:stop] = quaternion_to_axis_angle(quaternion_normalize(qs))
     return out
 
@@ -269,10 +293,12 @@ def smooth_params(params: dict, valid: np.ndarray, fs: float, settings: Smoothin
             a = np.asarray(params[k], dtype=np.float64)
             if k in ROTATION_PARAMS:
                 T = a.shape[0]
-                sm = filter_rotations(a.reshape(T, -1, 3), fs, settings.method, hz, valid)
+                sm = filter_rotations(a.reshape(T, -1, 3), fs, settings.method, hz, valid,
+                                      beta=settings.one_euro_beta)
                 out[k] = sm.reshape(a.shape)
             else:
-                out[k] = filter_series(a, fs, settings.method, hz, valid)
+                out[k] = filter_series(a, fs, settings.method, hz, valid,
+                                       beta=settings.one_euro_beta)
     return out
 
 

@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The ground plane under a take, from its feet (numpy only).
+
+1. A provisional "up": the body's own up axis (SMPL-X model +Y turned by the
+   pelvis' global rotation), averaged over valid frames.
+2. Candidates: per valid frame, the lowest of the four foot points along that up,
+   kept only while it moves slower than ``MAX_SPEED`` (a planted foot).
+3. RANSAC over the candidates (plane within ``INLIER_M``, normal within
+   ``MAX_TILT_DEG`` of the provisional up), then a least-squares refit on the
+   inliers. When the inliers do not span an area (turning on the spot, standing)
+   the normal is the provisional up and only the height is fitted.
+4. The offset is the median height of the inliers: robust to outliers and to
+   jumps, unlike "the lowest point ever".
+
+``None`` (with a reason in ``ground_problem``) when the feet are not in view or
+there are too few frames: the caller skips locking with a note.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_FRAMES = 10          # valid frames needed to estimate a ground
+MIN_CANDIDATES = 8
+MAX_SPEED = 0.6          # m/s: a foot point slower than this may be on the ground
+INLIER_M = 0.03          # RANSAC inlier distance
+MAX_TILT_DEG = 35.0      # plane normal vs the body's up
+MIN_SPAN_M = 0.5         # inliers must span this much in two directions to fit the tilt
+RANSAC_ITERS = 200
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Ground:
+    """The plane ``normal . p = offset``; ``normal (3,)`` unit, pointing up (towards the body)."""
+
+    normal: np.ndarray
+    offset: float
+
+    def height(self, points: np.ndarray) -> np.ndarray:
+        """Signed distance above the ground (m). ``(..., 3)`` -> ``(...)``."""
+        return np.asarray(points, float) @ self.normal - self.offset
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """The points moved along the normal onto the plane. ``(..., 3)``."""
+        p = np.asarray(points, float)
+        return p - self.height(p)[..., None] * self.normal
+
+    def to_dict(self) -> dict:
+        return {"normal": [float(x) for x in self.normal], "offset": float(self.offset)}
+
+
+def body_up(motion) -> np.ndarray:
+    """Mean up axis of the body over valid frames (pelvis rotation applied to +Y). -> ``(3,)``."""
+    v = np.asarray(motion.valid, bool)
+    ups = motion.rotations[v, 0, :, 1]
+    u = ups.mean(axis=0) if ups.shape[0] else np.array([0.0, -1.0, 0.0])
+    n = np.linalg.norm(u)
+    return u / n if n > 1e-6 else np.array([0.0, -1.0, 0.0])  # camera y points down
+
+
+def feet_stack(motion) -> np.ndarray:
+    """The four foot points ``(T, 4, 3)`` in kinematics.FOOT_POINTS order."""
+    from .kinematics import FOOT_POINTS
+
+    return np.stack([motion.foot_points[k] for k in FOOT_POINTS], axis=1)
+
+
+def point_speed(p: np.ndarray, fps: float) -> np.ndarray:
+    """Speed (m/s) of points ``(T, ..., 3)`` by central differences. -> ``(T, ...)``."""
+    if p.shape[0] < 2:
+        return np.zeros(p.shape[:-1])
+    return np.linalg.norm(np.gradient(p, axis=0), axis=-1) * fps
+
+
+def ground_problem(motion) -> str | None:
+    """Why no ground can be estimated (one line), or None."""
+    v = np.asarray(motion.valid, bool)
+    if v.sum() < MIN_FRAMES:
+        return (f"too few valid frames for a ground ({int(v.sum())}, need {MIN_FRAMES}); "
+                "foot locking skipped")
+    return None
+
+
+def _candidates(motion, up: np.ndarray) -> np.ndarray:
+    feet = feet_stack(motion)                           # (T, 4, 3)
+    v = np.asarray(motion.valid, bool)
+    speed = point_speed(feet, motion.fps)               # (T, 4)
+    h = feet @ up                                       # (T, 4)
+    low = np.argmin(h, axis=1)
+    rows = np.arange(feet.shape[0])
+    keep = v & (speed[rows, low] < MAX_SPEED)
+    return feet[rows, low][keep]
+
+
+def _fit_plane(pts: np.ndarray, up: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+    """RANSAC + refit. -> (normal (3,), inlier mask)."""
+    best_n, best_in = up, np.abs((pts - np.median(pts, 0)) @ up) < INLIER_M
+    cos_max = np.cos(np.radians(MAX_TILT_DEG))
+    for _ in range(RANSAC_ITERS):
+        a, b, c = pts[rng.choice(pts.shape[0], 3, replace=False)]
+        n = np.cross(b - a, c - a)
+        ln = np.linalg.norm(n)
+        if ln < 1e-9:
+            continue
+        n = n / ln
+        n = n if n @ up >= 0 else -n
+        if n @ up < cos_max:
+            continue
+        inl = np.abs((pts - a) @ n) < INLIER_M
+        if inl.sum() > best_in.sum():
+            best_n, best_in = n, inl
+    q = pts[best_in]
+    if q.shape[0] >= 3:
+        c = q - q.mean(0)
+        _, s, vt = np.linalg.svd(c, full_matrices=False)
+        spread = s / np.sqrt(q.shape[0])
+        n = vt[2] if vt[2] @ up >= 0 else -vt[2]
+        if spread[1] * 4 >= MIN_SPAN_M and n @ up >= cos_max:
+            best_n = n
+        else:
+            best_n = up  # a small patch: trust the body's up, fit the height only
+    return best_n / np.linalg.norm(best_n), best_in
+
+
+def estimate_ground(motion) -> Ground | None:
+    """The ground under ``motion`` (kinematics.TakeMotion), or None (``ground_problem`` says
+    why, or the feet never rest: not in view)."""
+    if ground_problem(motion) is not None:
+        return None
+    up = body_up(motion)
+    pts = _candidates(motion, up)
+    if pts.shape[0] < MIN_CANDIDATES:
+        return None
+    normal, inl = _fit_plane(pts, up, np.random.default_rng(SEED))
+    offset = float(np.median(pts[inl] @ normal)) if inl.any() else float(
+        np.percentile(pts @ normal, 10))
+    return Ground(normal=normal, offset=offset)
