@@ -52,12 +52,29 @@ def _check_pose2pose(smplx=None, checkpoint=None, *, known=None) -> Readiness:
     return check(smplx, checkpoint, known=known)
 
 
+def _load_i2l(options: LoadOptions) -> PoseEstimator:
+    from .i2l_meshnet.estimator import I2LMeshNetEstimator
+
+    return I2LMeshNetEstimator.load(options)
+
+
+def _check_i2l(smplx=None, checkpoint=None, *, known=None) -> Readiness:
+    from .i2l_meshnet.estimator import check
+
+    return check(smplx, checkpoint, known=known)
+
+
 ESTIMATORS: dict[str, EstimatorEntry] = {
     "pose2pose": EstimatorEntry(
         name="pose2pose", label="Pose2Pose (SMPL-X)",
         description="Pose2Pose (Hand4Whole): SMPL-X whole body with hands and face, from "
                     "512x384 person crops",
         model="smplx", load=_load_pose2pose, check=_check_pose2pose),
+    "i2l-meshnet": EstimatorEntry(
+        name="i2l-meshnet", label="I2L-MeshNet (SMPL body)",
+        description="I2L-MeshNet: the SMPL body (no hands or face) from a per-vertex lixel "
+                    "mesh, 256x256 person crops",
+        model="smpl", load=_load_i2l, check=_check_i2l),
 }
 
 
