@@ -4,13 +4,14 @@
 
 Modules, each importing only those listed before it (no import circles): ``state``
 (shared state), ``modal`` (the modal loop), ``preferences``, ``paths``, ``jobs`` (step
-objects), ``runtime``, ``importing``, ``props``, ``panels``, ``operators``."""
+objects), ``runtime``, ``importing``, ``props``, ``panels``, ``operators``, ``retarget_ui`` (the
+Retarget panel, its settings and operators)."""
 from __future__ import annotations
 
 import bpy
 from bpy.app.handlers import persistent
 
-from . import operators, panels, preferences, props, state
+from . import operators, panels, preferences, props, retarget_ui, state
 
 _CLASSES = (
     preferences.P2P_AddonPreferences,
@@ -56,6 +57,7 @@ def register():
     for name, make in _WM_PROPS.items():
         setattr(bpy.types.WindowManager, name, make())
     bpy.types.Scene.p2p_mocap = bpy.props.PointerProperty(type=props.P2P_MocapSettings)
+    retarget_ui.register()  # (after panels: its panel is a child of P2P_PT_mocap)
     bpy.app.handlers.load_pre.append(_stop_jobs_on_load)
 
 
@@ -65,6 +67,7 @@ def unregister():
         if getattr(h, "__name__", "") == _stop_jobs_on_load.__name__ and \
                 getattr(h, "__module__", "") == __name__:
             bpy.app.handlers.load_pre.remove(h)
+    retarget_ui.unregister()
     if hasattr(bpy.types.Scene, "p2p_mocap"):
         del bpy.types.Scene.p2p_mocap
     for name in _WM_PROPS:

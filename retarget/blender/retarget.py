@@ -1,0 +1,603 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Retargeting in Blender: armatures <-> ``TargetSkeleton``, a take's motion onto a target.
+
+The maths is the bpy-free core (``retarget.targets``: ``automap``, ``retarget``); this
+module only moves data in and out of Blender:
+
+* ``read_skeleton(armature)``: a Blender armature at rest as a ``TargetSkeleton``
+  (heads, tails, rolls from ``bone.matrix_local``, parents, the object's transform);
+  a non-uniform, mirrored or sheared object transform is refused (one line);
+* ``build_armature(skeleton)``: an armature object from a ``TargetSkeleton`` (the test
+  rigs, and ``p2p-mocap retarget --target mixamo`` without a character file);
+* ``source_pose(rig)``: the SMPL-X rig's take as the solve's input, read from the
+  take's keys (what the viewport plays, smoothed as shown), no model file needed;
+* ``write_motion(armature, motion)``: a ``RetargetedMotion`` as a **new** action on
+  the target, pushed as a new NLA track on top (the user's actions, tracks and active
+  action are untouched); keys are written in each pose bone's own rotation mode (a
+  bone animated in Euler stays Euler), so nothing the user has changes meaning;
+* ``retarget_rig(rig, armature, target)``: all of it; ``preview=True`` puts the
+  result on one reusable, soloed preview track (``PREVIEW_TRACK``) that the next
+  preview replaces and ``clear_preview`` removes; a bake is a normal track.
+
+Nothing is written to Blender before the solve succeeded, and a failure while
+writing removes what was made, so a failed retarget changes nothing in the file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from ..errors import RetargetError
+from ..rotations import matrix_to_quaternion, quaternion_continuity, quaternion_to_matrix
+from .fcurves import Curve, action_channelbag, write_curves
+
+PREVIEW_TRACK = "P2P retarget preview"
+ROLE = "p2p_role"                   # custom property on our actions
+ROLE_RETARGET = "retarget"
+ROLE_PREVIEW = "retarget preview"
+
+
+# --------------------------------------------------------------------------- reading
+
+def armature_rest(arm_obj):
+    """Rest data of an armature in armature space, read in bulk.
+
+    -> ``(names [B], parents [B] (name or None), heads (B, 3), tails (B, 3),
+    matrices (B, 3, 3))``; matrices are ``bone.matrix_local[:3, :3]``.
+    """
+    bones = arm_obj.data.bones
+    B = len(bones)
+    heads = np.empty(B * 3, dtype=np.float32)
+    tails = np.empty(B * 3, dtype=np.float32)
+    mats = np.empty(B * 16, dtype=np.float32)
+    bones.foreach_get("head_local", heads)
+    bones.foreach_get("tail_local", tails)
+    bones.foreach_get("matrix_local", mats)
+    mats = mats.reshape(B, 4, 4).transpose(0, 2, 1)[:, :3, :3].astype(np.float64)
+    names = [b.name for b in bones]
+    parents = [b.parent.name if b.parent is not None else None for b in bones]
+    return (names, parents, heads.reshape(B, 3).astype(np.float64),
+            tails.reshape(B, 3).astype(np.float64), mats)
+
+
+def read_skeleton(arm_obj, *, name: str | None = None):
+    """A Blender armature object at rest -> ``TargetSkeleton`` (armature space, its roll).
+
+    The object's ``matrix_world`` is kept on the skeleton; a non-uniform, mirrored or
+    sheared object transform raises ``RetargetError`` naming the armature.
+    """
+    from ..targets.rig_target import TargetBone, TargetSkeleton
+
+    if arm_obj is None or arm_obj.type != 'ARMATURE':
+        raise RetargetError(f"{getattr(arm_obj, 'name', arm_obj)!r} is not an armature")
+    names, parents, heads, tails, mats = armature_rest(arm_obj)
+    if not names:
+        raise RetargetError(f"armature {arm_obj.name!r} has no bones")
+    bones = tuple(TargetBone.from_matrix(n, p, h, t, m)
+                  for n, p, h, t, m in zip(names, parents, heads, tails, mats))
+    mw = [list(map(float, row)) for row in arm_obj.matrix_world]
+    try:
+        return TargetSkeleton(name=name or arm_obj.name, bones=bones, object_matrix=mw)
+    except RetargetError as exc:
+        raise RetargetError(f"{arm_obj.name}: {exc}") from None
+
+
+def _ensure_object_mode():
+    obj = bpy.context.view_layer.objects.active if bpy.context.view_layer else None
+    if obj is not None and obj.mode != 'OBJECT':
+        bpy.ops.object.mode_set(mode='OBJECT')
+
+
+def build_armature(skeleton, *, name: str | None = None, collection=None):
+    """An armature object made from a ``TargetSkeleton`` (heads, tails, rolls, parents,
+    object transform); linked to ``collection`` (default: the scene's). -> the object.
+
+    Bones are unconnected, deform, quaternion rotation. The active object and mode
+    are restored afterwards.
+    """
+    collection = collection or bpy.context.scene.collection
+    arm = bpy.data.armatures.new(name or skeleton.name)
+    obj = bpy.data.objects.new(name or skeleton.name, arm)
+    collection.objects.link(obj)
+    view_layer = bpy.context.view_layer
+    before = view_layer.objects.active
+    _ensure_object_mode()
+    view_layer.objects.active = obj
+    obj.select_set(True)
+    bpy.ops.object.mode_set(mode='EDIT')
+    try:
+        made = {}
+        for b in skeleton.bones:
+            eb = arm.edit_bones.new(b.name)
+            eb.head = b.head
+            eb.tail = b.tail
+            eb.roll = b.roll
+            eb.use_connect = False
+            eb.use_deform = True
+            made[b.name] = eb
+        for b in skeleton.bones:
+            if b.parent is not None:
+                made[b.name].parent = made[b.parent]
+    finally:
+        bpy.ops.object.mode_set(mode='OBJECT')
+        obj.select_set(False)
+        view_layer.objects.active = before
+    for pb in obj.pose.bones:
+        pb.rotation_mode = 'QUATERNION'
+    from mathutils import Matrix
+
+    obj.matrix_world = Matrix([list(map(float, r)) for r in np.asarray(skeleton.object_matrix)])
+    return obj
+
+
+# --------------------------------------------------------------------------- the source
+
+def _curve_values(bag, data_path: str, index: int, frames: np.ndarray, default: float):
+    fc = bag.find(data_path, index)
+    if fc is None or len(fc.keyframe_points) == 0:
+        return np.full(len(frames), default)
+    n = len(fc.keyframe_points)
+    co = np.empty(2 * n, dtype=np.float64)
+    fc.keyframe_points.foreach_get("co", co)
+    return np.interp(frames, co[0::2], co[1::2])
+
+
+def _keyed_frames(bag, data_path: str) -> np.ndarray:
+    fc = bag.find(data_path, 0)
+    if fc is None or len(fc.keyframe_points) == 0:
+        raise RetargetError(f"action {bag.action.name!r} has no keys for {data_path}")
+    co = np.empty(2 * len(fc.keyframe_points), dtype=np.float64)
+    fc.keyframe_points.foreach_get("co", co)
+    return co[0::2]
+
+
+def source_pose(rig_obj, action=None):
+    """The take on an SMPL-X rig (made by this add-on) at its keyed frames, as the
+    solve's ``SourceMotion`` (world space, metres).
+
+    action: the take's body action (default: the top unmuted take on the rig's NLA).
+    Reads the action's keys (rotation_quaternion / location per bone) and poses the
+    rest skeleton in numpy exactly as Blender does (``posing.evaluate_armature``);
+    the armature object's transform is applied (world space).
+    """
+    from ..posing import evaluate_armature
+    from ..smplx_model import JOINT_NAMES
+    from .anim import top_take_action
+
+    if rig_obj is None or rig_obj.type != 'ARMATURE' or "p2p_rig" not in rig_obj:
+        raise RetargetError(f"{getattr(rig_obj, 'name', rig_obj)!r} is not an SMPL-X rig made "
+                            "by this add-on")
+    if action is None:
+        action = top_take_action(rig_obj)
+    bag = action_channelbag_readonly(action, rig_obj)
+    names, parents_n, heads, tails, mats = armature_rest(rig_obj)
+    index = {n: i for i, n in enumerate(names)}
+    missing = [n for n in JOINT_NAMES if n not in index]
+    if missing:
+        raise RetargetError(f"{rig_obj.name}: not a complete SMPL-X rig (no bone {missing[0]!r})")
+    order = [index[n] for n in JOINT_NAMES]
+    heads, tails, mats = heads[order], tails[order], mats[order]
+    parents = np.array([-1 if parents_n[i] is None else JOINT_NAMES.index(parents_n[i])
+                        for i in order])
+    frames = _keyed_frames(bag, f'pose.bones["{JOINT_NAMES[0]}"].rotation_quaternion')
+    T, J = len(frames), len(JOINT_NAMES)
+    quats = np.empty((T, J, 4))
+    locs = np.zeros((T, J, 3))
+    for j, n in enumerate(JOINT_NAMES):
+        base = f'pose.bones["{n}"]'
+        for c in range(4):
+            quats[:, j, c] = _curve_values(bag, f"{base}.rotation_quaternion", c, frames,
+                                           1.0 if c == 0 else 0.0)
+        for c in range(3):
+            locs[:, j, c] = _curve_values(bag, f"{base}.location", c, frames, 0.0)
+    quats /= np.linalg.norm(quats, axis=-1, keepdims=True)
+    D = evaluate_armature(mats, heads, parents, quats, locs)       # (T, J, 4, 4) armature
+    mw = np.array(rig_obj.matrix_world, dtype=np.float64)
+    scale = np.linalg.norm(mw[:3, 0])
+    rot_w = mw[:3, :3] / scale
+    rot = np.einsum("ab,tjbc,cd->tjad", rot_w, D[..., :3, :3], rot_w.T)
+    posed = np.einsum("tjab,jb->tja", D[..., :3, :3], heads) + D[..., :3, 3]
+    to_world = lambda p: p @ mw[:3, :3].T + mw[:3, 3]  # noqa: E731
+    expression = None
+    mesh = bpy.data.objects.get(rig_obj.get("p2p_mesh", ""))
+    key = mesh.data.shape_keys if mesh is not None and mesh.type == 'MESH' else None
+    face = _face_action(action)
+    if key is not None and face is not None:
+        fbag = action_channelbag_readonly(face, key)
+        expression = np.stack([_curve_values(fbag, f'key_blocks["Exp{k:03d}"].value', 0,
+                                             frames, 0.0) for k in range(10)], axis=1)
+    from ..targets.solve import SourceMotion
+
+    scene = bpy.context.scene
+    return SourceMotion(rest_heads=to_world(heads), rest_tails=to_world(tails),
+                        rotations=rot, positions=to_world(posed),
+                        fps=scene.render.fps / scene.render.fps_base,
+                        frame_index=np.round(frames).astype(np.int64),
+                        valid=np.ones(len(frames), bool), expression=expression)
+
+
+def _face_action(body_action):
+    name = body_action.get("p2p_face_action")
+    return bpy.data.actions.get(name) if name else None
+
+
+def action_channelbag_readonly(action, id_data):
+    """Like ``fcurves.action_channelbag`` but never adds a slot, layer or strip (reading
+    must not change the user's action). Raises RetargetError when there is none."""
+    if hasattr(action, "slots") and hasattr(action, "layers"):
+        same = [s for s in action.slots if s.target_id_type == id_data.id_type]
+        named = [s for s in same if s.name_display == id_data.name]
+        slot = named[0] if named else (same[0] if len(same) == 1 else None)
+        if slot is None or not len(action.layers) or not len(action.layers[0].strips):
+            raise RetargetError(f"action {action.name!r} has no keys for {id_data.name!r}")
+        bag = action.layers[0].strips[0].channelbag(slot)
+        if bag is None:
+            raise RetargetError(f"action {action.name!r} has no keys for {id_data.name!r}")
+        from .fcurves import Channelbag
+        return Channelbag(action, slot, bag.fcurves, bag.groups)
+    from .fcurves import Channelbag
+    return Channelbag(action, None, action.fcurves, action.groups)
+
+
+# --------------------------------------------------------------------------- writing
+
+@dataclass
+class WrittenMotion:
+    action: "bpy.types.Action"
+    track: object
+    frames: np.ndarray
+    notes: list = field(default_factory=list)
+
+
+def _euler_curves(pb, quats: np.ndarray):
+    """Quaternions ``(T, 4)`` -> Euler angles ``(T, 3)`` in the bone's order, continuous."""
+    from mathutils import Euler, Quaternion
+
+    out = np.empty((len(quats), 3))
+    prev = Euler((0.0, 0.0, 0.0), pb.rotation_mode)
+    for t, q in enumerate(quats):
+        e = Quaternion(q.tolist()).to_euler(pb.rotation_mode, prev)
+        out[t] = e[:]
+        prev = e
+    return out
+
+
+def _axis_angle(quats: np.ndarray) -> np.ndarray:
+    """``(T, 4)`` wxyz -> ``(T, 4)`` Blender axis-angle ``(angle, x, y, z)``."""
+    w = np.clip(quats[:, 0], -1.0, 1.0)
+    angle = 2.0 * np.arccos(w)
+    s = np.sqrt(np.maximum(1.0 - w * w, 0.0))
+    axis = np.where(s[:, None] > 1e-8, quats[:, 1:] / np.maximum(s, 1e-12)[:, None],
+                    np.array([0.0, 1.0, 0.0]))
+    return np.column_stack([angle, axis])
+
+
+def motion_curves(arm_obj, bone_names, rotations, locations=None):
+    """F-curves for pose rotations ``(T, B, 4)`` (wxyz, pose-bone local) in each bone's
+    own rotation mode, and ``locations {bone: (T, 3)}`` (pose-bone local)."""
+    curves = []
+    rotations = quaternion_continuity(np.asarray(rotations, dtype=np.float64), axis=0)
+    for b, name in enumerate(bone_names):
+        pb = arm_obj.pose.bones[name]
+        base = f'pose.bones["{name}"]'
+        q = rotations[:, b]
+        mode = pb.rotation_mode
+        if mode == 'QUATERNION':
+            curves += [Curve(f"{base}.rotation_quaternion", c, q[:, c], name) for c in range(4)]
+        elif mode == 'AXIS_ANGLE':
+            aa = _axis_angle(q)
+            curves += [Curve(f"{base}.rotation_axis_angle", c, aa[:, c], name) for c in range(4)]
+        else:
+            eu = _euler_curves(pb, q)
+            curves += [Curve(f"{base}.rotation_euler", c, eu[:, c], name) for c in range(3)]
+    for name, loc in (locations or {}).items():
+        base = f'pose.bones["{name}"]'
+        curves += [Curve(f"{base}.location", c, np.asarray(loc)[:, c], name) for c in range(3)]
+    return curves
+
+
+def _push(arm_obj, action, bag, frame_start: int, name: str):
+    ad = arm_obj.animation_data or arm_obj.animation_data_create()
+    track = ad.nla_tracks.new()  # appended on top
+    track.name = name
+    strip = track.strips.new(action.name, int(frame_start), action)
+    if bag.slot is not None and getattr(strip, "action_slot", bag.slot) is None:
+        strip.action_slot = bag.slot
+    strip.blend_type = 'REPLACE'
+    return track
+
+
+def clear_preview(arm_obj) -> bool:
+    """Remove the retarget preview track and its action from ``arm_obj`` (ours only)."""
+    ad = arm_obj.animation_data
+    if ad is None:
+        return False
+    found = False
+    for track in list(ad.nla_tracks):
+        if track.name != PREVIEW_TRACK:
+            continue
+        actions = [s.action for s in track.strips
+                   if s.action is not None and s.action.get(ROLE) == ROLE_PREVIEW]
+        if len(actions) != len(track.strips):
+            continue  # not ours (a user's track with that name): leave it
+        if track.is_solo:
+            track.is_solo = False
+        ad.nla_tracks.remove(track)
+        for a in actions:
+            if a.users == 0:
+                bpy.data.actions.remove(a)
+        found = True
+    return found
+
+
+def write_motion(arm_obj, bone_names, rotations, frames, *, locations=None,
+                 name: str = "retarget", preview: bool = False) -> WrittenMotion:
+    """Key pose rotations ``(T, B, 4)`` and ``locations {bone: (T, 3)}`` on ``arm_obj`` as a
+    new action on a new NLA track; nothing of the user's changes.
+
+    preview: the action goes on the preview track (the previous preview is removed
+    first), soloed so it plays alone. On failure everything made is removed.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    missing = [n for n in bone_names if n not in arm_obj.pose.bones]
+    if missing:
+        raise RetargetError(f"{arm_obj.name} has no bone {missing[0]!r}")
+    if len(set(bone_names)) != len(bone_names):
+        raise RetargetError("a bone is keyed twice")
+    curves = motion_curves(arm_obj, bone_names, rotations, locations)  # before any write
+    had_ad = arm_obj.animation_data is not None
+    action = track = None
+    try:
+        if preview:
+            clear_preview(arm_obj)
+        action = bpy.data.actions.new(f"{name} preview" if preview else name)
+        action[ROLE] = ROLE_PREVIEW if preview else ROLE_RETARGET
+        bag = action_channelbag(action, arm_obj)
+        write_curves(bag, frames, curves)
+        track = _push(arm_obj, action, bag, int(round(frames[0])),
+                      PREVIEW_TRACK if preview else action.name)
+        if preview:
+            track.is_solo = True
+    except Exception:
+        if track is not None:
+            arm_obj.animation_data.nla_tracks.remove(track)
+        if action is not None:
+            bpy.data.actions.remove(action)
+        if not had_ad and arm_obj.animation_data is not None:
+            arm_obj.animation_data_clear()
+        raise
+    return WrittenMotion(action, track, frames)
+
+
+# --------------------------------------------------------------------------- targets in a scene
+
+CHARACTER_SUFFIXES = (".fbx", ".glb", ".gltf", ".blend")
+
+
+def _new_objects(before: set) -> list:
+    return [ob for ob in bpy.data.objects if ob.name_full not in before]
+
+
+def import_character(path, *, collection=None) -> list:
+    """Objects of a character file (FBX, glTF/GLB, .blend) added to the scene. -> new objects.
+
+    A .blend's objects are appended (the file itself is only read). What the
+    importers print stays off the terminal; a failure is one line naming the file.
+    """
+    from pathlib import Path
+
+    from .output import captured_output
+
+    path = Path(path).expanduser()
+    suffix = path.suffix.lower()
+    if suffix not in CHARACTER_SUFFIXES:
+        raise RetargetError(f"{path}: unsupported character file (use "
+                            f"{', '.join(CHARACTER_SUFFIXES)})")
+    if not path.is_file():
+        raise RetargetError(f"{path}: no such file")
+    scene = bpy.context.scene
+    collection = collection or scene.collection
+    before = {ob.name_full for ob in bpy.data.objects}
+    try:
+        with captured_output():
+            if suffix == ".fbx":
+                result = bpy.ops.import_scene.fbx(filepath=str(path))
+            elif suffix in (".glb", ".gltf"):
+                result = bpy.ops.import_scene.gltf(filepath=str(path))
+            else:
+                with bpy.data.libraries.load(str(path), link=False) as (src, dst):
+                    dst.objects = list(src.objects)
+                for ob in dst.objects:
+                    if ob is not None and ob.name not in collection.objects:
+                        collection.objects.link(ob)
+                result = {'FINISHED'}
+    except (RuntimeError, OSError) as exc:
+        raise RetargetError(f"{path}: Blender cannot read it "
+                            f"({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__})") from None
+    if 'FINISHED' not in result:
+        raise RetargetError(f"{path}: Blender's importer did not read it")
+    return _new_objects(before)
+
+
+def pick_armature(objects, name: str | None, where: str):
+    """The armature called ``name`` among ``objects``, else the only one (one line if not)."""
+    arms = [ob for ob in objects if ob is not None and ob.type == 'ARMATURE']
+    if name:
+        hit = [ob for ob in arms if ob.name == name or ob.data.name == name]
+        if not hit:
+            raise RetargetError(f"{where} has no armature called {name!r} (armatures: "
+                                f"{', '.join(ob.name for ob in arms) or 'none'})")
+        return hit[0]
+    if not arms:
+        raise RetargetError(f"{where} has no armature")
+    if len(arms) > 1:
+        raise RetargetError(f"{where} has several armatures ({', '.join(ob.name for ob in arms)});"
+                            " pick one with --armature")
+    return arms[0]
+
+
+def target_for_armature(arm_obj, mapping=None):
+    """``(RigTarget with the armature's skeleton, notes)`` for a Blender armature.
+
+    mapping: None (auto-mapping by names, then structure), a built-in target name or
+    a preset path / ``RigTarget`` whose bone names the armature has.
+    """
+    from ..targets import automap, check_target, get_target
+
+    skeleton = read_skeleton(arm_obj)
+    notes = []
+    if mapping is None:
+        target = automap(skeleton)
+        notes.append(f"{arm_obj.name}: mapped automatically ({len(target.mapping)} bones)")
+    else:
+        target = mapping if not isinstance(mapping, str) else get_target(mapping)
+    target = target.with_skeleton(skeleton)
+    bones = set(skeleton.names)
+    absent = [f"{j} -> {b}" for j, b in target.mapping.items() if b not in bones]
+    required = set(target.required)
+    missing_req = [x for x in absent if x.split(" -> ")[0] in required]
+    if missing_req:
+        raise RetargetError(f"armature {arm_obj.name!r} lacks the mapped bones "
+                            f"{', '.join(missing_req[:6])}" + (" ..." if len(missing_req) > 6 else ""))
+    if absent:  # optional bones the armature does not have: left out, said once
+        keep = {j: b for j, b in target.mapping.items() if b in bones}
+        from dataclasses import replace
+        target = replace(target, mapping=keep,
+                         twist={b: v for b, v in target.twist.items() if b in bones},
+                         follow={b: v for b, v in target.follow.items()
+                                 if b in bones and v in bones},
+                         root_bone=target.root_bone if target.root_bone in bones else None)
+        notes.append(f"{arm_obj.name}: {len(absent)} optional mapped bones are not in the "
+                     f"armature and stay at rest ({', '.join(a.split(' -> ')[1] for a in absent[:4])}"
+                     + (" ..." if len(absent) > 4 else "") + ")")
+    check_target(target, skeleton)
+    return target, notes
+
+
+def resolve_target(spec, *, armature: str | None = None, mapping=None, collection=None):
+    """The target armature in the current scene for ``spec``. -> ``(object, RigTarget, notes)``.
+
+    spec: a built-in name or a preset ``.json`` (an armature is built from its
+    skeleton), or a character file (``.fbx``, ``.glb``/``.gltf``, ``.blend``: imported;
+    ``armature`` picks its armature, ``mapping`` its map: None = automatic).
+    """
+    from pathlib import Path
+
+    from ..targets import TARGETS, get_target
+
+    text = str(spec)
+    suffix = Path(text).suffix.lower()
+    if text.lower() in TARGETS or suffix == ".json":
+        if mapping is not None:
+            raise RetargetError("--map applies to a character file target, not to "
+                                f"{text!r}")
+        target = get_target(text)
+        if target.skeleton is None:
+            raise RetargetError(f"{text}: the preset has no skeleton to build; give the "
+                                "character file as --target and this preset as --map")
+        obj = build_armature(target.skeleton, name=target.name, collection=collection)
+        try:
+            tgt, notes = target_for_armature(obj, target)
+        except Exception:
+            _remove_armature(obj)
+            raise
+        return obj, tgt, notes
+    if suffix in CHARACTER_SUFFIXES:
+        made = import_character(text, collection=collection)
+        try:
+            obj = pick_armature(made, armature, Path(text).name)
+            tgt, notes = target_for_armature(obj, mapping)
+        except Exception:
+            _remove_objects(made)
+            raise
+        return obj, tgt, notes
+    raise RetargetError(f"unsupported target {text!r}: a built-in ({', '.join(TARGETS)}), a "
+                        f"preset .json or a character file ({', '.join(CHARACTER_SUFFIXES)})")
+
+
+def _remove_armature(obj):
+    data = obj.data
+    bpy.data.objects.remove(obj, do_unlink=True)
+    if data is not None and data.users == 0:
+        bpy.data.armatures.remove(data)
+
+
+def _remove_objects(objects):
+    for ob in objects:
+        try:
+            bpy.data.objects.remove(ob, do_unlink=True)
+        except ReferenceError:
+            pass
+
+
+# --------------------------------------------------------------------------- all of it
+
+def keyed_bones(motion, target) -> list:
+    """Indices of the bones a retarget keys: mapped, twist and follow bones, bones that
+    carry a location, and any other bone whose pose is not its rest at some frame."""
+    index = {n: i for i, n in enumerate(motion.bone_names)}
+    want = {index[b] for b in list(target.mapping.values()) + list(target.twist)
+            + list(target.follow) if b in index}
+    want |= set(np.flatnonzero(motion.located).tolist())
+    moved = np.abs(motion.rotations[..., 1:]).max(axis=(0, 2)) > 1e-7
+    want |= set(np.flatnonzero(moved).tolist())
+    return sorted(want)
+
+
+def _shape_key_targets(arm_obj, names):
+    """Child meshes of the armature whose shape keys include some of ``names``."""
+    out = []
+    for ob in arm_obj.children:
+        key = ob.data.shape_keys if ob.type == 'MESH' else None
+        if key is not None and any(n in key.key_blocks for n in names):
+            out.append(key)
+    return out
+
+
+def retarget_rig(rig_obj, arm_obj, target, *, preview: bool = False, name: str | None = None,
+                 action=None, ik: bool = True, contacts=None) -> WrittenMotion:
+    """The take on SMPL-X rig ``rig_obj`` onto armature ``arm_obj`` with ``target`` (a
+    ``RigTarget`` whose skeleton is ``arm_obj``'s: ``target_for_armature``).
+
+    The solve runs first (numpy); only then is anything written: a new action on a new
+    NLA track of ``arm_obj`` (``preview``: the soloed preview track), and, when the
+    target's meshes have shape keys named in ``target.shape_keys``, a face action on
+    their shape keys. -> ``WrittenMotion`` (the body action and track, notes).
+    """
+    from ..targets import retarget
+
+    if arm_obj is None or arm_obj.type != 'ARMATURE':
+        raise RetargetError("the target is not an armature")
+    if arm_obj == rig_obj:
+        raise RetargetError("the target is the source rig itself")
+    if arm_obj.mode != 'OBJECT' or rig_obj.mode != 'OBJECT':
+        raise RetargetError("switch to Object Mode first")
+    skeleton = read_skeleton(arm_obj)
+    if action is None:
+        from .anim import top_take_action
+        action = top_take_action(rig_obj)
+    src = source_pose(rig_obj, action)
+    motion = retarget(src, None, target, skeleton, ik=ik, contacts=contacts)
+    keep = keyed_bones(motion, target)
+    names = [motion.bone_names[i] for i in keep]
+    locations = {motion.bone_names[i]: motion.locations[:, i]
+                 for i in keep if motion.located[i]}
+    frames = np.asarray(src.frame_index, dtype=np.float64)
+    name = name or f"{action.name} -> {arm_obj.name}"
+    written = write_motion(arm_obj, names, motion.rotations[:, keep], frames,
+                           locations=locations, name=name, preview=preview)
+    written.notes = list(motion.notes)
+    keys = _shape_key_targets(arm_obj, motion.shape_keys) if not preview else []
+    for key in keys:
+        face = bpy.data.actions.new(f"{written.action.name} face")
+        face[ROLE] = ROLE_RETARGET
+        bag = action_channelbag(face, key)
+        curves = [Curve(f'key_blocks["{n}"].value', 0, v, "Expression")
+                  for n, v in motion.shape_keys.items() if n in key.key_blocks]
+        write_curves(bag, frames, curves)
+        _push(key, face, bag, int(round(frames[0])), face.name)
+        written.notes.append(f"{len(curves)} shape keys of {key.user.name} keyed "
+                             f"({face.name!r})")
+    return written
