@@ -1,0 +1,269 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Map an armature we do not know onto SMPL-X joints: by bone names, then by structure.
+
+Names: prefixes (``mixamorig:``, ``mixamorig1:``, ``mixamorig`` without the colon,
+``DEF-``, ``Armature|``...) are dropped, the side is read from the usual
+conventions (``.L``/``.R``, ``_l``/``_r``, ``Left``/``Right``, ``left_``, ``L_``,
+``l_``...), and the rest matched against body-part words (``UpLeg``/``thigh``/
+``UpperLeg``, ``ForeArm``/``lowerarm``, ``Toes``/``ball``, finger names with
+numbers or Proximal/Intermediate/Distal, thumb Metacarpal-or-not).
+Structure then fills the torso: the pelvis is the lowest common ancestor of the
+two thighs, the chest the lowest common ancestor of the two upper arms (or
+collars), the bones between them become spine1 (and spine2), and the chain above
+the chest the neck and head. Twist, IK, roll, end and helper bones are never
+mapped. A result missing a required joint is refused with the list.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ..errors import RetargetError
+from ..smplx_model import JOINT_NAMES
+from .rig_target import EXPRESSION_KEYS, RigTarget, TargetSkeleton, missing_required
+
+_PREFIX = re.compile(r"^(?:.*[:|])|^(?:mixamorig\d*)|^(?:def[-_.])|^(?:bip\d*[ _])|^(?:b[-_])",
+                     re.IGNORECASE)
+_SKIP = re.compile(r"twist|roll|(?<![a-z])ik|_ik|ik_|pole|target|end$|_end|\.end|tip|nub|ctrl|"
+                   r"^mch|^org|tweak|helper|socket|attach|corrective|weapon|prop|null",
+                   re.IGNORECASE)
+_SIDE_PATTERNS = (
+    (re.compile(r"[._\- ]([lr])$", re.IGNORECASE), 1),          # thigh.L, thigh_l, thigh L
+    (re.compile(r"[._\- ]([lr])[._\- ](?=\d+$)", re.IGNORECASE), 1),  # thigh.L.001
+    (re.compile(r"^(left|right)", re.IGNORECASE), 1),           # LeftArm, left_arm
+    (re.compile(r"(left|right)$", re.IGNORECASE), 1),           # armLeft
+    (re.compile(r"^([lr])[._\- ]", re.IGNORECASE), 1),          # L_arm, l.arm
+    (re.compile(r"(left|right)", re.IGNORECASE), 1),            # hand_left_x
+)
+# body part word (normalised: lower case, letters only) -> joint without side
+_LIMB_WORDS = {
+    "upleg": "hip", "upperleg": "hip", "thigh": "hip", "legupper": "hip", "hip": "hip",
+    "leg": "knee", "lowerleg": "knee", "calf": "knee", "shin": "knee", "knee": "knee",
+    "leglower": "knee",
+    "foot": "ankle", "ankle": "ankle",
+    "toe": "foot", "toes": "foot", "toebase": "foot", "ball": "foot",
+    "shoulder": "collar", "clavicle": "collar", "collar": "collar",
+    "arm": "shoulder", "upperarm": "shoulder", "uparm": "shoulder", "armupper": "shoulder",
+    "forearm": "elbow", "lowerarm": "elbow", "elbow": "elbow", "armlower": "elbow",
+    "hand": "wrist", "wrist": "wrist",
+    "eye": "eye_smplhf",
+}
+_CENTRE_WORDS = {"hips": "pelvis", "pelvis": "pelvis", "head": "head", "neck": "neck",
+                 "jaw": "jaw"}
+_FINGER_WORDS = {"thumb": "thumb", "index": "index", "middle": "middle", "ring": "ring",
+                 "pinky": "pinky", "little": "pinky", "pinkie": "pinky"}
+_PHALANX = {"metacarpal": 0, "proximal": 1, "intermediate": 2, "distal": 3}
+
+
+def strip_prefix(name: str) -> str:
+    """``mixamorig1:LeftArm`` -> ``LeftArm``; ``DEF-thigh.L`` -> ``thigh.L``."""
+    out = name
+    for _ in range(3):
+        new = _PREFIX.sub("", out)
+        if new == out or not new:
+            break
+        out = new
+    return out
+
+
+def split_side(name: str) -> tuple:
+    """``(side or None, the name without its side marker)``; side is "left"/"right"."""
+    for pat, g in _SIDE_PATTERNS:
+        m = pat.search(name)
+        if m:
+            s = m.group(g).lower()
+            side = "left" if s in ("l", "left") else "right"
+            rest = (name[:m.start()] + name[m.end():]) if pat.pattern != _SIDE_PATTERNS[1][0].pattern \
+                else name[:m.start()] + "." + name[m.end():]
+            return side, rest
+    return None, name
+
+
+def _words(name: str) -> tuple:
+    """Letters only, lower case, and the trailing number (or None)."""
+    m = re.search(r"(\d+)\D*$", name)
+    number = int(m.group(1)) if m else None
+    return re.sub(r"[^a-z]", "", name.lower()), number
+
+
+def name_role(name: str) -> tuple:
+    """``(role, phalanx number)`` guessed from a bone name, role None when unknown.
+
+    Roles are SMPL-X joint names, except fingers: ``left_index`` + number (resolved
+    per finger later, once all its bones are known).
+    """
+    if _SKIP.search(name):
+        return None, None
+    base = strip_prefix(name)
+    side, rest = split_side(base)
+    word, number = _words(rest)
+    if side is None:
+        if word in _CENTRE_WORDS:
+            return _CENTRE_WORDS[word], None
+        if word.startswith("spine") or word.startswith("chest") or word in ("upperchest",):
+            return "spine*", number
+        return None, None
+    for fw, finger in _FINGER_WORDS.items():
+        if fw in word:
+            ph = next((v for k, v in _PHALANX.items() if k in word), None)
+            if "metacarpal" in word and finger != "thumb":
+                return None, None
+            return f"{side}_{finger}", ("p", ph) if ph is not None else ("n", number)
+    for w in sorted(_LIMB_WORDS, key=len, reverse=True):
+        if word == w or (word.startswith(w) and len(w) >= 4 and word[len(w):] in ("", "s")):
+            joint = f"{side}_{_LIMB_WORDS[w]}"
+            if number and number > 0 and w in ("upleg", "thigh", "shin", "calf", "upperarm",
+                                              "forearm", "lowerarm", "arm", "leg"):
+                return None, None   # thigh.001, forearm.001: limb segments, not joints
+            return joint, None
+    return None, None
+
+
+def _ancestors(parents: np.ndarray, i: int) -> list:
+    out = []
+    p = int(parents[i])
+    while p >= 0:
+        out.append(p)
+        p = int(parents[p])
+    return out
+
+
+def _lca(parents, a: int, b: int) -> int | None:
+    anc = [a] + _ancestors(parents, a)
+    for x in [b] + _ancestors(parents, b):
+        if x in anc:
+            return x
+    return None
+
+
+def _resolve_fingers(found: dict, names) -> dict:
+    """Finger candidates -> joints ``left_index1..3``: by Proximal/... words or numbers."""
+    out = {}
+    for key, items in found.items():
+        side, finger = key.split("_")
+        if any(k == "p" for _, (k, _) in items):
+            phalanges = {ph: i for i, (k, ph) in items if k == "p"}
+            has_meta = 0 in phalanges
+            if finger == "thumb" and not has_meta:
+                order = {1: 1, 2: 2, 3: 3}       # Unity: ThumbProximal = SMPL-X thumb1
+            elif finger == "thumb":
+                order = {0: 1, 1: 2, 3: 3}       # VRM 1.0: ThumbMetacarpal = thumb1
+            else:
+                order = {1: 1, 2: 2, 3: 3}
+            for ph, i in phalanges.items():
+                if ph in order:
+                    out[f"{side}_{finger}{order[ph]}"] = i
+        else:
+            numbered = sorted((n, i) for i, (_, n) in items if n is not None)
+            if not numbered:
+                continue
+            first = numbered[0][0]
+            for n, i in numbered:
+                k = n - first + 1
+                if 1 <= k <= 3:
+                    out[f"{side}_{finger}{k}"] = i
+    return out
+
+
+def automap(skeleton: TargetSkeleton, name: str | None = None) -> RigTarget:
+    """A RigTarget for ``skeleton`` (names, then structure); raises RetargetError naming
+    the required joints it could not find."""
+    names = skeleton.names
+    parents = skeleton.parents
+    heads = skeleton.to_world(skeleton.heads)
+    found: dict = {}
+    fingers: dict = {}
+    spine_like = []
+    for i, n in enumerate(names):
+        role, extra = name_role(n)
+        if role is None:
+            continue
+        if role == "spine*":
+            spine_like.append(i)
+        elif role.split("_")[-1] in _FINGER_WORDS.values() and "_" in role and extra is not None:
+            fingers.setdefault(role, []).append((i, extra))
+        elif role not in found:
+            found[role] = i
+    found.update(_resolve_fingers(fingers, names))
+    # A collar word on the upper arm (Mixamo "LeftShoulder" + "LeftArm"; VRM
+    # "leftShoulder" + "leftUpperArm") is right; "shoulder" alone with no arm bone is the arm.
+    for side in ("left", "right"):
+        if f"{side}_collar" in found and f"{side}_shoulder" not in found and f"{side}_elbow" in found:
+            found[f"{side}_shoulder"] = found.pop(f"{side}_collar")
+    # Structure: pelvis = LCA of the thighs; chest = LCA of the arms.
+    if "left_hip" in found and "right_hip" in found:
+        lca = _lca(parents, found["left_hip"], found["right_hip"])
+        if lca is not None and ("pelvis" not in found or found["pelvis"] not in
+                                [found["left_hip"]] + _ancestors(parents, found["left_hip"])):
+            found["pelvis"] = lca
+    arm_key = "collar" if "left_collar" in found and "right_collar" in found else "shoulder"
+    chest = None
+    if f"left_{arm_key}" in found and f"right_{arm_key}" in found:
+        chest = _lca(parents, found[f"left_{arm_key}"], found[f"right_{arm_key}"])
+    if chest is not None and "pelvis" in found:
+        chain = _ancestors(parents, chest)
+        if found["pelvis"] in chain:
+            between = list(reversed(chain[:chain.index(found["pelvis"])]))  # pelvis -> chest
+            if chest != found["pelvis"]:
+                found["spine3"] = chest
+                if between:
+                    found["spine1"] = between[0]
+                    if len(between) >= 2:
+                        found["spine2"] = between[round(len(between) / 2)]
+                else:
+                    found["spine1"] = found.pop("spine3")
+        # Neck/head: the chain above the chest that is no arm.
+        if "head" not in found or "neck" not in found:
+            arm_roots = {found.get(f"{s}_{arm_key}") for s in ("left", "right")}
+            up = []
+            cur = chest
+            while True:
+                taken = set(found.values())
+                kids = [k for k in range(len(names)) if parents[k] == cur and k not in arm_roots
+                        and k not in taken
+                        and not any(a in _ancestors(parents, k) for a in arm_roots if a is not None)
+                        and not _SKIP.search(names[k])]
+                if not kids:
+                    break
+                cur = max(kids, key=lambda k: heads[k][2])   # the one going up
+                up.append(cur)
+            if up and "head" not in found:
+                found["head"] = up[-1]
+            if "neck" not in found and len(up) >= 2:
+                found["neck"] = up[0]
+    mapping = {j: names[i] for j, i in found.items() if j in JOINT_NAMES}
+    # Each bone once.
+    seen, clean = set(), {}
+    for j in JOINT_NAMES:
+        b = mapping.get(j)
+        if b is not None and b not in seen:
+            clean[j] = b
+            seen.add(b)
+    root = None
+    pel = found.get("pelvis")
+    if pel is not None:
+        anc = _ancestors(parents, pel)
+        if anc:
+            root = names[anc[-1]]
+    target = RigTarget(name=name or skeleton.name, mapping=clean, root_bone=root,
+                       root_motion="hips", rest_family=_rest_family(skeleton, clean),
+                       shape_keys={k: k for k in EXPRESSION_KEYS}, skeleton=None)
+    missing = missing_required(target, skeleton)
+    if missing:
+        raise RetargetError(f"armature {skeleton.name!r} does not look like a humanoid we can map; "
+                            f"missing: {', '.join(missing)}")
+    return target
+
+
+def _rest_family(skeleton: TargetSkeleton, mapping: dict) -> str:
+    """"A" when the upper arms hang more than 25 deg below horizontal at rest, else "T"."""
+    ix = skeleton.index()
+    H = skeleton.to_world(skeleton.heads)
+    angles = []
+    for s in ("left", "right"):
+        a, b = mapping.get(f"{s}_shoulder"), mapping.get(f"{s}_elbow")
+        if a in ix and b in ix:
+            v = H[ix[b]] - H[ix[a]]
+            angles.append(np.degrees(np.arcsin(-v[2] / max(np.linalg.norm(v), 1e-9))))
+    return "A" if angles and np.mean(angles) > 25 else "T"
