@@ -210,6 +210,67 @@ def smplx_model_root(npz_path: Path) -> Path:
     return npz_path.parent.parent if npz_path.parent.name == SMPLX_SUBDIR else npz_path.parent
 
 
+ENV_SMPL = "P2P_MOCAP_SMPL"
+SMPL_SOURCE = (
+    "https://smpl.is.tue.mpg.de (register, accept the SMPL Model License, download "
+    "'SMPL for Python' v1.1.0; non-commercial unless licensed from Meshcapade); its .pkl files "
+    "are converted once to SMPL_<GENDER>.npz, see docs/estimators.md 'SMPL model files'"
+)
+
+
+def find_smpl(flag=None, gender: str = "neutral") -> Lookup:
+    """Find ``SMPL_<GENDER>.npz`` (the SMPL body, for SMPL takes): the same order as
+    SMPL-X (``flag``, ``P2P_MOCAP_SMPL``, the user data directory, the checkout), in
+    ``smpl/`` or the folder itself. A ``.pkl`` is never taken (it is a pickle); the
+    problem says how to convert one that is found instead."""
+    from ..common.smpl_file import SMPL_SUBDIR, pkl_beside, smpl_file_name
+
+    gender = gender.lower()
+    if gender not in GENDERS:
+        raise ValueError(f"gender must be one of {GENDERS}, not {gender!r}")
+    name = smpl_file_name(gender)
+    places = _roots(flag, ENV_SMPL)
+    pkl = None
+    for place in places:
+        hit = _first_file(place, SMPL_SUBDIR, (name,))
+        if hit is not None:
+            return Lookup("SMPL model", hit, place.origin, smplx_file_is_standin(hit), places,
+                          source=SMPL_SOURCE)
+        pkl = pkl or pkl_beside(place.path, gender)
+        if _explicit(place):
+            miss = _miss("SMPL model", place, places, f"{name} (or {SMPL_SUBDIR}/{name})",
+                         SMPL_SOURCE)
+            if pkl is not None:
+                miss.problem += (f"; {pkl} is a pickle and is never opened: convert it to "
+                                 f"{name} (docs/estimators.md, 'SMPL model files')")
+            return miss
+    out = Lookup("SMPL model", None, None, False, places,
+                 install_to=user_data_dir() / SMPL_SUBDIR / name, source=SMPL_SOURCE)
+    if pkl is not None:
+        out.problem = (f"SMPL model: found {pkl}, a pickle, which is never opened; convert it "
+                       f"to {name} (docs/estimators.md, 'SMPL model files')")
+    return out
+
+
+def smpl_model_file(flag, gender: str) -> Path:
+    """``SMPL_<GENDER>.npz`` by the search order, or ModelNotFoundError with one line."""
+    hit = find_smpl(flag, gender)
+    hint = "" if gender == "neutral" else " (or use --gender neutral)"
+    if hit.problem:
+        raise ModelNotFoundError(hit.problem + hint)
+    if hit.path is None:
+        raise ModelNotFoundError(f"no SMPL model file {hit.install_to.name} found; put it at "
+                                 f"{hit.install_to} (from {hit.source}) or pass --smpl{hint}")
+    return Path(hit.path)
+
+
+def smpl_lookup(flag):
+    """``gender -> SMPL_<GENDER>.npz`` by the search order (``flag`` first)."""
+    def lookup(gender: str) -> Path:
+        return smpl_model_file(flag, gender)
+    return lookup
+
+
 def find_checkpoint(flag=None) -> Lookup:
     """Find the Pose2Pose checkpoint; a stand-in only if no real one is in that place."""
     places = _roots(flag, ENV_CHECKPOINT)
