@@ -37,10 +37,11 @@ def _cmd_make_standins(args) -> int:
     if root.exists() and not root.is_dir():
         raise UserError(f"{root} exists and is not a folder")
     # Never replace a real model file with a stand-in.
-    for p in sorted((root / "smplx").glob("SMPLX_*.npz")) if (root / "smplx").is_dir() else []:
-        if not smplx_file_is_standin(p):
-            raise UserError(f"{p} is a real SMPL-X file; not overwriting it with a stand-in. "
-                            "Choose another folder.")
+    for sub, pattern in (("smplx", "SMPLX_*.npz"), ("smpl", "SMPL_*.npz")):
+        for p in sorted((root / sub).glob(pattern)) if (root / sub).is_dir() else []:
+            if not smplx_file_is_standin(p):
+                raise UserError(f"{p} is a real model file; not overwriting it with a "
+                                "stand-in. Choose another folder.")
     paths = write_standins(root)
     print("Wrote STAND-IN model files (procedural SMPL-X-format body, random network weights;")
     print("for tests and trying the pipeline only, never for real capture):")
@@ -115,9 +116,38 @@ def _cmd_batch(args) -> int:
 
 def _cmd_export(args) -> int:
     from .retarget.export_cli import run_export
+
+    return run_export(args, smplx=_model_lookups(args))
+
+
+def _model_lookups(args):
+    """The body models by the search order: ``--smplx`` for SMPL-X takes, ``--smpl`` for
+    SMPL takes (each take picks by its body_model)."""
+    from .retarget.convert import BodyModelFiles
+    from .weights.locations import smpl_lookup, smplx_lookup
+
+    return BodyModelFiles(smplx_lookup(args.smplx), smpl_lookup(getattr(args, "smpl", None)))
+
+
+def _cmd_clean(args) -> int:
+    from .retarget.clean_cli import run_clean
     from .weights.locations import smplx_lookup
 
-    return run_export(args, smplx=smplx_lookup(args.smplx))
+    return run_clean(args, smplx=smplx_lookup(args.smplx))
+
+
+def _cmd_qa(args) -> int:
+    from .retarget.clean_cli import run_qa
+    from .weights.locations import smplx_lookup
+
+    return run_qa(args, smplx=smplx_lookup(args.smplx))
+
+
+def _cmd_retarget(args) -> int:
+    from .retarget.retarget_cli import run_retarget
+    from .weights.locations import smplx_lookup
+
+    return run_retarget(args, smplx=smplx_lookup(args.smplx))
 
 
 def _cmd_convert(args) -> int:
@@ -126,11 +156,10 @@ def _cmd_convert(args) -> int:
     from .estimator.options import EstimateOptions
     from .retarget.convert_cli import convert_file
     from .retarget.options import ConvertOptions
-    from .weights.locations import smplx_lookup
 
     src = Path(args.input).expanduser()
     options = ConvertOptions.from_args(args)
-    smplx = smplx_lookup(args.smplx)
+    smplx = _model_lookups(args)
     if src.suffix.lower() == ".npz":
         return convert_file(args.input, args.output, smplx, options, overwrite=args.force)
     from .retarget.importers import detect_format
@@ -261,6 +290,30 @@ def build_parser() -> argparse.ArgumentParser:
                                       "for Unity, Unreal, Godot; glTF; BVH)")
     add_export_arguments(x)
     x.set_defaults(func=_cmd_export)
+
+    from .retarget.clean_cli import add_clean_arguments, add_qa_arguments
+
+    cl = sub.add_parser("clean", help="clean a take's motion: QA fixes, smoothing, ground, foot "
+                                      "locking (writes a new take)",
+                        description="Writes a cleaned copy of IN (the input is never changed); "
+                                    "the copy keeps the raw parameters it came from.")
+    add_clean_arguments(cl)
+    cl.set_defaults(func=_cmd_clean)
+    qa = sub.add_parser("qa", help="a take's quality report: jitter, foot skate, penetration, "
+                                   "flagged frames (text, JSON, PNG)")
+    add_qa_arguments(qa)
+    qa.set_defaults(func=_cmd_qa)
+
+    from .retarget.retarget_cli import add_retarget_arguments
+
+    rt = sub.add_parser("retarget", help="put a take on another skeleton (Rigify, Mixamo, UE5, "
+                                         "UE4, Unity, Godot, VRM, a preset or your character "
+                                         "file) and save a .blend",
+                        description="TAKE_OR_BLEND's take is retargeted onto the target "
+                                    "armature (a new action on its NLA); see "
+                                    "docs/retargeting.md.")
+    add_retarget_arguments(rt)
+    rt.set_defaults(func=_cmd_retarget)
 
     from .retarget.importers import FORMAT_NAMES
 

@@ -140,7 +140,8 @@ def retarget_clip(spec: dict) -> dict:
 def _retarget(spec: dict) -> dict:
     from ..retarget.convert import convert_take, default_output
     from ..retarget.options import ConvertOptions
-    from ..weights.locations import smplx_lookup
+    from ..retarget.convert import BodyModelFiles
+    from ..weights.locations import smpl_lookup, smplx_lookup
 
     t0 = time.perf_counter()
     conv = ConvertOptions.from_dict(spec["convert"])
@@ -160,7 +161,8 @@ def _retarget(spec: dict) -> dict:
     for take in spec["takes"]:
         blend = default_output(Path(take))
         if "convert" in stages:
-            convert_take(take, smplx_lookup(spec.get("smplx")), blend, options=conv,
+            models = BodyModelFiles(smplx_lookup(spec.get("smplx")), smpl_lookup(spec.get("smpl")))
+            convert_take(take, models, blend, options=conv,
                          overwrite=_key(blend) in replace, notes=notes)
         blends.append(str(blend))
         if export:

@@ -16,6 +16,12 @@ The SMPL-X model is given, never searched for: a model file, a folder holding
 ``gender -> file`` (callers build it from ``weights.locations.smplx_lookup``,
 which knows the search order). ``retarget`` never imports ``weights``.
 
+One rule picks the body model: **the take's ``body_model``** (``"smplx"`` or
+``"smpl"``). The model argument may be ``BodyModelFiles(smplx=..., smpl=...)``
+(each a file, folder or ``gender -> file``; the CLI's ``--smplx`` and
+``--smpl``); a plain model argument is the SMPL-X one, and for an SMPL take it
+is used only when it is a folder (``smpl/SMPL_<GENDER>.npz`` in it).
+
 Every problem is raised as a ``RetargetError`` subclass with a one-line message.
 """
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelFileError, OutputExistsError, RetargetError
@@ -39,12 +46,30 @@ def _need_bpy() -> None:
                             "(pip install bpy==5.0.1, or run inside Blender)")
 
 
-def model_file(smplx, gender: str) -> Path:
+@dataclass(frozen=True)
+class BodyModelFiles:
+    """Where the model of each body comes from: a file, a folder or ``gender -> file``."""
+
+    smplx: object = None
+    smpl: object = None
+
+
+def model_file(smplx, gender: str, body_model: str = "smplx") -> Path:
     """The SMPL-X model file to use for ``gender``: ``smplx`` is that file, a folder
     holding ``SMPLX_<GENDER>.npz`` (or ``smplx/SMPLX_<GENDER>.npz``), or a function
-    ``gender -> file``. Raises ModelFileError (one line) when there is none."""
+    ``gender -> file``. Raises ModelFileError (one line) when there is none.
+
+    ``body_model="smpl"``: the SMPL file (``smplx`` a ``BodyModelFiles``, or a folder
+    holding ``SMPL_<GENDER>.npz`` or ``smpl/SMPL_<GENDER>.npz``)."""
     from ..common.smplx_file import SMPLX_SUBDIR, model_file_in, smplx_file_name
 
+    if isinstance(smplx, BodyModelFiles):
+        smplx = smplx.smpl if body_model == "smpl" else smplx.smplx
+    elif body_model == "smpl" and (callable(smplx) or (smplx and Path(smplx).is_file())):
+        raise ModelFileError("the take is for the SMPL body: give the SMPL model (--smpl: "
+                             "SMPL_<GENDER>.npz or a folder holding smpl/)")
+    if body_model == "smpl":
+        return _smpl_model_file(smplx, gender)
     if callable(smplx):
         return Path(smplx(gender))
     if smplx is None or str(smplx) == "":
@@ -55,6 +80,21 @@ def model_file(smplx, gender: str) -> Path:
         name = smplx_file_name(gender)
         raise ModelFileError(f"SMPL-X model: {Path(smplx).expanduser()} does not hold {name} "
                              f"(or {SMPLX_SUBDIR}/{name})")
+    return hit
+
+
+def _smpl_model_file(smpl, gender: str) -> Path:
+    from ..common.smpl_file import SMPL_SUBDIR, model_file_in, smpl_file_name
+
+    if callable(smpl):
+        return Path(smpl(gender))
+    name = smpl_file_name(gender)
+    if smpl is None or str(smpl) == "":
+        raise ModelFileError(f"no SMPL model given (a model file, or a folder holding {name})")
+    hit = model_file_in(smpl, gender)
+    if hit is None:
+        raise ModelFileError(f"SMPL model: {Path(smpl).expanduser()} does not hold {name} "
+                             f"(or {SMPL_SUBDIR}/{name})")
     return hit
 
 
@@ -135,7 +175,7 @@ def build_take(take_path, smplx, options: ConvertOptions | None = None, *,
     ``check_take(take)`` is called once the take is read, before the model is loaded
     (the export's frame limit). ``notes`` receives the build's notes.
     """
-    from .smplx_model import load_smplx_model
+    from .smplx_model import load_body_model
     from .take import read_take
 
     options = options or ConvertOptions()
@@ -147,7 +187,8 @@ def build_take(take_path, smplx, options: ConvertOptions | None = None, *,
                             "(nobody was found in any frame)")
     if check_take is not None:
         check_take(take)
-    model = load_smplx_model(model_file(smplx, options.gender or take.gender))
+    model = load_body_model(model_file(smplx, options.gender or take.gender, take.body_model),
+                            take.body_model)
 
     _need_bpy()
     from .blender.build import build_take_scene
@@ -193,8 +234,8 @@ def convert_take(take_path, smplx, out_blend=None, *, options: ConvertOptions | 
                             "the output must be a .blend file", numbered=numbered)
     model, built = build_take(take_path, smplx, options, notes=notes)
     if notes is not None and model.standin:
-        notes.append(f"the rig uses a STAND-IN SMPL-X file ({model.path}): objects are "
-                     "named '(stand-in)'")
+        notes.append(f"the rig uses a STAND-IN {model.kind.label} file ({model.path}): "
+                     "objects are named '(stand-in)'")
     from ..common.files import remove_stale_temps
     from .blender.output import save_blend_atomically
 

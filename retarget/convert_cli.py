@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .convert import convert_take, stop_signals
+from .convert import BodyModelFiles, convert_take, stop_signals
 from .options import ConvertOptions
 
 
@@ -29,6 +29,11 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                         help="the .blend to write (default: next to INPUT, clip.take.npz -> "
                              "clip.blend)")
     parser.add_argument("--smplx", metavar="PATH", help="SMPL-X model file or folder")
+    parser.add_argument("--smpl", metavar="PATH",
+                        help="SMPL model file (SMPL_NEUTRAL.npz) or folder, for SMPL takes; "
+                             "each take picks its body model's file (its body_model): --smplx "
+                             "for SMPL-X takes, --smpl for SMPL takes (I2L-MeshNet), each "
+                             "found by the search order when not given")
     ConvertOptions.add_arguments(parser)
     parser.add_argument("--force", action="store_true", help="replace an existing .blend")
     return parser
@@ -66,5 +71,7 @@ def convert_file(take, output, smplx, options: ConvertOptions, *, overwrite: boo
 def run_convert(args, out=None, *, smplx=None) -> int:
     """Run ``p2p-mocap convert`` on a take with parsed ``args``; see :func:`convert_file`.
     ``smplx``: the model (the caller's lookup); default ``--smplx`` as given."""
-    return convert_file(args.input, args.output, smplx if smplx is not None else args.smplx,
+    if smplx is None:
+        smplx = BodyModelFiles(args.smplx, getattr(args, "smpl", None))
+    return convert_file(args.input, args.output, smplx,
                         ConvertOptions.from_args(args), overwrite=args.force, out=out)

@@ -45,6 +45,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="the rig to export when the scene has several")
     parser.add_argument("--smplx", metavar="PATH",
                         help="SMPL-X model file or folder (only for a take .npz)")
+    parser.add_argument("--smpl", metavar="PATH",
+                        help="SMPL model file or folder (only for an SMPL take .npz: each "
+                             "take picks its body model's file, --smplx or --smpl)")
     parser.add_argument("--pose-correctives", type=on_off, default=None, metavar="on|off",
                         help="the rig's 486 pose-corrective shape keys (Pose*) in the file, "
                              "from a take or a .blend (default: off for the game presets, a "
@@ -86,11 +89,13 @@ def run_export(args, out=None, *, smplx=None) -> int:
         raise RetargetError("exporting needs Blender's Python module 'bpy' "
                             "(pip install bpy==5.0.1, or run inside Blender)")
     from .blender.export import export_scene
+    from .convert import BodyModelFiles
 
     notes: list[str] = []
     result = export_scene(src, args.preset, target, root=args.root, rest_frame=args.rest_frame,
                           overwrite=args.force, armature=args.armature,
-                          smplx=smplx if smplx is not None else args.smplx,
+                          smplx=smplx if smplx is not None else BodyModelFiles(
+                              args.smplx, getattr(args, "smpl", None)),
                           pose_correctives=args.pose_correctives, notes=notes)
     for n in notes:
         print(f"note: {n}", file=out)

@@ -41,12 +41,13 @@ import numpy as np
 
 from .rotations import (axis_angle_to_matrix, axis_angle_to_quaternion, matrix_to_quaternion,
                         quaternion_continuity, quaternion_multiply, quaternion_to_matrix)
-from .smplx_model import (JOINT_NAMES, NUM_EXPRESSION, NUM_POSE_FEATURES, SmplxModel,
-                          full_pose, pose_features)
+from .smplx_model import (JOINT_NAMES, SMPLX_KIND, BodyKind, SmplxModel, full_pose,
+                          pose_features)
 
 CAMERA_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 SMPLX_TO_ARMATURE = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-# Bones with several children point at this one.
+# Bones with several children point at this one (when the body has it: SMPL's wrists
+# have one child, the hand joint).
 MAIN_CHILD = {"pelvis": "spine1", "spine3": "neck", "left_wrist": "left_middle1",
               "right_wrist": "right_middle1"}
 MIN_BONE_LENGTH = 0.005  # metres
@@ -78,6 +79,7 @@ class RigRest:
     roll_z: np.ndarray         # (J, 3) direction each bone's local Z axis is aligned to
     joint_expression: np.ndarray  # (J, 3, 10) d joint / d expression, armature axes
     parents: np.ndarray        # (J,)
+    kind: BodyKind = SMPLX_KIND  # the body model (SMPL-X or SMPL): joint names, parameters
 
 
 def bone_tails(heads: np.ndarray, parents: np.ndarray, names=JOINT_NAMES) -> np.ndarray:
@@ -98,7 +100,7 @@ def bone_tails(heads: np.ndarray, parents: np.ndarray, names=JOINT_NAMES) -> np.
         p = int(parents[i])
         parent_vec = h - heads[p] if p >= 0 else np.array([0.0, 0.0, 0.1])
         plen = max(np.linalg.norm(parent_vec), MIN_BONE_LENGTH)
-        if name in MAIN_CHILD:
+        if MAIN_CHILD.get(name) in index:
             t = heads[index[MAIN_CHILD[name]]]
         elif name == "head":
             t = h + _UP * plen
@@ -138,17 +140,19 @@ def rig_rest(model: SmplxModel, betas: np.ndarray) -> RigRest:
     v_shaped = model.v_template + np.einsum("k,vck->vc", betas, model.shapedirs)
     joints = model.J_regressor @ v_shaped
     heads = smplx_to_armature(joints)
-    tails = bone_tails(heads, model.parents)
+    tails = bone_tails(heads, model.parents, model.kind.joint_names)
     jexpr = np.einsum("jv,vck->jck", model.J_regressor, model.exprdirs)  # (J, 3, 10)
     jexpr = np.stack([jexpr[:, 0], -jexpr[:, 2], jexpr[:, 1]], axis=1)
     return RigRest(betas=betas, vertices=smplx_to_armature(v_shaped), joints=heads, tails=tails,
                    roll_z=bone_roll_axes(heads, tails), joint_expression=jexpr,
-                   parents=model.parents.copy())
+                   parents=model.parents.copy(), kind=model.kind)
 
 
 def located_bones(rest: RigRest, tol: float = LOCATION_EPSILON) -> np.ndarray:
     """``(J,) bool``: the root, and bones whose joint an expression can move."""
-    moving = np.abs(rest.joint_expression).max(axis=(1, 2)) > tol
+    jx = rest.joint_expression
+    moving = (np.abs(jx).max(axis=(1, 2)) > tol if jx.size
+              else np.zeros(len(rest.parents), bool))  # SMPL: no expression
     moving[0] = True
     return moving
 
@@ -174,8 +178,8 @@ class PoseChannels:
     quaternions: np.ndarray   # (T, J, 4) rotation_quaternion (w, x, y, z), sign-continuous
     locations: np.ndarray     # (T, J, 3) pose_bone.location (zero where not located)
     located: np.ndarray       # (J,) bool: bones whose location is keyed
-    expression: np.ndarray    # (T, 10) Exp000.. shape key values
-    pose_features: np.ndarray  # (T, 486) Pose000.. shape key values
+    expression: np.ndarray    # (T, 10) Exp000.. shape key values ((T, 0) for SMPL)
+    pose_features: np.ndarray  # (T, 486) Pose000.. shape key values ((T, 207) for SMPL)
 
 
 def nearest_rotation(matrices: np.ndarray) -> np.ndarray:
@@ -203,7 +207,7 @@ def pose_channels(params: dict, rest: RigRest, bone_rest: np.ndarray,
     its axis-angle is simply ``B_i^T A aa_i`` (same angle, axis in bone axes);
     the root's quaternion is the product ``q(B_0)^-1 q(C) q(R_0) q(A)^-1 q(B_0)``.
     """
-    pose = full_pose(params)
+    pose = full_pose(params, rest.kind)
     T, J = pose.shape[:2]
     B = nearest_rotation(bone_rest)
     Bt = np.swapaxes(B, -1, -2)
@@ -217,8 +221,9 @@ def pose_channels(params: dict, rest: RigRest, bone_rest: np.ndarray,
     quats[:, 0] = quaternion_multiply(quaternion_multiply(qB0 * conj, q_root_arm), qB0)
     quats = quaternion_continuity(quats, axis=0)
 
-    expr = params.get("expression")
-    expr = np.zeros((T, NUM_EXPRESSION)) if expr is None else np.asarray(expr, np.float64)
+    n_expr = rest.kind.num_expression
+    expr = params.get("expression") if n_expr else None
+    expr = np.zeros((T, n_expr)) if expr is None else np.asarray(expr, np.float64)
     transl = params.get("transl")
     transl = np.zeros((T, 3)) if transl is None else np.asarray(transl, np.float64)
     # The frame's rest joints (armature axes), then the rig's offset from them.
@@ -238,7 +243,7 @@ def pose_channels(params: dict, rest: RigRest, bone_rest: np.ndarray,
     if with_pose_features:
         feats = pose_features(axis_angle_to_matrix(pose))
     else:
-        feats = np.zeros((T, NUM_POSE_FEATURES))
+        feats = np.zeros((T, rest.kind.num_pose_features))
     return PoseChannels(quaternions=quats, locations=locs, located=located, expression=expr,
                         pose_features=feats)
 

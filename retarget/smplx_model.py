@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""SMPL-X kinematics in numpy: a torch-free port of ``smplx/lbs.py``.
+"""SMPL-X and SMPL kinematics in numpy: a torch-free port of ``smplx/lbs.py``.
 
 What ``smplx.SMPLX(use_pca=False, flat_hand_mean=True)`` computes, split into
 small functions so the rig maths can be tested without Blender or torch:
@@ -13,6 +13,12 @@ small functions so the rig maths can be tested without Blender or torch:
     v         = sum_i w_i A_i v_posed + transl               linear blend skinning
 
 Shapes use V = 10475 vertices, J = 55 joints, T = frames. Arrays are float64.
+
+The same arithmetic is ``smplx.SMPL`` for the SMPL body (V = 6890, J = 24,
+207 pose-corrective features, no expression): a loaded model carries its
+``BodyKind`` (``SMPLX_KIND`` or ``SMPL_KIND``: joint names, kinematic tree,
+where each take parameter lands), and every function below reads the sizes
+from the model or the kind. ``BodyModel`` is the model of either.
 """
 from __future__ import annotations
 
@@ -56,10 +62,53 @@ POSE_SLICES = {
     "left_hand_pose": slice(25, 40), "right_hand_pose": slice(40, 55),
 }
 
+# SMPL (``smplx.SMPL``, the smplx package's SMPL joint list): the first 22 SMPL-X joints,
+# then the two hand joints (SMPL-X puts jaw and eyes there and the fingers after).
+SMPL_JOINT_NAMES = JOINT_NAMES[:22] + ("left_hand", "right_hand")
+SMPL_PARENTS = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17,
+                         18, 19, 20, 21])
+SMPL_POSE_SLICES = {"global_orient": slice(0, 1), "body_pose": slice(1, 24)}
+
+
+@dataclass(frozen=True, eq=False)
+class BodyKind:
+    """What differs between the body models a take can use (``Take.body_model``)."""
+
+    name: str                 # take's body_model: "smplx" or "smpl"
+    label: str                # for people and object names: "SMPL-X", "SMPL"
+    joint_names: tuple        # (J,) bone names
+    parents: np.ndarray       # (J,) kinematic tree, root -1
+    pose_slices: dict         # take parameter -> joints it fills in full_pose
+    num_expression: int       # expression coefficients (0 for SMPL)
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def num_pose_features(self) -> int:
+        return (self.num_joints - 1) * 9
+
+
+SMPLX_KIND = BodyKind("smplx", "SMPL-X", JOINT_NAMES, PARENTS, POSE_SLICES, NUM_EXPRESSION)
+SMPL_KIND = BodyKind("smpl", "SMPL", SMPL_JOINT_NAMES, SMPL_PARENTS, SMPL_POSE_SLICES, 0)
+BODY_KINDS = {k.name: k for k in (SMPLX_KIND, SMPL_KIND)}
+
+
+def body_kind(name: str) -> BodyKind:
+    """The ``BodyKind`` of a take's ``body_model`` (RetargetError for another name)."""
+    try:
+        return BODY_KINDS[str(name)]
+    except KeyError:
+        from .errors import RetargetError
+
+        raise RetargetError(f"unknown body model {name!r} (expected one of "
+                            f"{', '.join(BODY_KINDS)})") from None
+
 
 @dataclass(frozen=True, eq=False)
 class SmplxModel:
-    """The arrays of one SMPL-X model file that the body model needs."""
+    """The arrays of one SMPL-X (or SMPL: ``kind``) model file that the body model needs."""
 
     path: Path
     gender: str
@@ -72,10 +121,18 @@ class SmplxModel:
     J_regressor: np.ndarray  # (J, V)
     parents: np.ndarray      # (J,) int, parents[0] == -1
     lbs_weights: np.ndarray  # (V, J)
+    kind: BodyKind = SMPLX_KIND
 
     @property
     def num_verts(self) -> int:
         return self.v_template.shape[0]
+
+    @property
+    def joint_names(self) -> tuple:
+        return self.kind.joint_names
+
+
+BodyModel = SmplxModel  # the model of either body (SMPL-X or SMPL)
 
 
 def _gender_from_name(path: Path) -> str:
@@ -141,6 +198,44 @@ def load_smplx_model(path) -> SmplxModel:
         parents=parents, lbs_weights=arrays["weights"].astype(np.float64))
 
 
+def load_smpl_model(path) -> SmplxModel:
+    """Read an SMPL ``.npz`` (the official arrays, converted from the ``.pkl``, or a
+    stand-in) without pickle, through ``common.smpl_file`` (headers first).
+
+    ``exprdirs`` is empty ``(V, 3, 0)``: SMPL has no expression. Raises
+    ModelFileError with one line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"SMPL model file {path} does not exist")
+    from ..common.smpl_file import SmplFileError, read_smpl_arrays, smpl_members
+
+    try:
+        names = set(smpl_members(path))
+        arrays = read_smpl_arrays(path)
+    except SmplFileError as exc:
+        raise ModelFileError(str(exc)) from None
+    parents = arrays["kintree_table"][0].astype(np.int64)
+    parents[0] = -1
+    if not np.array_equal(parents, SMPL_PARENTS):
+        raise ModelFileError(f"{path.name}: kintree_table is not the SMPL kinematic tree")
+    v_template = arrays["v_template"].astype(np.float64)
+    shapedirs = arrays["shapedirs"].astype(np.float64)
+    return SmplxModel(
+        path=path, gender=_gender_from_name(path), standin="standin" in names,
+        v_template=v_template, faces=arrays["f"].astype(np.int64),
+        shapedirs=np.ascontiguousarray(shapedirs[:, :, :NUM_BETAS]),
+        exprdirs=np.zeros((v_template.shape[0], 3, 0)),
+        posedirs=arrays["posedirs"].astype(np.float64),
+        J_regressor=np.asarray(arrays["J_regressor"], dtype=np.float64),
+        parents=parents, lbs_weights=arrays["weights"].astype(np.float64), kind=SMPL_KIND)
+
+
+def load_body_model(path, body_model: str = "smplx") -> SmplxModel:
+    """The model file ``path`` read as ``body_model`` (a take's: ``"smplx"`` or ``"smpl"``)."""
+    return load_smpl_model(path) if body_kind(body_model) is SMPL_KIND else load_smplx_model(path)
+
+
 def blend_shapes(coeffs: np.ndarray, dirs: np.ndarray) -> np.ndarray:
     """Per-vertex displacement. coeffs ``(..., K)``, dirs ``(V, 3, K)`` -> ``(..., V, 3)``."""
     return np.einsum("...k,vck->...vc", coeffs, dirs)
@@ -168,25 +263,27 @@ def rest_joints(model: SmplxModel, betas, expression=None) -> np.ndarray:
     return regress_joints(model, shaped_vertices(model, betas, expression))
 
 
-def full_pose(params: dict) -> np.ndarray:
+def full_pose(params: dict, kind: BodyKind = SMPLX_KIND) -> np.ndarray:
     """The 55 local axis-angles of smplx's ``full_pose`` from take-style arrays.
 
     params: ``global_orient (T,3)``, ``body_pose (T,63)``, ``jaw_pose``,
     ``leye_pose``, ``reye_pose (T,3)``, ``left/right_hand_pose (T,45)`` (flat
     hand mean). Missing eye/jaw poses count as zero. -> ``(T, 55, 3)``.
+    SMPL (``kind=SMPL_KIND``): ``global_orient (T,3)``, ``body_pose (T,69)``
+    -> ``(T, 24, 3)``.
     """
     T = np.asarray(params["global_orient"]).shape[0]
-    out = np.zeros((T, NUM_JOINTS, 3))
-    for key, sl in POSE_SLICES.items():
+    out = np.zeros((T, kind.num_joints, 3))
+    for key, sl in kind.pose_slices.items():
         if key in params and params[key] is not None:
             out[:, sl] = np.asarray(params[key], dtype=np.float64).reshape(T, -1, 3)
     return out
 
 
 def pose_features(rotmats: np.ndarray) -> np.ndarray:
-    """Pose-corrective features ``vec(R_i - I)`` of joints 1..54.
+    """Pose-corrective features ``vec(R_i - I)`` of joints 1..54 (1..23 for SMPL).
 
-    ``(..., J, 3, 3)`` -> ``(..., 486)``.
+    ``(..., J, 3, 3)`` -> ``(..., 486)`` (SMPL: ``(..., 207)``).
 
     Feature k belongs to joint ``1 + k // 9``, matrix entry ``divmod(k % 9, 3)``.
     """
@@ -247,18 +344,19 @@ class SmplxOutput:
 
 
 def forward(model: SmplxModel, params: dict, pose_correctives: bool = True) -> SmplxOutput:
-    """smplx.SMPLX(use_pca=False, flat_hand_mean=True) forward in numpy.
+    """smplx.SMPLX(use_pca=False, flat_hand_mean=True) forward in numpy
+    (``smplx.SMPL`` for an SMPL model).
 
     params: take-style arrays (see ``full_pose``) plus ``betas (T,10)`` or
     ``(10,)``, ``expression (T,10)`` and ``transl (T,3)`` (each optional).
     ``pose_correctives=False`` is smplx with ``posedirs`` zeroed.
     """
-    pose = full_pose(params)
+    pose = full_pose(params, model.kind)
     T = pose.shape[0]
     betas = np.broadcast_to(np.asarray(params.get("betas", np.zeros(NUM_BETAS)), float),
                             (T, NUM_BETAS))
-    expr = params.get("expression")
-    expr = np.zeros((T, NUM_EXPRESSION)) if expr is None else np.asarray(expr, float)
+    expr = params.get("expression") if model.kind.num_expression else None
+    expr = np.zeros((T, model.kind.num_expression)) if expr is None else np.asarray(expr, float)
     v_shaped = shaped_vertices(model, betas, expr)
     J = regress_joints(model, v_shaped)
     R = axis_angle_to_matrix(pose)

@@ -21,6 +21,10 @@ shipped. Tests and first-run demos use files this module generates instead:
     on every run; files are written to a temporary name and committed
     (``common.files``).
 
+``smpl/SMPL_{NEUTRAL,MALE,FEMALE}.npz``
+    The SMPL body (for SMPL takes and I2L-MeshNet): see the SMPL stand-in
+    section at the end of this module.
+
 ``pose2pose/standin.pth.tar``
     The official checkpoint container with the 834 official keys, values from
     :mod:`.standin_rule`.
@@ -80,7 +84,11 @@ from pathlib import Path
 import numpy as np
 
 from ..common.files import atomic_write
+from ..common.smpl_file import (N_FACES as SMPL_N_FACES, N_JOINTS as SMPL_N_JOINTS,
+                                N_POSE_FEATURES as SMPL_N_POSE_FEATURES, N_VERTS as SMPL_N_VERTS,
+                                SMPL_SUBDIR)
 from ..retarget.smplx_model import JOINT_NAMES as _SMPLX_JOINT_NAMES, PARENTS as _SMPLX_PARENTS
+from ..retarget.smplx_model import SMPL_JOINT_NAMES, SMPL_PARENTS
 from .locations import CHECKPOINT_SUBDIR, SMPLX_SUBDIR, STANDIN_CHECKPOINT_NAME
 from .standin_rule import STANDIN_SEED, make_state_dict, official_keys_and_shapes
 
@@ -1391,5 +1399,352 @@ def write_checkpoint_standin(root: Path, seed: int = STANDIN_SEED) -> Path:
 
 
 def write_standins(root: Path) -> list[Path]:
-    """All stand-ins: the three SMPL-X files and the network checkpoint."""
-    return write_smplx_standins(root) + [write_checkpoint_standin(root)]
+    """All stand-ins: the three SMPL-X files, the three SMPL files and the network
+    checkpoints (Pose2Pose, I2L-MeshNet)."""
+    from .i2l_standins import write_i2l_standins
+
+    return (write_smplx_standins(root) + write_smpl_standins(root)
+            + [write_checkpoint_standin(root)] + write_i2l_standins(root))
+
+
+# ----------------------------------------------------------------------------- SMPL stand-in
+# The SMPL stand-ins (the SMPL body, for SMPL takes and I2L-MeshNet).
+#
+# ``smpl/SMPL_{NEUTRAL,MALE,FEMALE}.npz``: the arrays ``smplx.SMPL`` reads, under
+# the real names, shapes and counts of the official SMPL release: ``v_template``
+# (6890, 3), ``f`` (13776, 3) uint32, ``shapedirs`` (6890, 3, 10), ``posedirs``
+# (6890, 3, 207), ``J_regressor`` (24, 6890), ``kintree_table`` (2, 24) int64 with
+# the real SMPL tree (root parent stored as uint32 max, as in the real files),
+# ``weights`` (6890, 24), ``J`` (24, 3), and a ``standin`` marker. No pickles;
+# ``common.smpl_file`` reads them (and ``smplx.SMPL`` through ``data_struct``).
+#
+# The body is a procedural T-posed mannequin in SMPL conventions (metres, +Y up,
+# facing +Z, the subject's left at +X, soles at y = -1.30), built on the
+# SMPL-X stand-in's joint design (``weights.standins``). Like the real SMPL mesh
+# it is ONE closed genus-0 surface (2V - F = 4, so V = 6890 gives F = 13776):
+# a subdivided torso box mapped onto an ellipsoid, with five quad holes (neck,
+# two shoulders, two hips) out of which tubes grow along the skeleton (head;
+# arm to the hand; leg through the ankle to the toes), each closed by a cap.
+# ``J_regressor`` rows are non-negative, sum to one and reproduce the designed
+# joints from ``v_template``; skinning blends up to three bones a part may
+# follow by inverse distance; ``shapedirs`` are a few meaningful directions
+# (height, girth, shoulder width, leg length) then small smooth fields;
+# ``posedirs`` are small correctives near each joint (at most 5 mm per unit
+# feature). The vertex ids smplx (``vertex_ids['smplh']``) and I2L-MeshNet use
+# as extra joints (nose, eyes, ears, toes, heels) are moved onto matching
+# vertices by a permutation of the vertex order.
+_SMPL_PARENTS = tuple(int(p) for p in SMPL_PARENTS)
+_SJ = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
+SMPL_N_SHAPE = 10
+SMPL_STANDIN_NOTE = "pose2pose_mocap stand-in, not the SMPL model"
+SMPL_GENDER_FILES = {"neutral": "SMPL_NEUTRAL.npz", "male": "SMPL_MALE.npz",
+                "female": "SMPL_FEMALE.npz"}
+# Vertex ids read as extra joints: smplx.vertex_ids['smplh'] (nose .. heels) and
+# I2L-MeshNet's nose, eyes and ears (§5.1 of its fact sheet).
+SMPL_EXTRA_VERTEX_IDS = {
+    "nose": (332, 331), "leye": (2800, 2802), "reye": (6260, 6262), "lear": (583, 3489),
+    "rear": (4071, 3990), "LBigToe": (3216,), "LSmallToe": (3226,), "LHeel": (3387,),
+    "RBigToe": (6617,), "RSmallToe": (6624,), "RHeel": (6787,),
+}
+
+_SMPL_BOX_N = (12, 16, 8)                  # torso box cells: x, y, z
+_SMPL_HOLE = 4                             # every hole is 4 x 4 cells: a 16-vertex rim
+_SMPL_RINGS = {"head": 80, "arm": 70, "leg": 73}   # sum 366: V comes out at exactly 6890
+_SMPL_TORSO_C, _SMPL_TORSO_R = np.array([0.0, -0.16, -0.01]), np.array([0.175, 0.37, 0.11])
+
+
+def _smpl_design_joints(pr) -> np.ndarray:
+    """The 24 SMPL joints (T-pose), from the SMPL-X stand-in's design."""
+    jx = _design_joints(pr)
+    j = np.zeros((SMPL_N_JOINTS, 3))
+    j[:22] = jx[:22]  # the same 22 joints, in the same order
+    j[_SJ["head"]] = (0.0, 0.245, -0.005)
+    j[_SJ["left_foot"]] = j[_SJ["left_ankle"]] + (0.0, -0.06, 0.13)
+    j[_SJ["left_hand"]] = j[_SJ["left_wrist"]] + (0.09, 0.0, 0.0)
+    for i, name in enumerate(SMPL_JOINT_NAMES):
+        if name.startswith("right_"):
+            j[i] = j[_SJ[name.replace("right_", "left_")]] * (-1.0, 1.0, 1.0)
+    return _scale_about_pelvis(j, pr)
+
+
+def _smpl_build_body(pr):
+    """-> (v (V,3), f (F,3), centers (V,3), group (V,) str, side (V,), joints (24,3))."""
+    joints = _smpl_design_joints(pr)
+    g = pr.girth
+    part = _Part("body")
+    c, r = _SMPL_TORSO_C * 1.0, _SMPL_TORSO_R * np.array([g + pr.shoulder, 1.0, g])
+
+    def torso_map(u):
+        q = 2.0 * u - 1.0
+        d = q / np.linalg.norm(q, axis=1, keepdims=True)
+        return c + d * r, np.broadcast_to(c, d.shape).copy()
+
+    nx, ny, nz = _SMPL_BOX_N
+    index, faces = _box(part, _SMPL_BOX_N, torso_map, "torso")
+    h = _SMPL_HOLE
+    loops = {
+        "head": _cut_hole(_SMPL_BOX_N, index, faces, (1, 1), (2, 2 + h), (nx // 2 - h // 2,
+                                                                         nx // 2 + h // 2)),
+        "arm_l": _cut_hole(_SMPL_BOX_N, index, faces, (0, 1), (ny - 1 - h, ny - 1), (2, 2 + h)),
+        "arm_r": _cut_hole(_SMPL_BOX_N, index, faces, (0, 0), (ny - 1 - h, ny - 1), (2, 2 + h)),
+        "leg_l": _cut_hole(_SMPL_BOX_N, index, faces, (1, 0), (2, 2 + h), (nx - 1 - h, nx - 1)),
+        "leg_r": _cut_hole(_SMPL_BOX_N, index, faces, (1, 0), (2, 2 + h), (1, 1 + h)),
+    }
+    _emit_box(part, faces)
+
+    def loop_center(loop):
+        return np.array([part.pos[i] for i in loop]).mean(axis=0)
+
+    def profile(table, gg=g):
+        t = np.asarray(table, dtype=np.float64)
+
+        def radii(s):
+            return (gg * float(np.interp(s, t[:, 0], t[:, 1])),
+                    gg * float(np.interp(s, t[:, 0], t[:, 2])))
+        return radii
+
+    def arc(points):
+        return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+
+    # head: up from the neck hole, a neck then a skull
+    p0 = loop_center(loops["head"])
+    top = np.array([0.0, 0.405, joints[_SJ["head"]][2]])
+    axis = np.array([p0, joints[_SJ["neck"]] + (0, 0.02, 0), joints[_SJ["head"]], top])
+    s = arc(axis)
+    tube_groups = {}
+    pole, rings = _tube_from_loop(
+        part, loops["head"], axis, (0.0, 0.0, 1.0),
+        profile([[0, 0.065, 0.06], [s[1], 0.055, 0.055], [s[2] - 0.01, 0.075, 0.09],
+                 [s[2] + 0.06, 0.085, 0.1], [s[3], 0.08, 0.09]], 1.0),
+        _SMPL_RINGS["head"], lambda _s: "head", blend_len=0.03)
+    tube_groups["head"] = (rings, pole)
+    for side, sign in (("l", 1.0), ("r", -1.0)):
+        pre = "left_" if side == "l" else "right_"
+        # arm: shoulder -> elbow -> wrist -> hand end
+        p0 = loop_center(loops["arm_" + side])
+        sh, el, wr, ha = (joints[_SJ[pre + n]] for n in ("shoulder", "elbow", "wrist", "hand"))
+        tip = ha + (sign * 0.09, 0.0, 0.0)
+        axis = np.array([p0, sh + (sign * 0.04, 0, 0), el, wr, ha, tip])
+        s = arc(axis)
+        pole, rings = _tube_from_loop(
+            part, loops["arm_" + side], axis, (0.0, 0.0, 1.0),
+            profile([[0, 0.07, 0.07], [s[1], 0.055, 0.055], [s[2], 0.04, 0.042],
+                     [s[3], 0.028, 0.035], [s[4], 0.02, 0.045], [s[5], 0.012, 0.035]]),
+            _SMPL_RINGS["arm"], lambda _s: "arm", blend_len=0.04)
+        tube_groups["arm_" + side] = (rings, pole)
+        # leg: hip -> knee -> ankle -> ball of the foot -> toes
+        p0 = loop_center(loops["leg_" + side])
+        kn, an, fo = (joints[_SJ[pre + n]] for n in ("knee", "ankle", "foot"))
+        toe = fo + (0.0, -0.005, 0.07)
+        axis = np.array([p0, kn, an, fo, toe])
+        s = arc(axis)
+        pole, rings = _tube_from_loop(
+            part, loops["leg_" + side], axis, (0.0, 0.0, 1.0),
+            profile([[0, 0.08, 0.08], [s[1], 0.05, 0.052], [s[2] - 0.05, 0.036, 0.04],
+                     [s[2], 0.04, 0.05], [s[3], 0.022, 0.045], [s[4], 0.015, 0.04]]),
+            _SMPL_RINGS["leg"], lambda _s: "leg", blend_len=0.05)
+        tube_groups["leg_" + side] = (rings, pole)
+    v, f, centers, group, remap = part.arrays()
+    side = np.sign(np.where(np.abs(v[:, 0]) < 1e-9, 0.0, v[:, 0]))
+    # which tube a vertex belongs to (for skinning), in the new numbering
+    region = np.array(["torso"] * len(v), dtype=object)
+    for name, (rings, pole) in tube_groups.items():
+        ids = np.concatenate([np.asarray(x) for x in rings[1:]] + [[pole]])
+        region[remap[ids]] = name
+    return v, f, centers, region, side, joints
+
+
+def _smpl_segments(joints):
+    """Per joint, the bone segment it rotates (for skinning distances)."""
+    seg = {}
+    children = {}
+    for j, p in enumerate(_SMPL_PARENTS):
+        if p >= 0:
+            children.setdefault(p, []).append(j)
+    for j, name in enumerate(SMPL_JOINT_NAMES):
+        a = joints[j]
+        if name == "pelvis":
+            seg[j] = (a + (0, -0.11, 0), joints[_SJ["spine1"]])
+        elif name == "spine3":
+            seg[j] = (a, joints[_SJ["neck"]])
+        elif name == "head":
+            seg[j] = (a, a + (0, 0.14, 0.01))
+        elif name.endswith("_hand"):
+            seg[j] = (a, a + (a - joints[_SMPL_PARENTS[j]]) * 1.0)
+        elif name.endswith("_foot"):
+            seg[j] = (a, a + (0.0, 0.0, 0.07))
+        elif j in children and len(children[j]) == 1:
+            seg[j] = (a, joints[children[j][0]])
+        else:
+            seg[j] = (a, a)
+    return seg
+
+
+def _smpl_allowed(region):
+    if region == "torso":
+        return ["pelvis", "spine1", "spine2", "spine3", "neck", "left_collar", "right_collar",
+                "left_hip", "right_hip", "left_shoulder", "right_shoulder"]
+    if region == "head":
+        return ["spine3", "neck", "head"]
+    s = "left" if region.endswith("_l") else "right"
+    if region.startswith("arm"):
+        return [f"{s}_collar", f"{s}_shoulder", f"{s}_elbow", f"{s}_wrist", f"{s}_hand"]
+    return ["pelvis", f"{s}_hip", f"{s}_knee", f"{s}_ankle", f"{s}_foot"]
+
+
+def _smpl_skinning(v, region, joints) -> np.ndarray:
+    W = np.zeros((len(v), SMPL_N_JOINTS))
+    seg = _smpl_segments(joints)
+    for reg in sorted(set(region)):
+        idx = np.flatnonzero(region == reg)
+        names = _smpl_allowed(reg)
+        ids = [_SJ[n] for n in names]
+        p = v[idx]
+        d = np.stack([_dist_to_segment(p, *seg[j]) for j in ids], axis=1)
+        w = (d + 0.004) ** -5.0
+        if reg == "torso":
+            for k, n in enumerate(names):
+                if n.endswith(("collar", "shoulder")):
+                    sign = 1.0 if n.startswith("left") else -1.0
+                    w[:, k] *= _smoothstep(sign * p[:, 0], 0.06, 0.14)
+                if n.endswith("hip"):
+                    w[:, k] *= _smoothstep(-p[:, 1], 0.40, 0.46)
+        if w.shape[1] > 3:  # keep the three largest
+            cut = np.sort(w, axis=1)[:, -3][:, None]
+            w = np.where(w >= cut, w, 0.0)
+        W[idx[:, None], np.array(ids)[None, :]] = w / w.sum(axis=1, keepdims=True)
+    return W / W.sum(axis=1, keepdims=True)
+
+
+def _smpl_j_regressor(v, joints) -> np.ndarray:
+    R = np.zeros((SMPL_N_JOINTS, len(v)))
+    for j, name in enumerate(SMPL_JOINT_NAMES):
+        p = joints[j]
+        d = np.linalg.norm(v - p, axis=1)
+        row = None
+        for radius in (0.012, 0.016, 0.022, 0.03, 0.04, 0.055, 0.075, 0.1, 0.14, 0.2, 0.3):
+            near = np.flatnonzero(d < d.min() + radius)
+            if len(near) < 6:
+                continue
+            row = _regress_row(v[near], p)
+            if row is not None:
+                R[j, near] = row
+                break
+        if row is None:
+            raise RuntimeError(f"no regressor for SMPL stand-in joint {name}")
+    return R
+
+
+def _smpl_shapedirs(v, centers, joints) -> np.ndarray:
+    sd = np.zeros((len(v), 3, SMPL_N_SHAPE))
+    floor = np.array([0.0, FLOOR_Y, 0.0])
+    sd[:, :, 0] = 0.06 * (v - floor) * np.array([0.3, 1.0, 0.3])      # taller
+    sd[:, :, 1] = 0.12 * (v - centers)                                  # girth
+    sd[:, 0, 2] = 0.05 * np.sign(v[:, 0]) * _smoothstep(v[:, 1], -0.05, 0.12)  # shoulders
+    sd[:, 1, 3] = -0.06 * (1 - _smoothstep(v[:, 1], joints[_SJ["pelvis"]][1] - 0.1,
+                                             joints[_SJ["pelvis"]][1]))      # leg length
+    sd[:, :, 4:] = _smooth_fields(v, SMPL_N_SHAPE - 4, 31, 0.01, 0.8)
+    return sd
+
+
+def _smpl_posedirs(v, centers, weights, joints) -> np.ndarray:
+    pd = np.zeros((len(v), 3, SMPL_N_POSE_FEATURES))
+    radial = _unit(v - centers + 1e-12)
+    k = np.arange(9)
+    for j in range(1, SMPL_N_JOINTS):
+        infl = weights[:, j] + weights[:, _SMPL_PARENTS[j]]
+        idx = np.flatnonzero(infl > 1e-3)
+        if len(idx) == 0:
+            continue
+        amp, sigma = (0.003, 0.03) if SMPL_JOINT_NAMES[j] in ("head", "neck") else (0.005, 0.06)
+        fall = _gauss(((v[idx] - joints[j]) ** 2).sum(1), sigma) * np.clip(infl[idx], 0, 1)
+        a = amp * np.sin(1.37 * j + 2.11 * k + 0.4)
+        pd[idx, :, 9 * (j - 1):9 * j] = (fall[:, None] * radial[idx])[:, :, None] * a[None, None]
+    return pd
+
+
+def _smpl_marks(v, region, joints) -> dict[str, int]:
+    """The vertex to put at each extra-joint id: nearest of its part to a designed point."""
+    head = joints[_SJ["head"]]
+    targets = {
+        "nose": ("head", head + (0.0, 0.01, 0.2)), "leye": ("head", head + (0.035, 0.04, 0.2)),
+        "reye": ("head", head + (-0.035, 0.04, 0.2)), "lear": ("head", head + (0.2, 0.02, 0.0)),
+        "rear": ("head", head + (-0.2, 0.02, 0.0)),
+    }
+    for s, pre in (("l", "left_"), ("r", "right_")):
+        foot, ankle = joints[_SJ[pre + "foot"]], joints[_SJ[pre + "ankle"]]
+        sign = 1.0 if s == "l" else -1.0
+        big, small, heel = ("LBigToe", "LSmallToe", "LHeel") if s == "l" else \
+            ("RBigToe", "RSmallToe", "RHeel")
+        targets[big] = ("leg_" + s, foot + (-sign * 0.02, -0.03, 0.2))
+        targets[small] = ("leg_" + s, foot + (sign * 0.04, -0.03, 0.2))
+        targets[heel] = ("leg_" + s, ankle + (0.0, -0.08, -0.2))
+    out = {}
+    for name, (reg, p) in targets.items():
+        idx = np.flatnonzero(region == reg)
+        d = np.linalg.norm(v[idx] - p, axis=1)
+        d[np.isin(idx, list(out.values()))] = np.inf  # one vertex per mark
+        out[name] = int(idx[np.argmin(d)])
+    return out
+
+
+def _smpl_permutation(n, marks) -> np.ndarray:
+    """new -> old order that puts each marked vertex at its vertex id(s); a mark with two
+    ids (smplx's and I2L-MeshNet's) gets its nearest neighbour on the second."""
+    new2old = -np.ones(n, np.int64)
+    taken = np.zeros(n, bool)
+    for name, ids in SMPL_EXTRA_VERTEX_IDS.items():
+        for vid, old in zip(ids, marks[name]):
+            new2old[vid] = old
+            taken[old] = True
+    new2old[new2old < 0] = np.flatnonzero(~taken)
+    return new2old
+
+
+def smpl_standin_arrays(gender: str = "neutral") -> dict[str, np.ndarray]:
+    """Every array of one stand-in SMPL file, as written (see the module docstring)."""
+    pr = PROPORTIONS[gender]
+    v, f, centers, region, _side, joints = _smpl_build_body(pr)
+    if len(v) != SMPL_N_VERTS or len(f) != SMPL_N_FACES:
+        raise RuntimeError(f"SMPL stand-in mesh has {len(v)} vertices / {len(f)} faces")
+    weights = _smpl_skinning(v, region, joints)
+    jreg = _smpl_j_regressor(v, joints)
+    shapedirs = _smpl_shapedirs(v, centers, joints)
+    posedirs = _smpl_posedirs(v, centers, weights, joints)
+    marks = _smpl_marks(v, region, joints)
+    pairs, used = {}, set(marks.values())
+    for name, vid in marks.items():
+        if len(SMPL_EXTRA_VERTEX_IDS[name]) == 1:
+            pairs[name] = (vid,)
+            continue
+        # a second vertex next to it (not marked) for the second id
+        same = np.flatnonzero(region == region[vid])
+        d = np.linalg.norm(v[same] - v[vid], axis=1)
+        d[np.isin(same, list(used))] = np.inf
+        second = int(same[np.argmin(d)])
+        used.add(second)
+        pairs[name] = (vid, second)
+    new2old = _smpl_permutation(len(v), pairs)
+    old2new = np.empty(len(v), np.int64)
+    old2new[new2old] = np.arange(len(v))
+    kintree = np.array([[ROOT_PARENT] + list(_SMPL_PARENTS[1:]), list(range(SMPL_N_JOINTS))], np.int64)
+    v_template = v[new2old].astype(np.float64)
+    J_regressor = np.ascontiguousarray(jreg[:, new2old])
+    return {
+        "v_template": v_template,
+        "f": old2new[f].astype(np.uint32),
+        "shapedirs": np.ascontiguousarray(shapedirs[new2old]),
+        "posedirs": np.ascontiguousarray(posedirs[new2old]),
+        "J_regressor": J_regressor,
+        "kintree_table": kintree,
+        "weights": np.ascontiguousarray(weights[new2old]),
+        "J": J_regressor @ v_template,
+        "standin": np.array(SMPL_STANDIN_NOTE),
+    }
+
+
+def write_smpl_standins(root: Path) -> list[Path]:
+    """Write ``root/smpl/SMPL_{NEUTRAL,MALE,FEMALE}.npz`` stand-ins; return their paths."""
+    folder = Path(root) / SMPL_SUBDIR
+    return [write_npz(folder / fname, smpl_standin_arrays(gender))
+            for gender, fname in SMPL_GENDER_FILES.items()]

@@ -51,7 +51,7 @@ import numpy as np
 from ..errors import RetargetError
 from ..posing import PoseChannels, pose_channels
 from ..smoothing import NO_SMOOTHING, Smoothing, smooth_take
-from ..smplx_model import JOINT_NAMES, NUM_EXPRESSION, NUM_POSE_FEATURES
+from ..smplx_model import BODY_KINDS
 from ..take import PARAM_COLUMNS, Take, take_from_bytes, take_to_bytes
 from .fcurves import Curve, action_channelbag, write_curves
 from .rig import Rig, expression_key_name, pose_key_name, rig_from_armature
@@ -86,9 +86,9 @@ def _valid_params(take: Take) -> dict:
     return {k: np.asarray(v, dtype=np.float64)[take.valid] for k, v in take.params.items()}
 
 
-def _body_curves(ch: PoseChannels):
+def _body_curves(ch: PoseChannels, names):
     curves = []
-    for j, name in enumerate(JOINT_NAMES):
+    for j, name in enumerate(names):
         base = f'pose.bones["{name}"]'
         for c in range(4):
             curves.append(Curve(f"{base}.rotation_quaternion", c, ch.quaternions[:, j, c], name))
@@ -101,28 +101,32 @@ def _body_curves(ch: PoseChannels):
 def _face_curves(ch: PoseChannels, key):
     names = set(key.key_blocks.keys())
     curves = []
-    for k in range(NUM_EXPRESSION):
+    for k in range(ch.expression.shape[1]):
         n = expression_key_name(k)
         if n in names:
             curves.append(Curve(f'key_blocks["{n}"].value', 0, ch.expression[:, k], "Expression"))
     if pose_key_name(0) in names:
-        for k in range(NUM_POSE_FEATURES):
+        for k in range(ch.pose_features.shape[1]):
             curves.append(Curve(f'key_blocks["{pose_key_name(k)}"].value', 0,
                                 ch.pose_features[:, k], "Pose correctives"))
     return curves
 
 
-def check_rig_can_take(take: Take) -> None:
-    """Refuse a take whose body model the rig does not have (SMPL-X only, for now)."""
-    if take.body_model != "smplx":
-        where = f"{take.path.name}: " if take.path is not None else ""
+def check_rig_can_take(take: Take, rig: Rig | None = None) -> None:
+    """Refuse a take whose body model no rig has, or (given ``rig``) another body model than
+    the rig's (an SMPL take on an SMPL-X rig, or the other way round)."""
+    where = f"{take.path.name}: " if take.path is not None else ""
+    if take.body_model not in BODY_KINDS:
         raise RetargetError(f"{where}the take's body model is {take.body_model!r}; the "
-                            "Blender rig is SMPL-X only for now")
+                            f"Blender rig knows {', '.join(BODY_KINDS)}")
+    if rig is not None and rig.rest.kind.name != take.body_model:
+        raise RetargetError(f"{where}the take is for the {BODY_KINDS[take.body_model].label} "
+                            f"body; rig {rig.armature.name!r} is {rig.rest.kind.label}")
 
 
 def compute_channels(rig: Rig, take: Take) -> tuple[np.ndarray, PoseChannels]:
     """Blender frames and pose channels of the take's valid rows (no bpy writes)."""
-    check_rig_can_take(take)
+    check_rig_can_take(take, rig)
     if not take.valid.any():
         raise RetargetError("the take has no valid frames (nobody was found in any frame)")
     frames = blender_frames(take.frame_index)[take.valid]
@@ -217,7 +221,7 @@ def write_take_actions(rig: Rig, take: Take, smoothing: Smoothing = NO_SMOOTHING
     Returns the new actions and tracks. Existing actions, tracks and strips
     are not changed.
     """
-    check_rig_can_take(take)
+    check_rig_can_take(take, rig)
     name = name or take_name(take)
     data = take_to_bytes(take, raw=False, compress=False, name=f"take {name!r}")
     smoothed = _smoothed(take, smoothing, smoother)
@@ -227,7 +231,7 @@ def write_take_actions(rig: Rig, take: Take, smoothing: Smoothing = NO_SMOOTHING
 
     body = bpy.data.actions.new(name)
     body_bag = action_channelbag(body, arm_obj)
-    write_curves(body_bag, frames, _body_curves(ch))
+    write_curves(body_bag, frames, _body_curves(ch, rig.rest.kind.joint_names))
     body["p2p_role"] = "body"
     _store_raw(body, take, data, smoothing, uid)
     body_track = _push(arm_obj, body, body_bag, frames[0], body.name)
@@ -288,7 +292,8 @@ def resmooth_take(armature, settings: Smoothing, action=None, *,
     rig = rig_from_armature(armature)
     raw = raw_take_from_action(action)
     frames, ch = compute_channels(rig, _smoothed(raw, settings, smoother))
-    write_curves(action_channelbag(action, armature), frames, _body_curves(ch))
+    write_curves(action_channelbag(action, armature), frames,
+                 _body_curves(ch, rig.rest.kind.joint_names))
     face = _face_action_for(action)
     key = rig.mesh.data.shape_keys if rig.mesh is not None else None
     if face is not None and key is not None:

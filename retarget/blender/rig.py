@@ -25,6 +25,13 @@ The rig (maths in ``retarget.posing``):
   ranges are -10..10 (Blender's hard limit) so values beyond +-1 work.
 * A rig built from a stand-in model file gets the name suffix ``" (stand-in)"``
   and the custom property ``p2p_standin = True`` on armature and mesh.
+
+**SMPL** (a model loaded with ``load_smpl_model``, for takes with
+``body_model = "smpl"``): the same rules with the SMPL body: ``"SMPL <label>"``,
+24 bones (``pelvis`` ... ``left_hand``, ``right_hand``; the wrists point at the
+hand joints), a 6890-vertex mesh, ``Shape000``..``Shape009``,
+``Pose000``..``Pose206``, no expression keys. ``p2p_body_model`` on the
+armature says which body it is (``"smplx"`` when absent: rigs made before).
 """
 from __future__ import annotations
 
@@ -35,7 +42,7 @@ import bpy
 import numpy as np
 
 from ..posing import RigRest, rig_rest, smplx_to_armature
-from ..smplx_model import JOINT_NAMES, NUM_BETAS, NUM_EXPRESSION, NUM_POSE_FEATURES, SmplxModel
+from ..smplx_model import NUM_BETAS, SmplxModel, body_kind
 
 RIG_VERSION = 1
 STANDIN_SUFFIX = " (stand-in)"
@@ -81,7 +88,7 @@ def _build_bones(arm_obj, rest: RigRest):
     bpy.ops.object.mode_set(mode='EDIT')
     try:
         bones = []
-        for i, name in enumerate(JOINT_NAMES):
+        for i, name in enumerate(rest.kind.joint_names):
             eb = arm.edit_bones.new(name)
             eb.head = rest.joints[i].tolist()
             eb.tail = rest.tails[i].tolist()
@@ -97,7 +104,7 @@ def _build_bones(arm_obj, rest: RigRest):
     buf = np.empty(len(arm.bones) * 16, dtype=np.float32)
     arm.bones.foreach_get("matrix_local", buf)
     mats = buf.reshape(-1, 4, 4).transpose(0, 2, 1).astype(np.float64)  # column-major in RNA
-    order = [arm.bones.find(n) for n in JOINT_NAMES]
+    order = [arm.bones.find(n) for n in rest.kind.joint_names]
     mats = mats[order]
     for pb in arm_obj.pose.bones:
         pb.rotation_mode = 'QUATERNION'
@@ -122,9 +129,9 @@ def _build_mesh(name: str, rest: RigRest, faces: np.ndarray):
     return me
 
 
-def _add_vertex_groups(mesh_obj, weights: np.ndarray):
+def _add_vertex_groups(mesh_obj, weights: np.ndarray, names):
     """One group per joint; only non-zero SMPL-X weights are stored."""
-    for j, name in enumerate(JOINT_NAMES):
+    for j, name in enumerate(names):
         vg = mesh_obj.vertex_groups.new(name=name)
         col = weights[:, j]
         idx = np.flatnonzero(col > 0.0)
@@ -150,13 +157,13 @@ def _add_shape_keys(mesh_obj, rest: RigRest, model: SmplxModel, shape_keys: bool
         sk.slider_max = SLIDER_RANGE
         sk.value = 0.0
 
-    for k in range(NUM_EXPRESSION):
+    for k in range(model.kind.num_expression):
         add(expression_key_name(k), model.exprdirs[:, :, k])
     if shape_keys:
         for k in range(NUM_BETAS):
             add(shape_key_name(k), model.shapedirs[:, :, k])
     if pose_correctives:
-        for k in range(NUM_POSE_FEATURES):
+        for k in range(model.kind.num_pose_features):
             add(pose_key_name(k), model.posedirs[:, :, k])
 
 
@@ -175,18 +182,19 @@ def build_rig(model: SmplxModel, betas, label: str = "person 0", *, collection=N
     rest = rig_rest(model, betas)
     suffix = STANDIN_SUFFIX if model.standin else ""
     collection = collection or bpy.context.scene.collection
-    arm = bpy.data.armatures.new(f"SMPL-X {label}{suffix}")
+    kind = model.kind
+    arm = bpy.data.armatures.new(f"{kind.label} {label}{suffix}")
     arm.display_type = 'STICK'
-    arm_obj = bpy.data.objects.new(f"SMPL-X {label}{suffix}", arm)
+    arm_obj = bpy.data.objects.new(f"{kind.label} {label}{suffix}", arm)
     arm_obj.show_in_front = True
     collection.objects.link(arm_obj)
     bone_rest, bone_heads = _build_bones(arm_obj, rest)
 
-    me = _build_mesh(f"SMPL-X {label} body{suffix}", rest, model.faces)
-    mesh_obj = bpy.data.objects.new(f"SMPL-X {label} body{suffix}", me)
+    me = _build_mesh(f"{kind.label} {label} body{suffix}", rest, model.faces)
+    mesh_obj = bpy.data.objects.new(f"{kind.label} {label} body{suffix}", me)
     collection.objects.link(mesh_obj)
     mesh_obj.parent = arm_obj
-    _add_vertex_groups(mesh_obj, model.lbs_weights)
+    _add_vertex_groups(mesh_obj, model.lbs_weights, kind.joint_names)
     mod = mesh_obj.modifiers.new("Armature", 'ARMATURE')
     mod.object = arm_obj
     mod.use_vertex_groups = True
@@ -197,6 +205,7 @@ def build_rig(model: SmplxModel, betas, label: str = "person 0", *, collection=N
     for ob in (arm_obj, mesh_obj):
         ob["p2p_standin"] = bool(model.standin)
     arm_obj["p2p_rig"] = RIG_VERSION
+    arm_obj["p2p_body_model"] = kind.name
     arm_obj["p2p_label"] = label
     arm_obj["p2p_smplx_path"] = str(model.path)
     arm_obj["p2p_gender"] = model.gender
@@ -215,12 +224,15 @@ def rig_from_armature(arm_obj) -> Rig:
     if "p2p_rig" not in arm_obj:
         raise ValueError(f"{arm_obj.name} is not an SMPL-X rig made by this add-on")
     data = json.loads(arm_obj["p2p_rest"])
+    kind = body_kind(arm_obj.get("p2p_body_model", "smplx"))
+    joints = np.asarray(data["joints"])
+    jexpr = np.asarray(data["joint_expression"]).reshape(len(joints), 3, kind.num_expression)
     rest = RigRest(betas=np.asarray(arm_obj["p2p_betas"], dtype=np.float64), vertices=None,
-                   joints=np.asarray(data["joints"]), tails=None, roll_z=None,
-                   joint_expression=np.asarray(data["joint_expression"]),
-                   parents=np.asarray(data["parents"]))
+                   joints=joints, tails=None, roll_z=None, joint_expression=jexpr,
+                   parents=np.asarray(data["parents"]), kind=kind)
     arm = arm_obj.data
-    mats = np.array([np.array(arm.bones[n].matrix_local, dtype=np.float64) for n in JOINT_NAMES])
+    mats = np.array([np.array(arm.bones[n].matrix_local, dtype=np.float64)
+                     for n in kind.joint_names])
     mesh_obj = bpy.data.objects.get(arm_obj.get("p2p_mesh", ""))
     if mesh_obj is None or mesh_obj.parent != arm_obj:
         mesh_obj = next((c for c in arm_obj.children if c.type == 'MESH'), None)
