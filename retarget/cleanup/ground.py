@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The ground plane under a take, from its feet (numpy only).
 
-1. A provisional "up": the body's own up axis (SMPL-X model +Y turned by the
-   pelvis' global rotation), averaged over valid frames.
-2. Candidates: per valid frame, the lowest of the four foot points along that up,
-   kept only while it moves slower than ``MAX_SPEED`` (a planted foot).
+1. A provisional "up": the direction from the ankles to the neck, median over
+   valid frames (``body_up``).
+2. Candidates: the foot points (low-passed, ``feet_stack``) of valid frames while
+   they move slower than ``MAX_SPEED`` (planted feet).
 3. RANSAC over the candidates (plane within ``INLIER_M``, normal within
    ``MAX_TILT_DEG`` of the provisional up), then a least-squares refit on the
    inliers. When the inliers do not span an area (turning on the spot, standing)
@@ -52,19 +52,34 @@ class Ground:
 
 
 def body_up(motion) -> np.ndarray:
-    """Mean up axis of the body over valid frames (pelvis rotation applied to +Y). -> ``(3,)``."""
+    """Mean up axis of the body over valid frames: from the middle of the ankles to the
+    neck (upright when standing, walking and sitting alike). -> ``(3,)``."""
+    from .kinematics import JOINT
+
     v = np.asarray(motion.valid, bool)
-    ups = motion.rotations[v, 0, :, 1]
-    u = ups.mean(axis=0) if ups.shape[0] else np.array([0.0, -1.0, 0.0])
+    j = motion.joints[v]
+    d = j[:, JOINT["neck"]] - 0.5 * (j[:, JOINT["left_ankle"]] + j[:, JOINT["right_ankle"]])
+    d = d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-9)
+    u = np.median(d, axis=0) if d.shape[0] else np.array([0.0, -1.0, 0.0])
     n = np.linalg.norm(u)
     return u / n if n > 1e-6 else np.array([0.0, -1.0, 0.0])  # camera y points down
 
 
-def feet_stack(motion) -> np.ndarray:
-    """The four foot points ``(T, 4, 3)`` in kinematics.FOOT_POINTS order."""
+FEET_LOWPASS_HZ = 3.0    # foot points are low-passed before heights and speeds are judged
+
+
+def feet_stack(motion, lowpass_hz: float | None = FEET_LOWPASS_HZ) -> np.ndarray:
+    """The four foot points ``(T, 4, 3)`` in kinematics.FOOT_POINTS order, low-passed
+    at ``lowpass_hz`` over valid runs (per-frame estimates jitter by centimetres, which
+    would read as speed; None: as they are)."""
     from .kinematics import FOOT_POINTS
 
-    return np.stack([motion.foot_points[k] for k in FOOT_POINTS], axis=1)
+    p = np.stack([motion.foot_points[k] for k in FOOT_POINTS], axis=1)
+    if lowpass_hz and p.shape[0] >= 5:
+        from ..smoothing import filter_series
+
+        p = filter_series(p, motion.fps, "butterworth", lowpass_hz, motion.valid)
+    return p
 
 
 def point_speed(p: np.ndarray, fps: float) -> np.ndarray:
@@ -87,11 +102,10 @@ def _candidates(motion, up: np.ndarray) -> np.ndarray:
     feet = feet_stack(motion)                           # (T, 4, 3)
     v = np.asarray(motion.valid, bool)
     speed = point_speed(feet, motion.fps)               # (T, 4)
-    h = feet @ up                                       # (T, 4)
-    low = np.argmin(h, axis=1)
-    rows = np.arange(feet.shape[0])
-    keep = v & (speed[rows, low] < MAX_SPEED)
-    return feet[rows, low][keep]
+    # every slow foot point (not the lowest of four: the minimum of noisy points is
+    # biased low by their noise)
+    keep = v[:, None] & (speed < MAX_SPEED)
+    return feet[keep]
 
 
 def _fit_plane(pts: np.ndarray, up: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
