@@ -353,8 +353,9 @@ def swap_distances(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _best_pairs(score: np.ndarray, events: np.ndarray, n: int, max_len: int,
                 threshold: float) -> list[tuple[int, int]]:
     """Spans ``[a, b)`` between two switches (items ``events``, ``score`` per item), the
-    best-scoring first, not overlapping, each pair's summed score above ``threshold``;
-    a switch within ``max_len`` of an end may pair with that end (its score alone)."""
+    best-scoring first, not overlapping, each switch used once, each pair's summed score
+    above ``threshold``; a switch within ``max_len`` of an end may pair with that end
+    (its score alone)."""
     cands = []
     for i, a in enumerate(events):
         for b in events[i + 1:]:
@@ -366,11 +367,14 @@ def _best_pairs(score: np.ndarray, events: np.ndarray, n: int, max_len: int,
         if n - a <= max_len:
             cands.append((score[a], int(a), n))
     spans: list[tuple[int, int]] = []
+    used: set[int] = set()          # each switch starts or ends one span at most
     for sc, a, b in sorted(cands, reverse=True):
         if sc < threshold:
             break
-        if b > a and all(b <= s or a >= e for s, e in spans):
+        ends = {a, b} - {0, n}
+        if b > a and not ends & used and all(b <= s or a >= e for s, e in spans):
             spans.append((a, b))
+            used |= ends
     return sorted(spans)
 
 
