@@ -129,6 +129,20 @@ def _model_lookups(args):
     return BodyModelFiles(smplx_lookup(args.smplx), smpl_lookup(getattr(args, "smpl", None)))
 
 
+def _cmd_clean(args) -> int:
+    from .retarget.clean_cli import run_clean
+    from .weights.locations import smplx_lookup
+
+    return run_clean(args, smplx=smplx_lookup(args.smplx))
+
+
+def _cmd_qa(args) -> int:
+    from .retarget.clean_cli import run_qa
+    from .weights.locations import smplx_lookup
+
+    return run_qa(args, smplx=smplx_lookup(args.smplx))
+
+
 def _cmd_convert(args) -> int:
     """A take is converted as is; footage is estimated first (a take is kept beside the .blend)."""
     from .estimator.cli_estimate import estimate_footage
@@ -269,6 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
                                       "for Unity, Unreal, Godot; glTF; BVH)")
     add_export_arguments(x)
     x.set_defaults(func=_cmd_export)
+
+    from .retarget.clean_cli import add_clean_arguments, add_qa_arguments
+
+    cl = sub.add_parser("clean", help="clean a take's motion: QA fixes, smoothing, ground, foot "
+                                      "locking (writes a new take)",
+                        description="Writes a cleaned copy of IN (the input is never changed); "
+                                    "the copy keeps the raw parameters it came from.")
+    add_clean_arguments(cl)
+    cl.set_defaults(func=_cmd_clean)
+    qa = sub.add_parser("qa", help="a take's quality report: jitter, foot skate, penetration, "
+                                   "flagged frames (text, JSON, PNG)")
+    add_qa_arguments(qa)
+    qa.set_defaults(func=_cmd_qa)
 
     from .retarget.importers import FORMAT_NAMES
 
