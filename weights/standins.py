@@ -1711,15 +1711,19 @@ def smpl_standin_arrays(gender: str = "neutral") -> dict[str, np.ndarray]:
     jreg = _smpl_j_regressor(v, joints)
     shapedirs = _smpl_shapedirs(v, centers, joints)
     posedirs = _smpl_posedirs(v, centers, weights, joints)
-    marks = _smpl_marks(v, region, joints)
+    # the vertex order is part of the topology: made on the neutral body for all genders
+    rv, _f, _c, rregion, _s, rjoints = (_smpl_build_body(PROPORTIONS["neutral"])
+                                        if gender != "neutral" else (v, f, centers, region,
+                                                                     None, joints))
+    marks = _smpl_marks(rv, rregion, rjoints)
     pairs, used = {}, set(marks.values())
     for name, vid in marks.items():
         if len(SMPL_EXTRA_VERTEX_IDS[name]) == 1:
             pairs[name] = (vid,)
             continue
         # a second vertex next to it (not marked) for the second id
-        same = np.flatnonzero(region == region[vid])
-        d = np.linalg.norm(v[same] - v[vid], axis=1)
+        same = np.flatnonzero(rregion == rregion[vid])
+        d = np.linalg.norm(rv[same] - rv[vid], axis=1)
         d[np.isin(same, list(used))] = np.inf
         second = int(same[np.argmin(d)])
         used.add(second)
