@@ -4,7 +4,7 @@
 Order, first hit wins:
   1. an explicit path (CLI flag, or the add-on preference);
   2. an environment variable (``P2P_MOCAP_SMPLX``, ``P2P_MOCAP_CHECKPOINT``,
-     ``P2P_MOCAP_DETECTOR``);
+     ``P2P_MOCAP_DETECTOR``, ``P2P_MOCAP_I2L_CHECKPOINT``);
   3. the user's data directory (``P2P_MOCAP_DATA_DIR`` if set, else
      ``$XDG_DATA_HOME/pose2pose_mocap`` on Linux, ``~/Library/Application
      Support/pose2pose_mocap`` on macOS, ``%APPDATA%\\pose2pose_mocap`` on Windows);
@@ -20,6 +20,8 @@ Inside a data directory the layout is fixed::
     pose2pose/snapshot_6.pth.tar                 Hand4Whole checkpoint
     pose2pose/snapshot_6.safetensors             (or its converted copy)
     pose2pose/standin.pth.tar                    generated stand-in
+    i2l_meshnet/snapshot_8.pth.tar               I2L-MeshNet checkpoint (or 7, 17;
+    i2l_meshnet/standin.pth.tar                  .safetensors copies; a stand-in)
     detector/fasterrcnn_resnet50_fpn*.pth        person detector weights
 
 Real files are preferred over stand-ins that sit in the same directory.
@@ -38,6 +40,7 @@ from ..common.smplx_file import SMPLX_SUBDIR
 ENV_SMPLX = "P2P_MOCAP_SMPLX"
 ENV_CHECKPOINT = "P2P_MOCAP_CHECKPOINT"
 ENV_DETECTOR = "P2P_MOCAP_DETECTOR"
+ENV_I2L_CHECKPOINT = "P2P_MOCAP_I2L_CHECKPOINT"
 ENV_DATA_DIR = "P2P_MOCAP_DATA_DIR"
 # Tests set this so files a developer put into weights/ cannot leak into them.
 ENV_IGNORE_CHECKOUT = "P2P_MOCAP_IGNORE_CHECKOUT"
@@ -45,9 +48,14 @@ ENV_IGNORE_CHECKOUT = "P2P_MOCAP_IGNORE_CHECKOUT"
 APP_DIR_NAME = "pose2pose_mocap"
 CHECKPOINT_SUBDIR = "pose2pose"
 DETECTOR_SUBDIR = "detector"
+I2L_CHECKPOINT_SUBDIR = "i2l_meshnet"
 
 CHECKPOINT_NAMES = ("snapshot_6.pth.tar", "snapshot_6.safetensors")
 STANDIN_CHECKPOINT_NAME = "standin.pth.tar"
+# I2L-MeshNet stage-param checkpoints of the official README, most wanted first
+# (snapshot_8: the demo's "visually smooth" model; 7: best on 3DPW; 17: H36M+MSCOCO).
+I2L_CHECKPOINT_NAMES = ("snapshot_8.pth.tar", "snapshot_8.safetensors", "snapshot_7.pth.tar",
+                        "snapshot_7.safetensors", "snapshot_17.pth.tar", "snapshot_17.safetensors")
 DETECTOR_NAMES = (
     "fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
     "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth",
@@ -67,6 +75,10 @@ DETECTOR_SOURCE = (
     "torchvision's Faster R-CNN ResNet-50 FPN COCO weights, "
     "https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_coco-258fb6c6.pth "
     "(BSD-3-Clause code; COCO-trained)"
+)
+I2L_CHECKPOINT_SOURCE = (
+    "the I2L-MeshNet release, https://github.com/mks0601/I2L-MeshNet_RELEASE (README, "
+    "'Quick demo': snapshot_8.pth.tar, stage param; MIT code, the weights state no licence)"
 )
 
 
@@ -285,6 +297,24 @@ def find_checkpoint(flag=None) -> Lookup:
     return Lookup("Pose2Pose checkpoint", None, None, False, places,
                   install_to=user_data_dir() / CHECKPOINT_SUBDIR / CHECKPOINT_NAMES[0],
                   source=CHECKPOINT_SOURCE)
+
+
+def find_i2l_checkpoint(flag=None) -> Lookup:
+    """Find the I2L-MeshNet checkpoint (``i2l_meshnet/snapshot_8.pth.tar``, ...); a
+    stand-in only if no real one is in that place."""
+    what = "I2L-MeshNet checkpoint"
+    places = _roots(flag, ENV_I2L_CHECKPOINT)
+    for place in places:
+        hit = _first_file(place, I2L_CHECKPOINT_SUBDIR,
+                          I2L_CHECKPOINT_NAMES + (STANDIN_CHECKPOINT_NAME,))
+        if hit is not None:
+            return Lookup(what, hit, place.origin, hit.name == STANDIN_CHECKPOINT_NAME, places,
+                          source=I2L_CHECKPOINT_SOURCE)
+        if _explicit(place):
+            return _miss(what, place, places, "a checkpoint file", I2L_CHECKPOINT_SOURCE)
+    return Lookup(what, None, None, False, places,
+                  install_to=user_data_dir() / I2L_CHECKPOINT_SUBDIR / I2L_CHECKPOINT_NAMES[0],
+                  source=I2L_CHECKPOINT_SOURCE)
 
 
 def find_detector(flag=None) -> Lookup:
