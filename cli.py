@@ -75,14 +75,21 @@ def _cmd_weights_check(args) -> int:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
             raise UserError(f"{path.name} is not a usable SMPL-X model file: {first}{more}")
         return EXIT_OK
-    info = identify_checkpoint(path)
+    info, network = identify_checkpoint(path), "Pose2Pose"
+    if info.kind == "unknown" and info.num_keys:  # maybe the other network's file
+        from .estimator.i2l_meshnet.checkpoint import identify_checkpoint as identify_i2l
+
+        i2l = identify_i2l(path)
+        if i2l.kind != "unknown":
+            info, network = i2l, "I2L-MeshNet"
     print(f"{path}")
     print(f"  kind:   {info.kind}")
+    print(f"  network: {network}")
     print(f"  sha256: {info.sha256}")
     print(f"  keys:   {info.num_keys}")
     print(f"  {info.description}")
     if not info.loadable:
-        raise UserError(f"{path.name} cannot be loaded by the Pose2Pose network: "
+        raise UserError(f"{path.name} cannot be loaded by the {network} network: "
                         f"{info.description}")
     return EXIT_OK
 
@@ -97,6 +104,10 @@ def _cmd_weights_convert(args) -> int:
         raise UserError(f"{dst}: the output name must end in .safetensors")
     if dst.exists() and not args.force:
         raise UserError(f"{dst} exists; not overwriting it (use --force)")
+    from .estimator.i2l_meshnet.checkpoint import identify_checkpoint as identify_i2l
+
+    if identify_i2l(src).kind != "unknown":  # an I2L-MeshNet file: its own converter
+        from .estimator.i2l_meshnet.checkpoint import convert_checkpoint
     convert_checkpoint(src, dst, overwrite=args.force)
     print(f"wrote {dst}")
     return EXIT_OK
@@ -141,6 +152,13 @@ def _cmd_qa(args) -> int:
     from .weights.locations import smplx_lookup
 
     return run_qa(args, smplx=smplx_lookup(args.smplx))
+
+
+def _cmd_retarget(args) -> int:
+    from .retarget.retarget_cli import run_retarget
+    from .weights.locations import smplx_lookup
+
+    return run_retarget(args, smplx=smplx_lookup(args.smplx))
 
 
 def _cmd_convert(args) -> int:
@@ -296,6 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "flagged frames (text, JSON, PNG)")
     add_qa_arguments(qa)
     qa.set_defaults(func=_cmd_qa)
+
+    from .retarget.retarget_cli import add_retarget_arguments
+
+    rt = sub.add_parser("retarget", help="put a take on another skeleton (Rigify, Mixamo, UE5, "
+                                         "UE4, Unity, Godot, VRM, a preset or your character "
+                                         "file) and save a .blend",
+                        description="TAKE_OR_BLEND's take is retargeted onto the target "
+                                    "armature (a new action on its NLA); see "
+                                    "docs/retargeting.md.")
+    add_retarget_arguments(rt)
+    rt.set_defaults(func=_cmd_retarget)
 
     from .retarget.importers import FORMAT_NAMES
 

@@ -53,16 +53,26 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                              "from a take or a .blend (default: off for the game presets, a "
                              "lighter file; on for blender)")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    from .retarget_cli import add_target_arguments
+
+    add_target_arguments(parser.add_argument_group(
+        "retarget (export the take on another skeleton; see p2p-mocap retarget)"),
+        armature_flag="--target-armature")
     return parser
 
 
-def default_export_output(input_path: Path, preset_name: str) -> Path:
-    """``clip.take.npz`` / ``clip.blend`` -> ``clip.<preset><suffix>`` next to it."""
+def default_export_output(input_path: Path, preset_name: str, target: str | None = None) -> Path:
+    """``clip.take.npz`` / ``clip.blend`` -> ``clip.<preset><suffix>`` next to it
+    (with a retarget target: ``clip.<target>.<preset><suffix>``)."""
     name = input_path.name
     for suffix in (".take.npz", ".npz", ".blend"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
+    if target:
+        from .retarget_cli import target_label
+
+        name = f"{name}.{target_label(target)}"
     if preset_name == AMASS_PRESET:
         return input_path.with_name(f"{name}.{AMASS_PRESET}{AMASS_SUFFIX}")
     p = PRESETS[preset_name]
@@ -82,7 +92,9 @@ def run_export(args, out=None, *, smplx=None) -> int:
     if not src.is_file():
         raise RetargetError(f"{src}: no such file")
     target = Path(args.output).expanduser() if args.output else default_export_output(
-        src, args.preset)
+        src, args.preset, getattr(args, "target", None))
+    if getattr(args, "target", None):
+        return run_target_export(args, src, target, out, smplx)
     if args.preset == AMASS_PRESET:
         return run_amass_export(args, src, target, out, smplx)
     if importlib.util.find_spec("bpy") is None:
@@ -100,6 +112,41 @@ def run_export(args, out=None, *, smplx=None) -> int:
     for n in notes:
         print(f"note: {n}", file=out)
     print(f"wrote {result.path} ({result.preset.name}, {len(result.frames)} frames at "
+          f"{result.fps:g} fps, root {result.root})", file=out)
+    return 0
+
+
+def run_target_export(args, src: Path, out_path: Path, out, smplx=None) -> int:
+    """``export --target``: the take retargeted onto the target's skeleton (``p2p-mocap
+    retarget``, in memory), then that armature exported with the preset (its axes and
+    units; the root modes follow the target's mapped hips and feet)."""
+    from .retarget_cli import check_target_argument, retarget_in_session, target_label
+
+    if args.preset == AMASS_PRESET:
+        raise RetargetError("--target does not apply to the amass preset (SMPL-X parameters)")
+    check_target_argument(args.target, args.map)
+    if importlib.util.find_spec("bpy") is None:
+        raise RetargetError("exporting needs Blender's Python module 'bpy' "
+                            "(pip install bpy==5.0.1, or run inside Blender)")
+    from .blender.export import _check_output, _preset, _take_name, export_scene
+
+    _check_output(out_path, _preset(args.preset), args.force)   # before the work
+    notes: list[str] = []
+    arm_obj, tgt, _written = retarget_in_session(
+        src, args.target, mapping=args.map, armature=args.target_armature, rig=args.armature,
+        smplx=smplx if smplx is not None else args.smplx, foot_ik=args.foot_ik, notes=notes,
+        unscaled=True)
+    import bpy
+
+    result = export_scene(bpy.context.scene, args.preset, out_path, root=args.root,
+                          rest_frame=args.rest_frame, overwrite=args.force,
+                          armature=arm_obj.name, pose_correctives=args.pose_correctives,
+                          notes=notes, name=_take_name(str(src), bpy.context.scene),
+                          joint_bones=dict(tgt.mapping))
+    for n in notes:
+        print(f"note: {n}", file=out)
+    print(f"wrote {result.path} ({result.preset.name}, on {target_label(args.target)}'s "
+          f"skeleton: {len(result.bone_names)} bones, {len(result.frames)} frames at "
           f"{result.fps:g} fps, root {result.root})", file=out)
     return 0
 

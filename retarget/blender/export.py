@@ -283,7 +283,7 @@ def _evaluated_vertices(mesh_obj, dg, idx):
     return co @ mw[:3, :3].T + mw[:3, 3]
 
 
-def _bake(scene, arm, mesh_obj, bones, frames):
+def _bake(scene, arm, mesh_obj, bones, frames, foot_bones=FOOT_JOINTS):
     """Per frame: every bone's matrix_basis, the posed heads (world), shape-key values.
 
     The pose channels and key values are read in bulk (``foreach_get``, as ``rig.py``
@@ -296,7 +296,7 @@ def _bake(scene, arm, mesh_obj, bones, frames):
     heads = np.empty((T, J, 3))
     values = np.empty((T, len(key_names)))
     feet = None
-    foot_idx = _foot_vertices(mesh_obj, [b for b in FOOT_JOINTS if b in bones])
+    foot_idx = _foot_vertices(mesh_obj, [b for b in foot_bones if b in bones])
     mw0 = None
     order = None
     mat_buf = key_buf = None
@@ -383,27 +383,28 @@ def _copy_rig(arm, mesh_obj, scene_tmp, name):
     return arm_c, mesh_c, made
 
 
-def _bind_transform(arm, mesh_obj, bones) -> np.ndarray:
+def _bind_transform(arm, mesh_obj, bones, root_bone=ROOT_JOINT, hip_bones=HIP_JOINTS,
+                    foot_bones=FOOT_JOINTS) -> np.ndarray:
     """Rigid 4x4 (armature space) that stands the rest pose on the floor at the origin.
 
     Facing Blender's front (-Y), the pelvis over the origin, the lowest rest foot point
     (ankle/foot heads and foot vertices) at Z = 0; the identity for a rig without these
     bones.
     """
-    if any(b not in bones for b in (ROOT_JOINT, *HIP_JOINTS, *FOOT_JOINTS)):
+    if any(b not in bones for b in (root_bone, *hip_bones, *foot_bones)):
         return np.eye(4)
     heads = {n: np.array(arm.data.bones[n].head_local, np.float64)
-             for n in (ROOT_JOINT, *HIP_JOINTS, *FOOT_JOINTS)}
-    feet = np.array([heads[n] for n in FOOT_JOINTS])
+             for n in (root_bone, *hip_bones, *foot_bones)}
+    feet = np.array([heads[n] for n in foot_bones])
     if mesh_obj is not None:
-        fidx = _foot_vertices(mesh_obj, list(FOOT_JOINTS))
+        fidx = _foot_vertices(mesh_obj, list(foot_bones))
         if fidx.size:
             co = np.empty(len(mesh_obj.data.vertices) * 3, np.float32)
             mesh_obj.data.vertices.foreach_get("co", co)
             rel = np.linalg.inv(np.array(arm.matrix_world)) @ np.array(mesh_obj.matrix_world)
             pts = co.reshape(-1, 3)[fidx].astype(np.float64) @ rel[:3, :3].T + rel[:3, 3]
             feet = np.concatenate([feet, pts])
-    return grounding_transform(heads[ROOT_JOINT], heads[HIP_JOINTS[0]], heads[HIP_JOINTS[1]],
+    return grounding_transform(heads[root_bone], heads[hip_bones[0]], heads[hip_bones[1]],
                                feet)
 
 
@@ -536,7 +537,7 @@ def _run_exporter(p: ExportPreset, path: Path, scene_tmp, arm_c, frame_range, ta
 def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: bool = False,
                  overwrite: bool = False, armature: str | None = None, smplx=None,
                  pose_correctives: bool | None = None, notes: list | None = None,
-                 name: str | None = None) -> ExportResult:
+                 name: str | None = None, joint_bones: dict | None = None) -> ExportResult:
     """Export one rig's animation with a preset; returns an ``ExportResult``.
 
     source: ``None``/a Scene (the running session), a ``.blend`` or a take
@@ -550,7 +551,8 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     shape keys (486) in the file, from a take or a scene alike; ``None``: the
     preset's default (off for the game presets, on for ``blender``). name: the take's name in
     the file (glTF's animation; default: the input file's name without its suffixes, or
-    the scene's name).
+    the scene's name). joint_bones: SMPL-X joint -> bone of the exported armature for the
+    root modes' pelvis, hips and feet (a retarget target's mapping; default: the same names).
 
     The file's first frame is at time 0 (``ExportResult.frames`` are the scene's frames).
     """
@@ -566,7 +568,11 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     arm = find_armature(scene, armature)
     mesh_obj = _body_mesh(arm)
     bones = _deform_bones(arm)
-    missing = [b for b in (ROOT_JOINT, *HIP_JOINTS, *FOOT_JOINTS) if b not in bones]
+    jb = joint_bones or {}
+    root_bone = jb.get(ROOT_JOINT, ROOT_JOINT)
+    hip_bones = tuple(jb.get(j, j) for j in HIP_JOINTS)
+    foot_bones = tuple(jb.get(j, j) for j in FOOT_JOINTS if j in jb or not jb)
+    missing = [b for b in (root_bone, *hip_bones, *foot_bones) if b not in bones]
     if root != "camera" and missing:
         raise RetargetError(f"{arm.name} lacks the bones {', '.join(missing)} that --root "
                             f"{root} needs (use --root camera)")
@@ -590,7 +596,8 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     made = []
     renamed = None
     try:
-        basis, heads, key_names, values, feet, _ = _bake(scene, arm, mesh_obj, bones, bake_at)
+        basis, heads, key_names, values, feet, _ = _bake(scene, arm, mesh_obj, bones, bake_at,
+                                                         foot_bones)
     finally:
         scene.frame_set(frame_before, subframe=subframe)
     dropped = [] if pose_correctives or not p.mesh else [
@@ -604,11 +611,11 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     if root == "camera":
         W = root_transforms("camera", heads[:, 0], None, None, None)
     else:
-        foot_pts = heads[0, [idx[n] for n in FOOT_JOINTS]]
+        foot_pts = heads[0, [idx[n] for n in foot_bones]]
         if feet is not None and len(feet):
             foot_pts = np.concatenate([foot_pts, feet])
-        W = root_transforms(root, heads[:, idx[ROOT_JOINT]], heads[0, idx[HIP_JOINTS[0]]],
-                            heads[0, idx[HIP_JOINTS[1]]], foot_pts)
+        W = root_transforms(root, heads[:, idx[root_bone]], heads[0, idx[hip_bones[0]]],
+                            heads[0, idx[hip_bones[1]]], foot_pts)
     # The copy's object sits at the identity: the scene object's transform goes into W.
     world = W @ mw
     rest_root = np.array(arm.data.bones[bones[0]].matrix_local, dtype=np.float64)
@@ -617,7 +624,7 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     # The bind pose (the copy's rest) stands on the floor at the origin, facing Blender's
     # front (the engine's forward): the rest skeleton and body are moved by ``bind``, so the
     # root's keys are rebased against the moved rest.
-    bind = _bind_transform(arm, mesh_obj, bones)
+    bind = _bind_transform(arm, mesh_obj, bones, root_bone, hip_bones, foot_bones)
     bind_inv = np.linalg.inv(bind)
     basis[:, 0] = rebase_root(rest_root, basis[:, 0], bind_inv @ world)
 

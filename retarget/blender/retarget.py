@@ -30,7 +30,8 @@ import bpy
 import numpy as np
 
 from ..errors import RetargetError
-from ..rotations import matrix_to_quaternion, quaternion_continuity, quaternion_to_matrix
+from ..retarget_cli import CHARACTER_SUFFIXES
+from ..rotations import quaternion_continuity
 from .fcurves import Curve, action_channelbag, write_curves
 
 PREVIEW_TRACK = "P2P retarget preview"
@@ -373,7 +374,6 @@ def write_motion(arm_obj, bone_names, rotations, frames, *, locations=None,
 
 # --------------------------------------------------------------------------- targets in a scene
 
-CHARACTER_SUFFIXES = (".fbx", ".glb", ".gltf", ".blend")
 
 
 def _new_objects(before: set) -> list:
@@ -423,7 +423,8 @@ def import_character(path, *, collection=None) -> list:
 
 def pick_armature(objects, name: str | None, where: str):
     """The armature called ``name`` among ``objects``, else the only one (one line if not)."""
-    arms = [ob for ob in objects if ob is not None and ob.type == 'ARMATURE']
+    arms = [ob for ob in objects if ob is not None and ob.type == 'ARMATURE'
+            and (name or "p2p_rig" not in ob)]   # (a file's own SMPL-X rigs are not targets)
     if name:
         hit = [ob for ob in arms if ob.name == name or ob.data.name == name]
         if not hit:
@@ -512,6 +513,9 @@ def resolve_target(spec, *, armature: str | None = None, mapping=None, collectio
         except Exception:
             _remove_objects(made)
             raise
+        # Only the character (the armature and what hangs below it) stays.
+        keep = {obj.name_full} | {c.name_full for c in obj.children_recursive}
+        _remove_objects([ob for ob in made if ob.name_full not in keep])
         return obj, tgt, notes
     raise RetargetError(f"unsupported target {text!r}: a built-in ({', '.join(TARGETS)}), a "
                         f"preset .json or a character file ({', '.join(CHARACTER_SUFFIXES)})")
@@ -601,3 +605,23 @@ def retarget_rig(rig_obj, arm_obj, target, *, preview: bool = False, name: str |
         written.notes.append(f"{len(curves)} shape keys of {key.user.name} keyed "
                              f"({face.name!r})")
     return written
+
+
+def apply_armature_scale(arm_obj) -> bool:
+    """Apply the armature object's (uniform) scale to its bones, its children keeping their
+    place (for an export, which refuses scaled armatures: FBX characters come in at 0.01).
+    Only for the session's own copy (the CLI); -> True when there was a scale."""
+    mw = np.array(arm_obj.matrix_world, dtype=np.float64)
+    if np.allclose(np.linalg.norm(mw[:3, :3], axis=0), 1.0, atol=1e-6):
+        return False
+    view_layer = bpy.context.view_layer
+    _ensure_object_mode()
+    for ob in view_layer.objects:
+        ob.select_set(ob == arm_obj)
+    view_layer.objects.active = arm_obj
+    with bpy.context.temp_override(active_object=arm_obj, object=arm_obj,
+                                   selected_objects=[arm_obj],
+                                   selected_editable_objects=[arm_obj]):
+        bpy.ops.object.transform_apply(location=False, rotation=False, scale=True)
+    arm_obj.select_set(False)
+    return True

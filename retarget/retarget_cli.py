@@ -1,0 +1,227 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``p2p-mocap retarget``: a take (or a converted .blend) onto another skeleton, saved as a .blend.
+
+::
+
+    p2p-mocap retarget TAKE.npz|SCENE.blend --target TARGET [-o OUT.blend]
+
+TARGET is a built-in (``rigify``, ``mixamo``, ``ue5``, ``ue4``, ``unity``, ``godot``,
+``vrm``: an armature is built from its reference skeleton), a preset ``.json``
+(saved from the add-on or with ``--save-map``; it must hold a skeleton), or a
+character file (``.fbx``, ``.glb``/``.gltf``, ``.blend``: imported; its armature is
+mapped automatically, or by ``--map NAME|PRESET.json``). The output .blend holds
+the SMPL-X rig with its take and the target with the retargeted take as a new
+action on its NLA. Inputs are only read; an existing output is replaced only with
+``--force``. Problems raise ``RetargetError`` (one line); bpy is imported only when
+the command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+from .errors import RetargetError
+from .options import on_off
+
+INPUT_SUFFIXES = (".npz", ".blend")
+CHARACTER_SUFFIXES = (".fbx", ".glb", ".gltf", ".blend")  # character files a target can be
+
+
+def add_retarget_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``p2p-mocap retarget``."""
+    parser.add_argument("input", metavar="TAKE_OR_BLEND",
+                        help="a take .npz, or a .blend made by 'p2p-mocap convert' (or the "
+                             "add-on)")
+    add_target_arguments(parser, required=True)
+    parser.add_argument("-o", "--output", metavar="OUT.blend",
+                        help="the .blend to write (default: next to the input, "
+                             "clip.<target>.blend)")
+    parser.add_argument("--rig", metavar="NAME",
+                        help="the SMPL-X rig to retarget when the .blend has several")
+    parser.add_argument("--smplx", metavar="PATH", help="SMPL-X model file or folder (only for "
+                                                        "a take .npz)")
+    parser.add_argument("--save-map", metavar="PRESET.json",
+                        help="also save the mapping used (with the target's skeleton) as a "
+                             "preset")
+    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    return parser
+
+
+def add_target_arguments(parser, *, required: bool = False, armature_flag: str = "--armature"):
+    """``--target``, ``--map``, ``--armature`` (``armature_flag``: export's ``--armature``
+    names the SMPL-X rig, so it says ``--target-armature``), ``--foot-ik`` (shared by
+    retarget, export and batch)."""
+    from .targets import TARGETS
+
+    parser.add_argument("--target", required=required, metavar="TARGET",
+                        help=f"the skeleton to put the motion on: {', '.join(TARGETS)}, a "
+                             "preset .json, or a character file (.fbx, .glb, .gltf, .blend)")
+    parser.add_argument("--map", metavar="NAME|PRESET.json",
+                        help="for a character file: its bone mapping (a built-in name or a "
+                             "preset .json; default: automatic, by bone names then structure)")
+    parser.add_argument(armature_flag, metavar="NAME", dest=armature_flag.lstrip("-").replace("-", "_"),
+                        help="for a character file: the armature to drive when it has several")
+    parser.add_argument("--foot-ik", type=on_off, default=True, metavar="on|off",
+                        help="keep the target's feet planted while the source's feet are in "
+                             "contact (default on)")
+    return parser
+
+
+def target_label(target: str) -> str:
+    """``mixamo`` -> ``mixamo``; ``hero.fbx`` / ``hero.json`` -> ``hero``."""
+    p = Path(str(target))
+    return p.stem if p.suffix else str(target).lower()
+
+
+def default_retarget_output(input_path: Path, target: str) -> Path:
+    """``clip.take.npz`` / ``clip.blend`` -> ``clip.<target>.blend`` next to it."""
+    name = input_path.name
+    for suffix in (".take.npz", ".npz", ".blend"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return input_path.with_name(f"{name}.{target_label(target)}.blend")
+
+
+def check_target_argument(target: str, mapping: str | None) -> None:
+    """Refuse an unknown target or a missing file before anything runs (one line)."""
+    from .targets import TARGETS
+
+    t = str(target)
+    suffix = Path(t).suffix.lower()
+    if t.lower() in TARGETS:
+        pass
+    elif suffix == ".json" or suffix in CHARACTER_SUFFIXES:
+        if not Path(t).expanduser().is_file():
+            raise RetargetError(f"{t}: no such file")
+    else:
+        raise RetargetError(f"unsupported target {t!r}: use one of {', '.join(TARGETS)}, a "
+                            f"preset .json or a character file "
+                            f"({', '.join(CHARACTER_SUFFIXES)})")
+    if mapping is not None:
+        if suffix not in CHARACTER_SUFFIXES:
+            raise RetargetError("--map applies to a character file target (.fbx, .glb, .gltf, "
+                                ".blend)")
+        m = str(mapping)
+        if m.lower() not in TARGETS and not (Path(m).suffix.lower() == ".json"
+                                              and Path(m).expanduser().is_file()):
+            raise RetargetError(f"--map {m}: not a built-in target ({', '.join(TARGETS)}) or "
+                                "an existing preset .json")
+
+
+def _need_bpy(what: str) -> None:
+    if importlib.util.find_spec("bpy") is None:
+        raise RetargetError(f"{what} needs Blender's Python module 'bpy' "
+                            "(pip install bpy==5.0.1, or run inside Blender)")
+
+
+def load_source_scene(src: Path, smplx, notes: list):
+    """Open or build the source into the running session; -> nothing (the scene is current)."""
+    if src.suffix.lower() == ".npz":
+        from .convert import build_take
+
+        build_take(src, smplx, notes=notes)
+        return
+    import bpy
+
+    from .blender.output import captured_output
+
+    try:
+        with captured_output():   # (Blender's own "Read blend" line)
+            bpy.ops.wm.open_mainfile(filepath=str(src), load_ui=False)
+    except RuntimeError as exc:
+        raise RetargetError(f"{src}: Blender cannot open it ({str(exc).strip()})") from None
+
+
+def find_rig(scene, name: str | None):
+    """The SMPL-X rig of the scene: ``name``, else the only one (one line otherwise)."""
+    rigs = [o for o in scene.objects if o.type == 'ARMATURE' and "p2p_rig" in o]
+    if name:
+        hit = [o for o in rigs if o.name == name]
+        if not hit:
+            raise RetargetError(f"no SMPL-X rig called {name!r} in scene {scene.name!r} "
+                                f"(rigs: {', '.join(o.name for o in rigs) or 'none'})")
+        return hit[0]
+    if not rigs:
+        raise RetargetError(f"scene {scene.name!r} has no SMPL-X rig made by p2p-mocap")
+    if len(rigs) > 1:
+        raise RetargetError(f"scene {scene.name!r} has several SMPL-X rigs "
+                            f"({', '.join(o.name for o in rigs)}); pick one with --rig")
+    return rigs[0]
+
+
+def retarget_in_session(src: Path, target: str, *, mapping=None, armature=None, rig=None,
+                        smplx=None, foot_ik: bool = True, notes: list | None = None,
+                        unscaled: bool = False):
+    """Source into the session, target armature made or imported, the take retargeted onto it.
+
+    -> ``(target object, RigTarget, WrittenMotion)``. The running session is reset.
+    ``unscaled``: apply the target object's scale first (for an export).
+    """
+    import bpy
+
+    from .blender.retarget import apply_armature_scale, resolve_target, retarget_rig
+
+    notes = [] if notes is None else notes
+    load_source_scene(src, smplx, notes)
+    scene = bpy.context.scene
+    rig_obj = find_rig(scene, rig)
+    arm_obj, tgt, tnotes = resolve_target(target, armature=armature, mapping=mapping)
+    notes += tnotes
+    if unscaled and apply_armature_scale(arm_obj):
+        from .blender.retarget import target_for_armature
+
+        tgt = tgt.with_skeleton(target_for_armature(arm_obj, tgt)[0].skeleton)
+    written = retarget_rig(rig_obj, arm_obj, tgt, ik=foot_ik)
+    notes += written.notes
+    return arm_obj, tgt, written
+
+
+def check_input(path) -> Path:
+    src = Path(path).expanduser()
+    if src.suffix.lower() not in INPUT_SUFFIXES:
+        raise RetargetError(f"{src}: expected a take .npz or a .blend scene")
+    if not src.is_file():
+        raise RetargetError(f"{src}: no such file")
+    return src
+
+
+def run_retarget(args, out=None, *, smplx=None) -> int:
+    """Run ``p2p-mocap retarget`` with parsed ``args``; 0 on success.
+
+    ``smplx``: the SMPL-X model for a take input (file, folder or ``gender -> file``);
+    default ``--smplx`` as given."""
+    from .convert import check_output_file
+
+    out = out or sys.stdout
+    src = check_input(args.input)
+    check_target_argument(args.target, args.map)
+    target = Path(args.output).expanduser() if args.output else \
+        default_retarget_output(src, args.target)
+    target = check_output_file(target, ".blend", args.force, "the output must be a .blend file")
+    if target.resolve() == src.resolve():
+        raise RetargetError(f"{target}: the output would replace the input")
+    save_map = None
+    if args.save_map:
+        save_map = check_output_file(args.save_map, ".json", args.force,
+                                     "--save-map writes a .json preset")
+    _need_bpy("retargeting")
+    from .blender.output import save_blend_atomically
+
+    notes: list[str] = []
+    arm_obj, tgt, written = retarget_in_session(
+        src, args.target, mapping=args.map, armature=args.armature, rig=args.rig,
+        smplx=smplx if smplx is not None else args.smplx, foot_ik=args.foot_ik, notes=notes)
+    path = save_blend_atomically(target, replace=args.force)
+    for n in notes:
+        print(f"note: {n}", file=out)
+    print(f"wrote {path} (target {arm_obj.name!r}: {len(tgt.mapping)} mapped bones, action "
+          f"{written.action.name!r}, {len(written.frames)} frames)", file=out)
+    if save_map is not None:
+        from dataclasses import replace
+
+        saved = replace(tgt, name=target_label(args.target)).save(save_map, force=args.force)
+        print(f"wrote {saved} (the mapping, with the target's skeleton)", file=out)
+    return 0
