@@ -33,7 +33,9 @@ DEFAULT_DETECT_EVERY = 30          # tracking.TrackerConfig's
 MAX_PATH_CHARS = 32768
 # Fields that never change a take's content (a batch re-uses takes across them). The
 # model files (smplx, checkpoint, detector) do, and are identified by their files.
-NOT_IN_TAKE = ("device", "allow_download", "max_pixels")
+PIPELINES = ("auto", "classic", "batched")  # pipeline.PIPELINES (the batched one: fastpath)
+# (pipeline, like device, changes a take only by rounding-level differences)
+NOT_IN_TAKE = ("device", "allow_download", "max_pixels", "pipeline")
 MODEL_FILES = ("smplx", "checkpoint", "detector")
 # CLI flags whose argparse dest is not the field's name
 _DESTS = {"allow_download": "download_detector"}
@@ -130,6 +132,7 @@ class EstimateOptions:
     detect_every: int = DEFAULT_DETECT_EVERY
     min_score: float | None = None     # None: the detector's default (0.5)
     max_pixels: int | str | None = None  # None: sources.DEFAULT_MAX_PIXELS
+    pipeline: str = "auto"             # "auto" (batched on CUDA), "classic" or "batched"
 
     def __post_init__(self):
         for name, value in _checked(self.__dict__, lambda f: f).items():
@@ -204,6 +207,11 @@ class EstimateOptions:
                                  "p2p-mocap doctor says which are ready)")
         parser.add_argument("--device", default="auto", choices=DEVICES,
                             help="where the network runs (default: cuda when available)")
+        parser.add_argument("--pipeline", default="auto", choices=PIPELINES,
+                            help="classic: frame by frame on the host; batched: frames decoded "
+                                 "on threads, crops cut on the device, the next frames' crops "
+                                 "predicted and checked (docs/speed.md, GPU pipeline); auto "
+                                 "(default): batched on CUDA, classic on the CPU")
         parser.add_argument("--batch", type=opt.BATCH.arg, metavar="N",
                             help=opt.BATCH.help("crops per forward pass (default: from free "
                                                 "memory; small on CPU)"))
@@ -270,5 +278,6 @@ def _checked(values: dict, label) -> dict:
         opt.DETECT_EVERY.check(v, l),
         "min_score": lambda v, l: opt.MIN_SCORE.check_optional(v, l),
         "max_pixels": _max_pixels,
+        "pipeline": lambda v, l: _choice(v, l, PIPELINES, "auto"),
     }
     return {name: checks[name](v, label(name)) for name, v in values.items()}

@@ -49,6 +49,7 @@ import numpy as np
 
 from ..common.files import numbered_names
 from .errors import EstimatorError
+from .options import PIPELINES  # auto: batched (estimator/fastpath) on CUDA, else classic
 from .device import resolve_device
 from .registry import DEFAULT_ESTIMATOR, get_estimator
 from .sources import (READ_AHEAD_BYTES, FramePrefetcher, FrameRange, Source, SourceError,
@@ -275,7 +276,7 @@ class EstimateJob:
                  tracker_config: TrackerConfig | None = None, model=None,
                  model_name: str = "", model_standin: bool = False, prefetch: int | None = None,
                  precision: str = "fp32", replace=(), max_pixels: int | str | None = None,
-                 estimator=DEFAULT_ESTIMATOR):
+                 estimator=DEFAULT_ESTIMATOR, pipeline: str = "auto"):
         self.inputs = inputs
         if isinstance(estimator, str) or estimator is None:
             try:
@@ -340,6 +341,9 @@ class EstimateJob:
         if precision not in ("fp32", "bf16", "fp16"):
             raise EstimateError(f"--precision {precision}: use fp32, bf16 or fp16")
         self.precision = precision
+        if pipeline not in PIPELINES:
+            raise EstimateError(f"--pipeline {pipeline}: use {', '.join(PIPELINES)}")
+        self.pipeline = pipeline  # "auto": batched on CUDA (fastpath), classic on the CPU
         self._cancel = threading.Event()
         self.result: EstimateResult | None = None
         self.source: Source | None = None
@@ -393,7 +397,16 @@ class EstimateJob:
         self._load_detector()
         self.camera = PinholeCamera(*static_camera(self.source.image_size, self.fov))
         self.focal, self.princpt = self.camera.focal, self.camera.princpt
-        self.batch = int(self.batch_choice or auto_batch_size(self.device))
+        self.pipeline_used = "batched" if self.pipeline == "batched" or (
+            self.pipeline == "auto" and torch.device(self.device).type == "cuda") else "classic"
+        if self.pipeline_used == "batched":
+            from .fastpath.runner import batched_batch_size, prepare_estimator
+
+            prepare_estimator(self.estimator)
+            self.batch = int(self.batch_choice or batched_batch_size(
+                self.device, self.precision, available_memory(self.device)))
+        else:
+            self.batch = int(self.batch_choice or auto_batch_size(self.device))
         if torch.device(self.device).type == "cpu" and torch.get_num_threads() > os.cpu_count():
             torch.set_num_threads(os.cpu_count())
 
@@ -441,12 +454,21 @@ class EstimateJob:
         self.frame_index: list[int] = []
         self._sizes_seen = {tuple(self.source.image_size)}
         depth = self.prefetch_depth or max(4, min(32, 2 * self.batch))
-        prefetch = FramePrefetcher(self.source, depth)
+        if self.pipeline_used == "batched":
+            from .fastpath.decode import DecodePool
+            from .fastpath.runner import BatchedRunner
+
+            prefetch = DecodePool(self.source, self.device, max(depth, 2 * self.batch))
+            self.runner = BatchedRunner(self, prefetch)
+            rounds = self.runner.steps()
+        else:
+            prefetch = FramePrefetcher(self.source, depth)
+            rounds = self._batches(prefetch)
         interrupted = False
         try:
             yield Progress("estimating", 0, total, message=self.source.description)
             start = time.perf_counter()
-            for done in self._batches(prefetch):
+            for done in rounds:
                 rate = done / max(time.perf_counter() - start, 1e-9)
                 eta = (total - done) / rate if rate > 0 else None
                 yield Progress("estimating", done, total, rate, eta, len(self.tracker.active))

@@ -104,20 +104,30 @@ class Pose2PoseEstimator:
 
     def infer(self, crops: Sequence, camera) -> list[PersonResult]:
         """One batched forward pass over ``crops`` (``crop.PersonCrop``, 512x384)."""
-        from .inference import crops_to_tensor, run_batch
-        from .outputs import crop_confidence
-        from .take_convert import rows_from_outputs
+        from .inference import crops_to_tensor
 
         crops = list(crops)
         if not crops:
             return []
-        out = run_batch(self.network, crops_to_tensor([c.crop for c in crops]), self.options)
-        out = {k: out[k].numpy() for k in OUTPUT_KEYS_USED}
-        n = len(crops)
+        return self.infer_tensor(crops_to_tensor([c.crop for c in crops]),
+                                 np.stack([c.bbox for c in crops]),
+                                 np.stack([c.crop2img for c in crops]), camera)
+
+    def infer_tensor(self, images, bbox, crop2img, camera) -> list[PersonResult]:
+        """``infer`` for crops already made into the network's input, on any device (the
+        batched pipeline cuts them there: ``fastpath.crops``): images (N, 3, 512, 384)
+        float in [0, 1]; bbox (N, 4) their processed boxes; crop2img (N, 2, 3)."""
+        from .inference import run_batch
+        from .outputs import crop_confidence
+        from .take_convert import rows_from_outputs
+
+        out = run_batch(self.network, images, self.options, to_cpu=False)
+        out = {k: out[k].cpu().numpy() for k in OUTPUT_KEYS_USED}  # only what the take uses
+        n = len(images)
         conf = np.array([crop_confidence(out["joint_img"][i], out["smplx_joint_proj"][i])
                          for i in range(n)])
-        bbox = np.stack([c.bbox for c in crops]).astype(np.float64)
-        crop2img = np.stack([c.crop2img for c in crops]).astype(np.float64)
+        bbox = np.asarray(bbox).astype(np.float64)
+        crop2img = np.asarray(crop2img).astype(np.float64)
         rows = rows_from_outputs(out, bbox, crop2img, self.pelvis, self.hands_mean,
                                  camera.focal, camera.princpt, conf)
         return [PersonResult(model="smplx", params={k: rows[k][i] for k in PARAM_KEYS},
