@@ -574,14 +574,21 @@ def retarget_rig(rig_obj, arm_obj, target, *, preview: bool = False, name: str |
 
     if arm_obj is None or arm_obj.type != 'ARMATURE':
         raise RetargetError("the target is not an armature")
+    if rig_obj is None or rig_obj.type != 'ARMATURE' or "p2p_rig" not in rig_obj:
+        raise RetargetError(f"{getattr(rig_obj, 'name', rig_obj)!r} is not an SMPL-X rig made "
+                            "by this add-on")
     if arm_obj == rig_obj:
         raise RetargetError("the target is the source rig itself")
     if arm_obj.mode != 'OBJECT' or rig_obj.mode != 'OBJECT':
         raise RetargetError("switch to Object Mode first")
     skeleton = read_skeleton(arm_obj)
     if action is None:
-        from .anim import top_take_action
-        action = top_take_action(rig_obj)
+        from .anim import take_actions
+
+        takes = [a for t, a in take_actions(rig_obj) if not t.mute]
+        if not takes:
+            raise RetargetError(f"{rig_obj.name} has no take to retarget")
+        action = takes[0]
     src = source_pose(rig_obj, action)
     motion = retarget(src, None, target, skeleton, ik=ik, contacts=contacts)
     keep = keyed_bones(motion, target)

@@ -1,0 +1,343 @@
+"""Retargeting in Blender (issue 15): the test rigs, the pose Blender evaluates against the
+numpy solve, non-destructive baking and previews, refusals that change nothing.
+
+Test rigs: every built-in target's reference skeleton (``targets.reference_skeleton``:
+Mixamo, UE4, UE5, Unity, Godot, VRM and Rigify's deform bones, with non-trivial rolls)
+built as a Blender armature; Blender's own Rigify human metarig (the rigify add-on,
+headless). The source is an SMPL-X rig built from a synthetic take (stand-in model).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.retarget.synthetic import make_take, random_params, standin_smplx_root
+
+bpy = pytest.importorskip("bpy")
+pytestmark = pytest.mark.blender
+
+T = 8
+DIR_TOL = 1e-3   # rad: bone directions evaluated by Blender vs the numpy solve
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """An empty session with an SMPL-X rig keyed with a synthetic take (T rows)."""
+    from pose2pose_mocap.retarget.convert import build_take
+    from pose2pose_mocap.retarget.take import write_take
+
+    folder = tmp_path_factory.mktemp("retarget")
+    params = random_params(T, seed=3, max_angle=0.7)
+    path = write_take(folder / "clip.take.npz", make_take(params))
+    _model, built = build_take(path, standin_smplx_root())
+    yield built.rig.armature
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def _remove(ob):
+    data = ob.data
+    for a in {s.action for t in (ob.animation_data.nla_tracks if ob.animation_data else [])
+              for s in t.strips if s.action is not None}:
+        bpy.data.actions.remove(a)
+    bpy.data.objects.remove(ob, do_unlink=True)
+    if data is not None and data.users == 0:
+        bpy.data.armatures.remove(data)
+
+
+def blender_pose(ob, frames, names):
+    """World matrices ``(F, B, 4, 4)`` of pose bones ``names`` as Blender evaluates them."""
+    scene = bpy.context.scene
+    before = scene.frame_current
+    out = np.empty((len(frames), len(names), 4, 4))
+    try:
+        for k, f in enumerate(frames):
+            scene.frame_set(int(f))
+            ev = ob.evaluated_get(bpy.context.evaluated_depsgraph_get())
+            mw = np.array(ev.matrix_world, dtype=np.float64)
+            for b, n in enumerate(names):
+                out[k, b] = mw @ np.array(ev.pose.bones[n].matrix, dtype=np.float64)
+    finally:
+        scene.frame_set(before)
+    return out
+
+
+def solve_for(rig, ob, target):
+    from pose2pose_mocap.retarget.blender.retarget import read_skeleton, source_pose
+    from pose2pose_mocap.retarget.targets import retarget
+
+    return retarget(source_pose(rig), None, target, read_skeleton(ob))
+
+
+def angle(a, b):
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return np.arccos(np.clip(np.einsum("...i,...i->...", a, b), -1.0, 1.0))
+
+
+def check_pose_matches_solve(rig, ob, target):
+    """Every bone's Y (along the bone) and X (roll) axes and head, as Blender evaluates
+    the baked action, against the numpy solve."""
+    from pose2pose_mocap.retarget.blender.retarget import read_skeleton
+
+    motion = solve_for(rig, ob, target)
+    names = list(motion.bone_names)
+    sk = read_skeleton(ob)
+    got = blender_pose(ob, motion.frame_index, names)
+    rest_w = np.asarray(sk.object_rotation) @ sk.matrices                   # (B, 3, 3)
+    want = np.einsum("tbij,bjk->tbik", motion.world_rotations, rest_w)      # posed frames
+    gy, gx = got[..., :3, 1], got[..., :3, 0]
+    err_y = angle(gy, want[..., :, 1]).max()
+    err_x = angle(gx, want[..., :, 0]).max()
+    scale = sk.scale * np.ptp(sk.heads, axis=0).max()
+    err_head = np.linalg.norm(got[..., :3, 3] - motion.world_heads, axis=-1).max() / scale
+    assert err_y < DIR_TOL and err_x < DIR_TOL, (target.name, err_y, err_x)
+    assert err_head < 1e-4, (target.name, err_head)
+    # The mapped bones really move (not a rest pose matching a rest pose).
+    mapped = [names.index(b) for b in target.mapping.values()]
+    moved = angle(gy[:, mapped], rest_w[mapped][:, :, 1][None])
+    assert moved.max() > 0.3
+    return motion
+
+
+# --------------------------------------------------------------------------- test rigs
+
+@pytest.mark.parametrize("name", ["mixamo", "ue5", "ue4", "unity", "godot", "vrm", "rigify"])
+def test_built_armature_reads_back_exactly(name, scene):
+    from pose2pose_mocap.retarget.blender.retarget import build_armature, read_skeleton
+    from pose2pose_mocap.retarget.targets import reference_skeleton
+
+    sk = reference_skeleton(name)
+    ob = build_armature(sk)
+    try:
+        back = read_skeleton(ob)
+        ix = back.index()
+        order = [ix[n] for n in sk.names]
+        assert [back.bones[i].parent for i in order] == [b.parent for b in sk.bones]
+        assert np.abs(back.heads[order] - sk.heads).max() < 1e-5 * max(1.0, np.abs(sk.heads).max())
+        assert np.abs(back.matrices[order] - sk.matrices).max() < 1e-5
+        assert np.allclose(back.object_matrix, sk.object_matrix, atol=1e-6)
+        rolls = np.degrees([abs(b.roll) for b in sk.bones])
+        assert (rolls > 20).sum() > len(rolls) // 2, "the test rig needs non-trivial rolls"
+    finally:
+        _remove(ob)
+
+
+@pytest.mark.parametrize("name", ["mixamo", "ue5", "ue4", "unity", "godot", "vrm", "rigify"])
+def test_pose_in_blender_matches_the_numpy_solve(name, scene):
+    """Roll handling proven in Blender: the baked action, evaluated, is the solve's pose."""
+    from pose2pose_mocap.retarget.blender.retarget import resolve_target, retarget_rig
+
+    ob, target, _notes = resolve_target(name)
+    try:
+        written = retarget_rig(scene, ob, target)
+        assert written.track.name == written.action.name
+        assert list(written.frames) == list(range(1, T + 1))
+        check_pose_matches_solve(scene, ob, target)
+    finally:
+        _remove(ob)
+
+
+def _metarig():
+    import addon_utils
+
+    addon_utils.enable("rigify", default_set=True)
+    before = set(bpy.data.objects)
+    bpy.ops.object.armature_human_metarig_add()
+    return next(o for o in bpy.data.objects if o not in before)
+
+
+def test_rigify_metarig_made_by_blender(scene):
+    """Blender's own Rigify human metarig (A-pose, rolls of 118-139 deg on the arms) with
+    the Rigify preset's map on its (un-prefixed) bones, retargeted, evaluated."""
+    from dataclasses import replace
+
+    from pose2pose_mocap.retarget.blender.retarget import retarget_rig, target_for_armature
+    from pose2pose_mocap.retarget.targets import get_target
+
+    meta = _metarig()
+    try:
+        assert len(meta.data.bones) > 150
+        rigify = get_target("rigify")
+        preset = replace(rigify, mapping={j: b[len("DEF-"):] for j, b in rigify.mapping.items()},
+                         twist={}, root_bone=None, root_motion="hips", skeleton=None)
+        target, _ = target_for_armature(meta, preset)
+        retarget_rig(scene, meta, target)
+        check_pose_matches_solve(scene, meta, target)
+    finally:
+        _remove(meta)
+
+
+@pytest.mark.xfail(strict=True, reason="automap maps the metarig's head to a face bone "
+                                       "(brow.T.L.003); reported to the core's owner")
+def test_rigify_metarig_automaps_like_the_preset(scene):
+    from pose2pose_mocap.retarget.blender.retarget import target_for_armature
+    from pose2pose_mocap.retarget.targets import get_target
+
+    meta = _metarig()
+    try:
+        target, _ = target_for_armature(meta)
+        want = {j: b[len("DEF-"):] for j, b in get_target("rigify").mapping.items()}
+        assert {j: target.mapping.get(j) for j in want} == want
+    finally:
+        _remove(meta)
+
+
+# --------------------------------------------------------------------------- non-destructive
+
+def _animation_state(ob):
+    """Everything of an object's animation a retarget must not change."""
+    ad = ob.animation_data
+    if ad is None:
+        return None
+    from pose2pose_mocap.retarget.blender.export import _action_fcurves
+
+    def keys(action):
+        out = []
+        for fc in _action_fcurves(action):
+            co = np.empty(2 * len(fc.keyframe_points))
+            fc.keyframe_points.foreach_get("co", co)
+            out.append((fc.data_path, fc.array_index, tuple(np.round(co, 6))))
+        return sorted(out)
+
+    return {"action": ad.action.name if ad.action else None,
+            "action_keys": keys(ad.action) if ad.action else None,
+            "tracks": [(t.name, t.mute, t.is_solo, [(s.name, s.action.name, s.frame_start,
+                                                    s.frame_end, keys(s.action))
+                                                   for s in t.strips]) for t in ad.nla_tracks]}
+
+
+def _user_animated(name="hero"):
+    """A Mixamo-like armature with the user's own active action (Euler bones) and an NLA
+    track."""
+    from pose2pose_mocap.retarget.blender.retarget import build_armature
+    from pose2pose_mocap.retarget.targets import reference_skeleton
+
+    ob = build_armature(reference_skeleton("mixamo"), name=name)
+    pb = ob.pose.bones["mixamorig:LeftArm"]
+    pb.rotation_mode = 'XYZ'
+    ad = ob.animation_data_create()
+    act = bpy.data.actions.new("user walk")
+    ad.action = act
+    for f, v in ((1, 0.0), (5, 0.8)):
+        pb.rotation_euler = (v, 0.0, 0.0)
+        pb.keyframe_insert("rotation_euler", frame=f)
+        ob.pose.bones["mixamorig:Hips"].location = (0.0, v, 0.0)
+        ob.pose.bones["mixamorig:Hips"].keyframe_insert("location", frame=f)
+    old = bpy.data.actions.new("user idle")
+    ob.pose.bones["mixamorig:Head"].rotation_quaternion = (0.9, 0.1, 0.0, 0.0)
+    ad.action = old
+    ob.pose.bones["mixamorig:Head"].keyframe_insert("rotation_quaternion", frame=1)
+    ad.action = act
+    track = ad.nla_tracks.new()
+    track.name = "user idle track"
+    track.strips.new("user idle", 1, old)
+    return ob
+
+
+def test_bake_and_preview_never_change_the_users_animation(scene):
+    from pose2pose_mocap.retarget.blender.retarget import (PREVIEW_TRACK, clear_preview,
+                                                           retarget_rig, target_for_armature)
+
+    ob = _user_animated()
+    try:
+        before = _animation_state(ob)
+        n_actions = len(bpy.data.actions)
+        target, _ = target_for_armature(ob, "mixamo")
+        first = retarget_rig(scene, ob, target, preview=True).action.name
+        retarget_rig(scene, ob, target, preview=True)   # replaces the first
+        tracks = [t.name for t in ob.animation_data.nla_tracks]
+        assert tracks.count(PREVIEW_TRACK) == 1 and ob.animation_data.nla_tracks[-1].is_solo
+        assert len(bpy.data.actions) == n_actions + 1, (first, [a.name for a in bpy.data.actions])
+        baked = retarget_rig(scene, ob, target)
+        assert clear_preview(ob)
+        after = _animation_state(ob)
+        # The user's active action and track are as they were; one new track on top.
+        assert after["action"] == before["action"]
+        assert after["action_keys"] == before["action_keys"]
+        assert after["tracks"][:len(before["tracks"])] == before["tracks"]
+        assert [t[0] for t in after["tracks"][len(before["tracks"]):]] == [baked.action.name]
+        assert len(bpy.data.actions) == n_actions + 1
+        # The Euler bone was keyed in Euler (its mode, and the user's curves' meaning, kept).
+        assert ob.pose.bones["mixamorig:LeftArm"].rotation_mode == 'XYZ'
+        paths = {fc.data_path for fc in _fcurves(baked.action)}
+        assert 'pose.bones["mixamorig:LeftArm"].rotation_euler' in paths
+        assert 'pose.bones["mixamorig:LeftArm"].rotation_quaternion' not in paths
+        # With the user's action muted from evaluation, the baked track plays the solve.
+        ob.animation_data.action = None
+        for t in ob.animation_data.nla_tracks[:-1]:
+            t.mute = True
+        check_pose_matches_solve(scene, ob, target)
+    finally:
+        _remove(ob)
+
+
+def _fcurves(action):
+    from pose2pose_mocap.retarget.blender.export import _action_fcurves
+
+    return _action_fcurves(action)
+
+
+def _file_state():
+    return (sorted(a.name for a in bpy.data.actions), sorted(o.name for o in bpy.data.objects),
+            sorted(a.name for a in bpy.data.armatures))
+
+
+def test_refusals_name_the_problem_and_change_nothing(scene):
+    from dataclasses import replace
+
+    from pose2pose_mocap.retarget.blender.retarget import (build_armature, resolve_target,
+                                                           retarget_rig, target_for_armature)
+    from pose2pose_mocap.retarget.errors import RetargetError
+    from pose2pose_mocap.retarget.targets import TargetBone, TargetSkeleton, get_target
+
+    # Not a humanoid: a three-bone chain.
+    chain = TargetSkeleton("tail", (TargetBone("a", None, (0, 0, 0), (0, 0, 1), 0.3),
+                                    TargetBone("b", "a", (0, 0, 1), (0, 0, 2), 0.0),
+                                    TargetBone("c", "b", (0, 0, 2), (0, 0, 3), 1.0)))
+    ob = build_armature(chain)
+    state = _file_state()
+    with pytest.raises(RetargetError, match="missing: .*pelvis"):
+        target_for_armature(ob)
+    with pytest.raises(RetargetError, match="lacks the mapped bones"):
+        target_for_armature(ob, "mixamo")
+    assert _file_state() == state
+
+    hero = _user_animated("scaled hero")
+    try:
+        target, _ = target_for_armature(hero, "mixamo")
+        before = _animation_state(hero)
+        state = _file_state()
+        # Duplicate mapped bones.
+        with pytest.raises(RetargetError, match="mapped twice"):
+            bad = dict(target.mapping, right_hip=target.mapping["left_hip"])
+            retarget_rig(scene, hero, replace(target, mapping=bad))
+        # Non-uniform scale.
+        scale = tuple(hero.scale)
+        hero.scale = (scale[0], 2 * scale[1], scale[2])
+        bpy.context.view_layer.update()
+        with pytest.raises(RetargetError, match="non-uniform scale"):
+            retarget_rig(scene, hero, target)
+        hero.scale = scale
+        bpy.context.view_layer.update()
+        # The source is not an SMPL-X rig.
+        with pytest.raises(RetargetError, match="not an SMPL-X rig"):
+            retarget_rig(ob, hero, target)
+        # A mapping naming a bone the armature lacks.
+        with pytest.raises(RetargetError):
+            retarget_rig(scene, hero, replace(target, mapping=dict(target.mapping,
+                                                                   pelvis="nope")))
+        assert _file_state() == state
+        assert _animation_state(hero) == before
+    finally:
+        _remove(hero)
+        _remove(ob)
+
+    # Unsupported target files, missing files.
+    state = _file_state()
+    with pytest.raises(RetargetError, match="unsupported"):
+        resolve_target("hero.obj")
+    with pytest.raises(RetargetError, match="no such file"):
+        resolve_target("/nonexistent/hero.fbx")
+    with pytest.raises(RetargetError, match="unknown rig target|no such"):
+        get_target("/nonexistent/preset.json")
+    assert _file_state() == state
