@@ -180,10 +180,14 @@ def check(smplx=None, checkpoint=None, *, known=None) -> Readiness:
 
 
 def _is_i2l_flag(checkpoint) -> bool:
-    """A --checkpoint flag that names an I2L-MeshNet file (by folder or name), so a
-    Pose2Pose flag does not make this estimator look unready."""
+    """Whether a --checkpoint flag is meant for I2L-MeshNet (``doctor`` gives every
+    estimator the same flag): a folder that holds an I2L-MeshNet checkpoint, or a file
+    named like one (in an ``i2l`` folder, or the official snapshot names)."""
     if not checkpoint:
         return False
-    p = Path(checkpoint)
-    return "i2l" in str(p).lower() or p.name in ("snapshot_7.pth.tar", "snapshot_8.pth.tar",
-                                                 "snapshot_17.pth.tar")
+    from ...weights.locations import I2L_CHECKPOINT_NAMES, find_i2l_checkpoint
+
+    p = Path(checkpoint).expanduser()
+    if p.is_dir():
+        return find_i2l_checkpoint(p).found
+    return "i2l" in str(p).lower() or p.name in I2L_CHECKPOINT_NAMES

@@ -26,7 +26,7 @@ def test_registry_lists_pose2pose():
     assert entry.label and entry.description and callable(entry.load) and callable(entry.check)
     assert get_estimator(None) is entry and get_estimator("") is entry
     with pytest.raises(EstimatorError, match=r"--estimator 'nope': unknown estimator "
-                                             r"\(choose from pose2pose\)"):
+                                             r"\(choose from pose2pose, i2l-meshnet\)"):
         get_estimator("nope")
 
 
@@ -250,7 +250,7 @@ def test_doctor_lists_the_estimators(tmp_path, standin_root):
     missing = run_checks(smplx=tmp_path / "none", checkpoint=tmp_path / "none", runtime=False)
     text = format_report(missing)
     sec = next(s for s in missing.sections if s.title.startswith("Estimators"))
-    assert [ln.label for ln in sec.lines] == ["pose2pose (default)"]
+    assert [ln.label for ln in sec.lines] == ["pose2pose (default)", "i2l-meshnet"]
     assert "not ready" in sec.lines[0].value and "pose2pose (default): not ready" in text
     ready = run_checks(smplx=standin_root, checkpoint=standin_root, runtime=False)
     line = next(s for s in ready.sections if s.title.startswith("Estimators")).lines[0]
