@@ -28,14 +28,15 @@ bone's motion. The pose-bone rotation Blender keys is then
 
     L_i = W_i^T D_parent^T D_i W_i                   (``rotation_quaternion``)
 
-Root motion: the hips bone's head follows the SMPL-X pelvis, its displacement
-from rest scaled by the leg-length ratio ``k`` (target thigh + shin over the
-rig's): ``P(t) = H_hips + k Q (p_pelvis(t) - p_pelvis_rest)``. With
-``root_motion="root"`` the root bone carries that path's ground-plane part.
+Root motion: the midpoint of the target's hip joints follows the rig's, its
+displacement from rest scaled by the leg-length ratio ``k`` (target thigh + shin
+over the rig's): ``m(t) = m_rest + k Q (m_smplx(t) - m_smplx_rest)``; the hips
+bone's head is placed so its hip joints land there. With ``root_motion="root"``
+the root bone carries the hips' ground-plane path.
 
-Feet IK (``ik=True``): in foot-contact runs the target ankle is held where FK put
-it at the start of the run, plus ``k`` times the source ankle's own drift, by a
-two-bone (thigh, shin) IK that keeps the knee's plane; weights ramp over
+Feet IK (``ik=True``): in foot-contact runs the target ankle is held at the run's
+mean FK position, plus ``k`` times the source ankle's own drift, by a two-bone
+(thigh, shin) IK that keeps the knee's plane; the offset from FK fades out over
 ``IK_BLEND`` frames outside the runs. Contacts come from ``contacts`` (engineer
 A's ``cleanup.contacts.Contacts`` or ``{"left": (T,), "right": (T,)}`` masks),
 else from a simple height + speed test on the source feet (``simple_contacts``).
@@ -56,6 +57,10 @@ IK_BLEND = 4                      # frames over which the feet IK fades in/out o
 CONTACT_HEIGHT = 0.05             # m above the lowest foot height (simple_contacts)
 CONTACT_SPEED = 0.25              # m/s
 _J = {n: i for i, n in enumerate(JOINT_NAMES)}
+LIMBS = {"left arm": ("left_shoulder", "left_elbow", "left_wrist"),
+         "right arm": ("right_shoulder", "right_elbow", "right_wrist"),
+         "left leg": ("left_hip", "left_knee", "left_ankle"),
+         "right leg": ("right_hip", "right_knee", "right_ankle")}
 # Second direction (across the body / palm / face) used to fix the roll of these segments.
 _ACROSS = {"pelvis": ("left_hip", "right_hip"), "spine3": ("left_collar", "right_collar"),
            "head": ("left_eye_smplhf", "right_eye_smplhf"),
@@ -83,26 +88,50 @@ class SourceMotion:
         return self.rotations.shape[0]
 
 
+def mm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A @ B`` for stacks of 3x3 matrices ``(..., 3, 3)``."""
+    return np.matmul(A, B)
+
+
+def mtm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A^T @ B`` for stacks of 3x3 matrices."""
+    return np.matmul(np.swapaxes(A, -1, -2), B)
+
+
+def mv(A: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``A @ v`` for stacks ``(..., 3, 3)`` and vectors ``(..., 3)`` or one ``(3,)``."""
+    v = np.asarray(v)
+    return np.einsum("...ij,j->...i", A, v) if v.ndim == 1 else np.einsum("...ij,...j->...i", A, v)
+
+
+def sandwich(L: np.ndarray, X: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """``L @ X @ R`` for one ``L``, ``R (3, 3)`` and a stack ``X (..., 3, 3)`` (BLAS)."""
+    shape = X.shape
+    XR = X.reshape(-1, 3) @ R                                   # rows of X times R
+    XR = XR.reshape(shape)
+    return np.swapaxes((np.swapaxes(XR, -1, -2).reshape(-1, 3) @ L.T).reshape(shape), -1, -2)
+
+
 def global_rotations(local: np.ndarray, parents=PARENTS) -> np.ndarray:
-    """``(T, J, 3, 3)`` local -> global rotations down the tree (parents first)."""
+    """``(J, T, 3, 3)`` local -> global rotations down the tree (bone-major, parents first)."""
     G = np.empty_like(local)
-    G[:, 0] = local[:, 0]
-    for i in range(1, local.shape[1]):
-        G[:, i] = G[:, parents[i]] @ local[:, i]
+    G[0] = local[0]
+    for i in range(1, local.shape[0]):
+        G[i] = mm(G[parents[i]], local[i])
     return G
 
 
 def forward_positions(G: np.ndarray, root: np.ndarray, heads: np.ndarray, parents) -> np.ndarray:
-    """Posed heads ``(T, J, 3)`` from world rotation changes ``G (T, J, 3, 3)``, the posed
-    root ``(T, 3)`` and rest heads ``(J, 3)`` (each bone rigid with its parent's frame)."""
-    T, J = G.shape[:2]
-    P = np.empty((T, J, 3))
+    """Posed heads ``(J, T, 3)`` from world rotation changes ``G (J, T, 3, 3)`` (bone-major),
+    the posed root ``(T, 3)`` and rest heads ``(J, 3)`` (each bone rigid with its parent)."""
+    J, T = G.shape[:2]
+    P = np.empty((J, T, 3))
     for i in range(J):
         p = int(parents[i])
         if p < 0:
-            P[:, i] = root if i == 0 else heads[i]
+            P[i] = root if i == 0 else heads[i]
         else:
-            P[:, i] = P[:, p] + G[:, p] @ (heads[i] - heads[p])
+            P[i] = P[p] + mv(G[p], heads[i] - heads[p])
     return P
 
 
@@ -124,15 +153,17 @@ def source_motion(take, model, betas=None) -> SourceMotion:
     rest = rig_rest(model, betas)
     pose = np.nan_to_num(full_pose(take.params))
     A = SMPLX_TO_ARMATURE
-    R = axis_angle_to_matrix(pose)
+    R = axis_angle_to_matrix(np.ascontiguousarray(np.swapaxes(pose, 0, 1)))   # (J, T, 3, 3)
     G = global_rotations(R)                               # SMPL-X model axes
-    Gw = np.einsum("ab,tjbc,dc->tjad", CAMERA_TO_BLENDER, G, A)        # C G A^T: world change from the rig rest
+    Gw = sandwich(CAMERA_TO_BLENDER, G, A.T)              # C G A^T: world change from the rig rest
     transl = np.nan_to_num(np.asarray(take.params.get("transl", np.zeros((pose.shape[0], 3))),
                                       np.float64))
     root = camera_to_blender(rest.joints[0] @ A + transl)
     P = forward_positions(Gw, root, rest.joints, PARENTS)
     expr = take.params.get("expression")
-    return SourceMotion(rest_heads=rest.joints, rest_tails=rest.tails, rotations=Gw, positions=P,
+    # Public layout (T, J, ...): views of the bone-major arrays the solve reads.
+    return SourceMotion(rest_heads=rest.joints, rest_tails=rest.tails,
+                        rotations=np.swapaxes(Gw, 0, 1), positions=np.swapaxes(P, 0, 1),
                         fps=float(take.fps), frame_index=np.asarray(take.frame_index),
                         valid=np.asarray(take.valid, bool),
                         expression=None if expr is None else np.nan_to_num(
@@ -210,9 +241,14 @@ def swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def twist_angle(R: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """Twist of rotations ``R (..., 3, 3)`` about unit ``axis (3,)`` (swing-twist), radians."""
-    q = matrix_to_quaternion(R)
-    return 2.0 * np.arctan2(q[..., 1:] @ axis, q[..., 0])
+    """Twist of rotations ``R (..., 3, 3)`` about unit ``axis (3,)`` (swing-twist), radians.
+
+    With ``q = (w, v)`` the quaternion, twist = ``2 atan2(v.axis, w)``; both scaled by
+    ``4w``: ``v 4w = (R32-R23, R13-R31, R21-R12)`` and ``4w^2 = 1 + trace R``.
+    """
+    s = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0],
+                  R[..., 1, 0] - R[..., 0, 1]], axis=-1)
+    return 2.0 * np.arctan2(s @ axis, 1.0 + np.trace(R, axis1=-2, axis2=-1))
 
 
 def _child_joint(j: int) -> int | None:
@@ -295,19 +331,32 @@ def _runs(mask: np.ndarray) -> list:
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
 
-def _ik_weights(mask: np.ndarray, blend: int) -> np.ndarray:
-    """1 inside contact runs, ramping to 0 over ``blend`` frames outside them."""
+def _ik_offsets(mask: np.ndarray, ankle: np.ndarray, src_ankle: np.ndarray, k: float) -> np.ndarray:
+    """How far to move the target ankle ``(T, 3)`` so contact runs stay planted.
+
+    In a run the goal is the run's mean FK ankle plus ``k`` times the source ankle's
+    own drift (so a source that slides slides the same, scaled); the offset from FK
+    fades to zero over ``IK_BLEND`` frames on either side (offsets are continuous).
+    """
     T = mask.shape[0]
-    if not mask.any():
-        return np.zeros(T)
-    idx = np.flatnonzero(mask)
-    pos = np.arange(T)
-    # distance to the nearest contact frame
-    k = np.searchsorted(idx, pos)
-    left = np.abs(pos - idx[np.clip(k - 1, 0, len(idx) - 1)])
-    right = np.abs(idx[np.clip(k, 0, len(idx) - 1)] - pos)
-    dist = np.minimum(left, right)
-    return np.clip(1.0 - dist / (blend + 1.0), 0.0, 1.0)
+    off = np.zeros((T, 3))
+    runs = _runs(mask)
+    for s0, s1 in runs:
+        drift = k * (src_ankle[s0:s1] - src_ankle[s0:s1].mean(axis=0))
+        off[s0:s1] = ankle[s0:s1].mean(axis=0) + drift - ankle[s0:s1]
+    # fades: outside runs, the nearest run end's offset times a ramp
+    w_best = np.zeros(T)
+    fade = np.zeros((T, 3))
+    for s0, s1 in runs:
+        for t0, edge in ((range(max(0, s0 - IK_BLEND), s0), s0), (range(s1, min(T, s1 + IK_BLEND)), s1 - 1)):
+            for t in t0:
+                if mask[t]:
+                    continue
+                w = 1.0 - abs(t - edge) / (IK_BLEND + 1.0)
+                if w > w_best[t]:
+                    w_best[t] = w
+                    fade[t] = w * off[edge]
+    return np.where(mask[:, None], off, fade)
 
 
 def _two_bone(a, b, c, goal, l1, l2):
@@ -332,11 +381,13 @@ def _two_bone(a, b, c, goal, l1, l2):
 # --------------------------------------------------------------------------- solve
 
 def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton | None = None,
-             *, contacts=None, ik: bool = True) -> RetargetedMotion:
+             *, contacts=None, ik: bool = True, ends: bool = True) -> RetargetedMotion:
     """Retarget a take (with its SMPL-X ``model``) or a :class:`SourceMotion` onto ``skeleton``.
 
     ``skeleton`` defaults to the target's reference skeleton. Mapped bones the
     skeleton lacks are skipped (noted); missing *required* ones raise one line.
+    ``ik``: the limb IK pass (off: pure rotation transfer); ``ends``: within it,
+    hands and feet go where the scaled source puts them (else only contacts are held).
     """
     src = take_or_source if isinstance(take_or_source, SourceMotion) else \
         source_motion(take_or_source, model)
@@ -350,6 +401,9 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
     parents = sk.parents
     B = len(names)
     T = src.num_frames
+    # Bone-major copies (views when the source came from source_motion).
+    src_R = np.ascontiguousarray(np.swapaxes(src.rotations, 0, 1))     # (J, T, 3, 3)
+    src_P = np.ascontiguousarray(np.swapaxes(src.positions, 0, 1))     # (J, T, 3)
     Ro = sk.object_rotation
     Wr = Ro @ sk.matrices                           # (B, 3, 3) rest frames in world
     H = sk.to_world(sk.heads)                       # (B, 3)
@@ -357,12 +411,14 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
     mapping = {j: b for j, b in target.mapping.items() if b in index}
     skipped = sorted(set(target.mapping) - set(mapping))
     if skipped:
-        notes.append(f"not on this armature, left out: {', '.join(target.mapping[j] for j in skipped)}")
+        notes.append("not on this armature, left out: "
+                     + ", ".join(target.mapping[j] for j in skipped))
     bone_joint = {index[b]: _J[j] for j, b in mapping.items()}
 
     # Facing: yaw taking the rig's left (hip line) onto the target's.
     yaw = (_facing(H[index[mapping["left_hip"]]], H[index[mapping["right_hip"]]])
            - _facing(src.rest_heads[_J["left_hip"]], src.rest_heads[_J["right_hip"]]))
+    yaw = (yaw + np.pi) % (2 * np.pi) - np.pi
     Q = _axis_rotation(np.array([0.0, 0.0, 1.0]), yaw) if abs(yaw) > 1e-9 else np.eye(3)
 
     # Rest alignment S_i per mapped bone (segment onto segment, plus roll where defined).
@@ -384,46 +440,47 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
             vs = src.rest_heads[_J[across[0]]] - src.rest_heads[_J[across[1]]]
         S[i] = align(ut, Q @ us, vt, None if vs is None else Q @ vs)
 
-    # World rotation changes D (T, B, 3, 3), parents first.
-    D = np.empty((T, B, 3, 3))
-    QdRQ = np.einsum("ab,tjbc,dc->tjad", Q, src.rotations, Q)   # Q dR Q^T
+    # World rotation changes D (B, T, 3, 3), parents first.
+    D = np.empty((B, T, 3, 3))
     twist = {index[b]: v for b, v in target.twist.items() if b in index}
     follow = {index[b]: index[f] for b, f in target.follow.items() if b in index and f in index}
     for i in range(B):
         p = int(parents[i])
         if i in bone_joint:
-            D[:, i] = QdRQ[:, bone_joint[i]] @ S[i]
+            R = src_R[bone_joint[i]]
+            if abs(yaw) > 1e-9:
+                R = sandwich(Q, R, Q.T)
+            D[i] = (R.reshape(-1, 3) @ S[i]).reshape(T, 3, 3)
         elif i in follow and follow[i] < i:
-            D[:, i] = D[:, follow[i]]
+            D[i] = D[follow[i]]
         elif p < 0:
-            D[:, i] = np.eye(3)
-        elif i in twist:
+            D[i] = np.eye(3)
+        elif i in twist and p in bone_joint:
             joint, share = twist[i]
-            jj = _J[joint]
-            pj = bone_joint.get(p)
-            if pj is None:   # twist bone not under a mapped limb bone: plain follow
-                D[:, i] = D[:, p]
-                continue
+            jj, pj = _J[joint], bone_joint[p]
             # Twist of the source joint's local rotation about the parent limb's axis.
             cj = _child_joint(pj)
             axis_s = _unit(src.rest_heads[cj] - src.rest_heads[pj]) if cj is not None else \
                 _unit(src.rest_tails[pj] - src.rest_heads[pj])
-            jp = int(PARENTS[jj])
-            local = np.swapaxes(src.rotations[:, jp], -1, -2) @ src.rotations[:, jj]
-            tau = twist_angle(local, axis_s)
-            axis_t = seg_t.get(p, _unit(Tl[i] - H[i]))
-            D[:, i] = D[:, p] @ _axis_rotation(axis_t, share * tau)
+            tau = twist_angle(mtm(src_R[int(PARENTS[jj])], src_R[jj]), axis_s)
+            D[i] = mm(D[p], _axis_rotation(seg_t[p], share * tau))
         else:
-            D[:, i] = D[:, p]
-    # follow bones listed before the bone they follow
-    for i, f in follow.items():
+            D[i] = D[p]
+    for i, f in follow.items():   # follow bones listed before the bone they follow
         if f > i:
-            D[:, i] = D[:, f]
+            D[i] = D[f]
 
     # Root motion.
     k = leg_scale(src, target, H, index)
     hips = index[mapping["pelvis"]]
-    P_hips = H[hips] + k * (src.positions[:, 0] - src.rest_heads[0]) @ Q.T
+    # The hip joints' midpoint follows the rig's, scaled; the hips bone sits where that
+    # puts it (its own offset from the hip joints differs between skeletons, and a
+    # tilting pelvis would otherwise move the leg roots and the planted feet).
+    lh, rh = index[mapping["left_hip"]], index[mapping["right_hip"]]
+    mid_t = 0.5 * (H[lh] + H[rh])
+    mid_s = 0.5 * (src_P[_J["left_hip"]] + src_P[_J["right_hip"]])
+    mid_s0 = 0.5 * (src.rest_heads[_J["left_hip"]] + src.rest_heads[_J["right_hip"]])
+    P_hips = mid_t + k * (mid_s - mid_s0) @ Q.T - mv(D[hips], mid_t - H[hips])
     located = np.zeros(B, bool)
     located[hips] = True
     fixed_pos = {hips: P_hips}
@@ -434,90 +491,90 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
         fixed_pos[root] = H[root] + ground
         located[root] = True
 
-    def fk(D):
-        P = np.empty((T, B, 3))
-        for i in range(B):
+    def fk(P, bones):
+        for i in bones:
             p = int(parents[i])
             if i in fixed_pos:
-                P[:, i] = fixed_pos[i]
+                P[i] = fixed_pos[i]
             elif p < 0:
-                P[:, i] = H[i]
+                P[i] = H[i]
             else:
-                P[:, i] = P[:, p] + D[:, p] @ (H[i] - H[p])
+                P[i] = P[p] + mv(D[p], H[i] - H[p])
         return P
 
-    P = fk(D)
+    P = fk(np.empty((B, T, 3)), range(B))
 
-    # Feet IK in contact runs.
+    # Limb IK: hands and feet where the scaled source puts them (relative to the limb's
+    # root joint), and feet held still in contact runs.
     used = {}
     if ik:
-        masks = _contact_masks(contacts, T) if contacts is not None else simple_contacts(src)
-        for side in ("left", "right"):
-            js = [f"{side}_hip", f"{side}_knee", f"{side}_ankle"]
-            if side not in masks or not all(j in mapping for j in js):
+        if contacts is not None:
+            masks = _contact_masks(contacts, T)
+        else:
+            masks = simple_contacts(src)
+            notes.append("feet IK: contacts found by the simple height/speed test")
+        for limb, (j1, j2, j3) in LIMBS.items():
+            if not all(j in mapping for j in (j1, j2, j3)):
                 continue
-            i1, i2, i3 = (index[mapping[j]] for j in js)
-            mask = masks[side]
-            used[side] = mask
-            if not mask.any():
-                continue
-            w = _ik_weights(mask, IK_BLEND)
-            a, b, c = P[:, i1], P[:, i2], P[:, i3]
-            goal = c.copy()
-            src_ankle = src.positions[:, _J[f"{side}_ankle"]] @ Q.T
-            for s0, s1 in _runs(mask):
-                goal[s0:s1] = c[s0] + k * (src_ankle[s0:s1] - src_ankle[s0])
-            # ramps: hold the run's ends
-            run_goal = goal.copy()
-            for s0, s1 in _runs(mask):
-                lo, hi = max(0, s0 - IK_BLEND), min(T, s1 + IK_BLEND)
-                run_goal[lo:s0] = goal[s0]
-                run_goal[s1:hi] = goal[s1 - 1]
-            g = c + w[:, None] * (run_goal - c)
-            active = w > 0
+            i1, i2, i3 = (index[mapping[j]] for j in (j1, j2, j3))
+            a, b, c = P[i1], P[i2], P[i3]
             l1 = np.linalg.norm(H[i2] - H[i1])
             l2 = np.linalg.norm(H[i3] - H[i2])
-            knee, reach = _two_bone(a[active], b[active], c[active], g[active], l1, l2)
-            R1 = swing(b[active] - a[active], knee - a[active])
-            R2 = swing(c[active] - b[active], reach - knee)
-            # Bones from the thigh down to (not including) the ankle turn with the IK.
-            chain_thigh = [x for x in range(B) if x == i1 or (_is_descendant(parents, x, i1)
-                           and not _is_descendant(parents, x, i2) and x != i2)]
-            chain_shin = [x for x in range(B) if x == i2 or (_is_descendant(parents, x, i2)
-                          and not _is_descendant(parents, x, i3) and x != i3)]
-            for x in chain_thigh:
-                D[active, x] = R1 @ D[active, x]
-            for x in chain_shin:
-                D[active, x] = R2 @ D[active, x]
-        if used:
-            P = fk(D)
+            s1, s2, s3 = (_J[j] for j in (j1, j2, j3))
+            ls = (np.linalg.norm(src.rest_heads[s2] - src.rest_heads[s1])
+                  + np.linalg.norm(src.rest_heads[s3] - src.rest_heads[s2]))
+            goal = a + ((l1 + l2) / ls) * (src_P[s3] - src_P[s1]) @ Q.T if ends else c.copy()
+            side = limb.split()[0]
+            if limb.endswith("leg") and side in masks:
+                used[side] = masks[side]
+                goal = goal + _ik_offsets(masks[side], goal, src_P[s3] @ Q.T, k)
+            active = np.flatnonzero(np.linalg.norm(goal - c, axis=-1) > 1e-7)
+            if not active.size:
+                continue
+            a, b, c = a[active], b[active], c[active]
+            mid, reach = _two_bone(a, b, c, goal[active], l1, l2)
+            R1 = swing(b - a, mid - a)
+            R2 = swing(c - b, reach - mid)
+            # Bones from the upper limb down to (not including) the hand/foot turn with it.
+            for x in range(B):
+                if x == i3 or _is_descendant(parents, x, i3):
+                    continue
+                if x == i2 or _is_descendant(parents, x, i2):
+                    D[x, active] = mm(R2, D[x, active])
+                elif x == i1 or _is_descendant(parents, x, i1):
+                    D[x, active] = mm(R1, D[x, active])
+            P = fk(P, range(B))
 
     # Follow bones sit on the bone they follow (rigidly, keeping their rest offset).
-    for i, f in follow.items():
-        fixed_pos[i] = P[:, f] + D[:, f] @ (H[i] - H[f])
-        located[i] = True
     if follow:
-        P = fk(D)
+        for i, f in follow.items():
+            fixed_pos[i] = P[f] + mv(D[f], H[i] - H[f])
+            located[i] = True
+        moved = [x for x in range(B) if x in follow or any(
+            _is_descendant(parents, x, i) for i in follow)]
+        P = fk(P, moved)
 
     # Pose channels.
-    Wr_t = np.swapaxes(Wr, -1, -2)
-    rel = np.empty_like(D)
+    L = np.empty_like(D)
     for i in range(B):
         p = int(parents[i])
-        rel[:, i] = D[:, i] if p < 0 else np.swapaxes(D[:, p], -1, -2) @ D[:, i]
-    L = np.einsum("bij,tbjk,bkl->tbil", Wr_t, rel, Wr)
-    quats = quaternion_continuity(matrix_to_quaternion(L), axis=0)
+        rel = D[i] if p < 0 else mtm(D[p], D[i])
+        L[i] = sandwich(Wr[i].T, rel, Wr[i])
+    quats = np.empty((T, B, 4))
+    for i in range(B):   # contiguous per bone: several times faster than one strided call
+        quats[:, i] = matrix_to_quaternion(L[i])
+    quats = quaternion_continuity(quats, axis=0)
     locs = np.zeros((T, B, 3))
     Bm = sk.matrices
     heads_arm = sk.heads
-    P_arm = sk.from_world(P)
     for i in np.flatnonzero(located):
         p = int(parents[i])
+        Pi = sk.from_world(P[i])
         if p < 0:
-            v = P_arm[:, i] - heads_arm[i]
+            v = Pi - heads_arm[i]
         else:
-            Da = np.einsum("ab,tbc,dc->tad", Ro.T, D[:, p], Ro.T)   # armature-space change
-            v = np.einsum("tba,tb->ta", Da, P_arm[:, i] - P_arm[:, p]) - (heads_arm[i] - heads_arm[p])
+            Da = sandwich(Ro.T, D[p], Ro)                         # armature-space change
+            v = mv(np.swapaxes(Da, -1, -2), Pi - sk.from_world(P[p])) - (heads_arm[i] - heads_arm[p])
         locs[:, i] = v @ Bm[i]                                     # B_i^T v
     shape_keys = {}
     if src.expression is not None:
@@ -527,6 +584,8 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
     frame_index = np.arange(T) if src.frame_index is None else np.asarray(src.frame_index)
     valid = np.ones(T, bool) if src.valid is None else np.asarray(src.valid, bool)
     return RetargetedMotion(bone_names=names, rotations=quats, locations=locs, located=located,
-                            root_location=P_arm[:, hips], fps=src.fps, frame_index=frame_index,
-                            valid=valid, world_rotations=D, world_heads=P, shape_keys=shape_keys,
+                            root_location=sk.from_world(P[hips]), fps=src.fps,
+                            frame_index=frame_index, valid=valid,
+                            world_rotations=np.swapaxes(D, 0, 1),
+                            world_heads=np.swapaxes(P, 0, 1), shape_keys=shape_keys,
                             contacts=used, scale=k, notes=notes)
