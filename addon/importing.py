@@ -34,9 +34,9 @@ def import_take_files(context, paths, options=None) -> tuple[list, list]:
     smoothing = options.smoothing
     from ..retarget.blender.build import build_take_scene
     from ..retarget.smoothing import NO_SMOOTHING
-    from ..retarget.smplx_model import load_smplx_model
+    from ..retarget.smplx_model import load_body_model
     from ..retarget.take import read_take
-    from ..weights.locations import find_smplx
+    from ..weights.locations import find_smpl, find_smplx
 
     flags = model_flags(context)
     notes: list[str] = []
@@ -48,11 +48,17 @@ def import_take_files(context, paths, options=None) -> tuple[list, list]:
     for path in paths:
         take = read_take(_as_take_file(context, path, notes))
         gender = options.gender or take.gender
-        hit = find_smplx(flags["smplx"], gender)
-        if not hit.found:
-            raise RuntimeError(f"SMPL-X model file not found ({gender}); set it in the "
-                               "add-on preferences or press Install SMPL-X Zip")
-        model = load_smplx_model(hit.path)
+        if take.body_model == "smpl":  # (I2L-MeshNet takes) the search order, no preference
+            hit = find_smpl(None, gender)
+            if not hit.found:
+                raise RuntimeError(hit.problem or f"SMPL model file not found ({gender}); put "
+                                   f"it at {hit.install_to} (docs/smpl.md)")
+        else:
+            hit = find_smplx(flags["smplx"], gender)
+            if not hit.found:
+                raise RuntimeError(f"SMPL-X model file not found ({gender}); set it in the "
+                                   "add-on preferences or press Install SMPL-X Zip")
+        model = load_body_model(hit.path, take.body_model)
         built = build_take_scene(model, take, scene=context.scene,
                                  smoothing=smoothing or NO_SMOOTHING,
                                  pose_correctives=options.pose_correctives,

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import RetargetError
 from ..smoothing import NO_SMOOTHING, Smoothing, smooth_take
-from ..smplx_model import SmplxModel
+from ..smplx_model import BODY_KINDS, SmplxModel
 from ..take import Take
 from .anim import Smoother, TakeActions, check_rig_can_take, write_take_actions
 from .rig import Rig, build_rig, rig_from_armature
@@ -36,7 +36,8 @@ def median_betas(take: Take) -> np.ndarray:
 
 
 def find_person_rig(scene, person_id: int, smplx_path=None) -> Rig | None:
-    """The rig already built in ``scene`` for ``person_id`` (and this model file), if any."""
+    """The rig already built in ``scene`` for ``person_id`` (and this model file, SMPL-X or
+    SMPL), if any."""
     for ob in scene.objects:
         if ob.type != 'ARMATURE' or "p2p_rig" not in ob:
             continue
@@ -64,6 +65,10 @@ def build_take_scene(model: SmplxModel, take: Take, *, scene=None,
     ``(take, smoothing) -> take`` (default ``smooth_take``, scipy here).
     """
     check_rig_can_take(take)
+    if model.kind.name != take.body_model:  # before anything is built
+        where = f"{take.path.name}: " if take.path is not None else ""
+        raise RetargetError(f"{where}the take is for the {BODY_KINDS[take.body_model].label} "
+                            f"body; the model file {model.path.name} is {model.kind.label}")
     scene = scene or bpy.context.scene
     notes = list(take.notes)
     betas = median_betas(take)

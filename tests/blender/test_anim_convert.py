@@ -194,6 +194,7 @@ def test_convert_reads_core_only_format_1_and_refuses_smpl_takes(tmp_path):
         assert (tmp_path / f"{stem}.blend").is_file()
     res = run_cli(["convert", tmp_path / "smpl.take.npz", "--smplx", standin_smplx_root()],
                   cwd=tmp_path)
-    assert_one_line_error(res, "body model is 'smpl'", "SMPL-X only")
+    # an SMPL take needs the SMPL model (not found here: none given, none in the search order)
+    assert_one_line_error(res, "no SMPL model file SMPL_NEUTRAL.npz", "--smpl")
     assert not (tmp_path / "smpl.blend").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
