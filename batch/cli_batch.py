@@ -10,6 +10,12 @@
 * 130 / 143: stopped by Ctrl-C / SIGTERM (finished clips are kept; re-run to
   finish the rest).
 
+Each converted take gets a quality report next to it (``clip.qa.json`` and
+``clip.qa.png``: ``retarget.cleanup.report.converted_report``, the motion as
+converted, with or without the clean-up) and the output folder a summary table
+of every clip's report, ``qa-summary.csv`` (rewritten at the end of each run from
+the reports on disk; a clip that is up to date keeps its report).
+
 Re-running with the same folders skips every clip whose outputs are on disk
 as the manifest (``OUT/batch.jsonl``) recorded them, for the same input
 content and settings; a changed setting re-runs only the stages it affects
@@ -114,6 +120,25 @@ class _Lock:
         return False
 
 
+QA_SUMMARY_NAME = "qa-summary.csv"
+
+
+def _write_qa_summary(summary, dst: Path, err) -> Path | None:
+    """``OUT/qa-summary.csv``: one row per take from the clips' ``.qa.json`` reports (those
+    of clips up to date are read back, not recomputed); None when there is none."""
+    from ..retarget.cleanup.report import write_summary
+
+    entries = [(r.clip.rel, dst / f["path"]) for r in summary.runs
+               for f in (r.outputs or {}).get("reports") or [] if f["path"].endswith(".json")]
+    if not entries:
+        return None
+    try:
+        return write_summary(entries, dst / QA_SUMMARY_NAME)
+    except OSError as exc:  # the clips are done: say so and go on
+        print(f"p2p-mocap: note: no {QA_SUMMARY_NAME}: {exc}", file=err)
+        return None
+
+
 def run_batch(args, out=None, err=None) -> int:
     """Run ``p2p-mocap batch`` with parsed ``args``; return the exit code."""
     from .driver import format_summary, run_batch_loop
@@ -173,6 +198,7 @@ def run_batch(args, out=None, err=None) -> int:
             with Manifest(dst / MANIFEST_NAME) as manifest:
                 summary = run_batch_loop(clips, settings, dst, make_runner, manifest=manifest,
                                          stream=err)
+            qa_table = _write_qa_summary(summary, dst, err)
     except RuntimeError as exc:
         print(f"p2p-mocap: error: {exc}", file=err)
         return EXIT_FAIL
@@ -180,6 +206,8 @@ def run_batch(args, out=None, err=None) -> int:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     print(format_summary(summary), file=out)
+    if qa_table is not None:
+        print(f"quality reports: {qa_table}", file=out)
     out.flush()
     if summary.interrupted:
         print("stopped: finished clips are kept; run the same command again to finish the rest",

@@ -161,6 +161,7 @@ def run_batch_loop(clips: list[Clip], settings: Settings, out_root, make_runner,
             r.outputs = {"takes": have.get("takes", [])}
             if r.stages == ["export"]:
                 r.outputs["blends"] = have.get("blends", [])
+                r.outputs["reports"] = have.get("reports", [])
             pend_ret.append(r)
 
     todo = len(pend_est) + len(pend_ret)
@@ -197,6 +198,7 @@ def run_batch_loop(clips: list[Clip], settings: Settings, out_root, make_runner,
         keep = {"takes": r.outputs.get("takes", [])}
         if "convert" not in stages:
             keep["blends"] = r.outputs.get("blends", [])
+            keep["reports"] = r.outputs.get("reports", [])
         manifest.append(r.clip.rel, "running", stage="retarget", input_hash=r.clip.input_hash,
                         hashes=hashes, outputs=keep, frames=r.frames, people=r.people, t_ns=t_ns)
 
@@ -236,6 +238,8 @@ def run_batch_loop(clips: list[Clip], settings: Settings, out_root, make_runner,
                     r.retarget_s = float(res.get("retarget_s") or 0.0)
                     if "convert" in r.stages:
                         r.outputs["blends"] = [file_record(p, out_root) for p in res["blends"]]
+                        r.outputs["reports"] = [file_record(p, out_root)
+                                                for p in res.get("reports", [])]
                     r.outputs["exports"] = [file_record(p, out_root) for p in res["exports"]]
                     r.state = "done"
                     manifest.append(r.clip.rel, "done", input_hash=r.clip.input_hash,

@@ -266,14 +266,15 @@ def _latest_state(records: list[dict], rel: str) -> dict | None:
 
 def is_clip_output_name(clip: Clip, name: str) -> bool:
     """True for a name the clip's outputs can have: ``stem.take.npz``, ``stem.blend``,
-    ``stem.<preset><suffix>``, each also with ``.personN`` after the stem."""
+    ``stem.qa.json``, ``stem.qa.png``, ``stem.<preset><suffix>``, each also with
+    ``.personN`` after the stem."""
     if not name.startswith(clip.stem + "."):
         return False
     rest = name[len(clip.stem) + 1:]
     parts = rest.split(".")
     if parts and parts[0].startswith("person") and parts[0][6:].isdigit():
         parts = parts[1:]
-    if parts in (["take", "npz"], ["blend"]):
+    if parts in (["take", "npz"], ["blend"], ["qa", "json"], ["qa", "png"]):
         return True
     from ..retarget.export_presets import PRESETS
 

@@ -152,10 +152,15 @@ def _retarget(spec: dict) -> dict:
     replace = _replace_set(spec)
     if export:
         from ..retarget.export_cli import default_export_output
+    from ..retarget.cleanup.report import report_paths
+
+    reports: list[str] = []
     for take in spec["takes"]:  # every name is checked before anything is written
         blend = default_output(Path(take))
         if "convert" in stages:
             _may_write(blend, replace)
+            for p in report_paths(take):
+                _may_write(p, replace)
         if export:
             _may_write(default_export_output(blend, export["preset"]), replace)
     for take in spec["takes"]:
@@ -164,6 +169,7 @@ def _retarget(spec: dict) -> dict:
             models = BodyModelFiles(smplx_lookup(spec.get("smplx")), smpl_lookup(spec.get("smpl")))
             convert_take(take, models, blend, options=conv,
                          overwrite=_key(blend) in replace, notes=notes)
+            reports += _qa_report(take, models, conv, replace, notes)
         blends.append(str(blend))
         if export:
             from ..retarget.blender.export import export_scene
@@ -174,5 +180,30 @@ def _retarget(spec: dict) -> dict:
                          rest_frame=export["rest_frame"], overwrite=_key(target) in replace,
                          notes=notes)
             exports.append(str(target))
-    return {"ok": True, "blends": blends, "exports": exports, "notes": notes,
-            "retarget_s": round(time.perf_counter() - t0, 3), "pid": os.getpid()}
+    return {"ok": True, "blends": blends, "exports": exports, "reports": reports,
+            "notes": notes, "retarget_s": round(time.perf_counter() - t0, 3),
+            "pid": os.getpid()}
+
+
+def _qa_report(take, models, conv, replace: set[str], notes: list) -> list[str]:
+    """The take's quality report as converted (``clip.qa.json`` + ``.qa.png`` next to it;
+    ``cleanup.report.converted_report``); a take it cannot measure gets a note instead."""
+    from ..retarget.cleanup.report import converted_report, report_paths, write_json, write_plot
+    from ..retarget.convert import model_file
+    from ..retarget.errors import RetargetError
+    from ..retarget.smplx_model import load_smplx_model
+    from ..retarget.take import read_take
+
+    t = read_take(take)
+    if t.body_model != "smplx":
+        notes.append(f"{Path(take).name}: no QA report (it needs an SMPL-X take)")
+        return []
+    try:
+        model = load_smplx_model(model_file(models, conv.gender or t.gender))
+        rep = converted_report(t, model, conv)
+    except RetargetError as exc:
+        notes.append(f"{Path(take).name}: no QA report ({exc})")
+        return []
+    j, p = report_paths(take)
+    return [str(write_json(rep, j, replace=_key(j) in replace)),
+            str(write_plot(rep, p, replace=_key(p) in replace))]

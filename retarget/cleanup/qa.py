@@ -547,7 +547,12 @@ def find_flags(take, motion=None, contacts=None, *, model=None) -> list[Flag]:
             flags += _foot_skate(take, motion, contacts)
             flags += _penetration(motion, contacts.ground)
         flags += _reprojection(take, motion)
-    return sorted(flags, key=lambda f: (f.start, FLAG_KINDS.index(f.kind), f.end))
+    return sorted(flags, key=flag_order)
+
+
+def flag_order(f: Flag) -> tuple:
+    """Sort key of flags: by start row, then kind (``FLAG_KINDS`` order), then end."""
+    return (f.start, FLAG_KINDS.index(f.kind), f.end)
 
 
 def _slerp(q0: np.ndarray, q1: np.ndarray, t: np.ndarray) -> np.ndarray:

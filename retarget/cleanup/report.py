@@ -42,7 +42,14 @@ only ever added within a version)::
 ``start``/``end`` are rows of the take (end exclusive), ``frame_start``/
 ``frame_end`` the footage frame numbers of the first and last row (inclusive).
 The PNG (``render_plot``) shows, over time: confidence, jitter, contacts per
-foot and the flags as coloured spans. Files are written with
+foot and the flags as coloured spans.
+
+``converted_report(take, model, convert_options)`` is the report ``batch`` writes
+beside each take (``report_paths``: ``clip.qa.json``, ``clip.qa.png``): figures
+of the motion as converted (smoothed, or cleaned when the options carry a
+clean-up), flags of the estimator's take before smoothing (plus the foot skate
+and penetration left after conversion). ``summary_csv`` / ``write_summary``: a
+folder's table, one row per report (``SUMMARY_COLUMNS``). Files are written with
 ``common.files.atomic_write`` (never half a file; an existing file only with
 ``replace``).
 """
@@ -208,6 +215,109 @@ def build_report(take, model=None, *, motion=None, contacts=None, flags=None,
                          contact=contact, flags=list(flags), times=times)
 
 
+POSITION_KINDS = ("foot_skate", "penetration")
+
+
+def converted_report(take, model, options) -> QualityReport:
+    """The report of ``take`` as ``convert`` puts it on the rig (``options``: its
+    ``ConvertOptions``): the figures are measured on the converted motion (after the
+    clean-up when ``options.clean`` is set, else after the smoothing); the flags are
+    the QA pass on the estimator's take as it is (where estimation went wrong), plus
+    the foot skate and penetration left in the converted motion."""
+    from ..smoothing import smooth_take
+    from .kinematics import take_motion
+
+    clean = getattr(options, "clean", None)
+    if clean is not None:
+        from .clean import clean_take
+
+        res = clean_take(take, model, options.smoothing, clean)
+        out, contacts, notes = res.take, res.contacts, list(res.notes)
+        raw_flags = list(res.raw_flags)
+        motion = take_motion(out, model)
+        later = [f for f in res.flags if f.kind in POSITION_KINDS]
+    else:
+        out, notes = smooth_take(take, options.smoothing), []
+        raw_flags = qa.find_flags(take, take_motion(take, model))
+        motion = take_motion(out, model)
+        contacts, why = find_contacts_for_report(out, motion, model)
+        if why:
+            notes.append(why)
+        later = [f for f in qa.find_flags(out, motion, contacts) if f.kind in POSITION_KINDS]
+    flags = sorted([f for f in raw_flags if f.kind not in POSITION_KINDS] + later,
+                   key=qa.flag_order)
+    return build_report(out, model, motion=motion, contacts=contacts, flags=flags, notes=notes)
+
+
+def report_paths(take_path) -> tuple[Path, Path]:
+    """A take's report files next to it: ``clip.take.npz`` -> ``clip.qa.json``,
+    ``clip.qa.png`` (``clip.npz`` likewise)."""
+    p = Path(take_path)
+    name = p.name
+    for suffix in (".take.npz", ".npz"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return p.with_name(name + ".qa.json"), p.with_name(name + ".qa.png")
+
+
+SUMMARY_COLUMNS = ("clip", "take", "rows", "valid", "valid_pct", "jitter_mm_f2",
+                   "skate_mm", "penetration_mean_mm", "penetration_max_mm") + qa.FLAG_KINDS + (
+                   "report",)
+
+
+def summary_csv(entries, base=None) -> str:
+    """A folder's summary table (CSV text, one row per take report, ``SUMMARY_COLUMNS``):
+    ``entries``: ``(clip name, report JSON path)``, paths written relative to ``base``
+    when they are below it; a report that cannot be read is a row with its path and
+    empty figures."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(SUMMARY_COLUMNS)
+    for clip, path in entries:
+        path = Path(path)
+        shown = path
+        if base is not None:
+            try:
+                shown = path.relative_to(base)
+            except ValueError:
+                pass
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+            if d.get("format") != REPORT_FORMAT:
+                raise ValueError(d.get("format"))
+        except (OSError, ValueError, AttributeError):
+            w.writerow([clip, "", *[""] * (len(SUMMARY_COLUMNS) - 3), shown.as_posix()])
+            continue
+        fr, pen = d["frames"], d.get("penetration_mm") or {}
+        take = Path(d["take"]["path"]).name if d["take"].get("path") else ""
+        blank = lambda x: "" if x is None else x  # noqa: E731
+        w.writerow([clip, take, fr["rows"], fr["valid"], round(100 * fr["valid_fraction"], 1),
+                    blank(d.get("jitter_mm_per_frame2")),
+                    blank(d.get("foot_skate_mm_per_contact_frame")),
+                    blank(pen.get("mean")), blank(pen.get("max")),
+                    *[d["flags"]["counts"].get(k, 0) for k in qa.FLAG_KINDS], shown.as_posix()])
+    return buf.getvalue()
+
+
+def write_summary(entries, path) -> Path:
+    """Write ``summary_csv(entries)`` atomically to ``path``, replacing the last one (left
+    as it is when its text is the same: a run that changed nothing changes no file)."""
+    from ...common.files import atomic_write
+
+    text = summary_csv(entries, Path(path).parent)
+    try:
+        if Path(path).read_text(encoding="utf-8") == text:
+            return Path(path)
+    except (OSError, UnicodeDecodeError):
+        pass
+    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"),
+                        replace=True)
+
+
 # --------------------------------------------------------------------------- text
 
 def _fmt(x, unit: str) -> str:
@@ -229,8 +339,8 @@ def report_text(rep: QualityReport, name: str | None = None, max_spans: int = 12
     lines.append(f"  jitter       {_fmt(d['jitter_mm_per_frame2'], 'mm/frame²')}"
                  + ("  (mean body-joint acceleration)" if d["jitter_mm_per_frame2"] is not None
                     else ""))
-    cf = d["contact_frames"]
-    lines.append(f"  foot skate   {_fmt(d['foot_skate_mm_per_contact_frame'], 'mm per contact frame')}"
+    cf, skate = d["contact_frames"], d["foot_skate_mm_per_contact_frame"]
+    lines.append(f"  foot skate   {_fmt(skate, 'mm per contact frame')}"
                  + (f"  (contact frames: left {cf['left']}, right {cf['right']})" if cf else ""))
     p = d["penetration_mm"]
     lines.append("  penetration  " + ("not measured" if p is None else

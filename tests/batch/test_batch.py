@@ -62,7 +62,8 @@ def leftovers(out: Path) -> list[Path]:
     return [p for p in out.rglob(".*") if ".part" in p.name]
 
 
-EXPECTED = {"a/clip.take.npz", "a/clip.blend", "seq.take.npz", "seq.blend"}
+EXPECTED = {"a/clip.take.npz", "a/clip.blend", "seq.take.npz", "seq.blend",
+            "a/clip.qa.json", "a/clip.qa.png", "seq.qa.json", "seq.qa.png", "qa-summary.csv"}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_sigkill_then_rerun_finishes_the_rest_and_settings_rerun_affected_stages
     (done_clip,) = finished
     prefix = "a/clip." if done_clip == "a/clip.mp4" else "seq."
     before = {k: v for k, v in outputs(out).items() if k.startswith(prefix)}
-    assert set(before) == {prefix + "take.npz", prefix + "blend"}
+    assert set(before) == {prefix + s for s in ("take.npz", "blend", "qa.json", "qa.png")}
     for name in outputs(out):        # whatever exists is whole
         if name.endswith(".take.npz"):
             assert len(np.load(out / name)["frame_index"]) > 0
@@ -147,7 +148,7 @@ def test_sigkill_then_rerun_finishes_the_rest_and_settings_rerun_affected_stages
     assert "3 clip(s): 2 done, 0 up to date, 1 failed" in r.stdout
     now = outputs(out)
     assert set(now) == EXPECTED | {"a/clip.bvh.bvh", "seq.bvh.bvh"}
-    for name in EXPECTED:
+    for name in EXPECTED - {"qa-summary.csv"}:
         assert (now[name] == after[name]) == name.endswith(".take.npz"), name
     third = [rec for rec in records(out) if rec["state"] == "done"][-2:]
     assert all(rec["stages"] == ["convert", "export"] for rec in third)

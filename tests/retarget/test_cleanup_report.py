@@ -123,3 +123,37 @@ def test_plot_png_is_readable(model, tmp_path):
     left, right = 110, 800 - 20
     x0 = left + 100 / 300 * (right - left)
     assert abs(cols.min() - x0) <= 3
+
+
+def test_report_paths_and_summary_table(model, tmp_path):
+    import csv
+
+    assert [p.name for p in report.report_paths(tmp_path / "a.person2.take.npz")] == \
+        ["a.person2.qa.json", "a.person2.qa.png"]
+    (tmp_path / "sub").mkdir()
+    good = report.write_json(report.build_report(_take_with_faults(), model),
+                             tmp_path / "sub" / "good.qa.json")
+    bad = tmp_path / "bad.qa.json"
+    bad.write_text("{not json")
+    path = report.write_summary([("sub/good.mp4", good), ("bad.mp4", bad)],
+                                tmp_path / "qa-summary.csv")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == report.SUMMARY_COLUMNS
+    assert rows[0]["clip"] == "sub/good.mp4" and rows[0]["report"] == "sub/good.qa.json"
+    assert rows[0]["valid"] == "290" and rows[0]["wrist_flip"] == "1"
+    assert rows[1]["clip"] == "bad.mp4" and rows[1]["rows"] == "" and \
+        rows[1]["report"] == "bad.qa.json"
+    mtime = path.stat().st_mtime_ns
+    report.write_summary([("sub/good.mp4", good), ("bad.mp4", bad)], path)
+    assert path.stat().st_mtime_ns == mtime            # same table: the file is left alone
+
+
+def test_converted_report_flags_the_estimate_and_measures_the_result(model):
+    from pose2pose_mocap.retarget.options import ConvertOptions
+
+    take = _take_with_faults()
+    raw = report.build_report(take, model)
+    conv = report.converted_report(take, model, ConvertOptions())
+    assert conv.data["flags"]["counts"]["wrist_flip"] == 1       # found before smoothing
+    assert conv.data["jitter_mm_per_frame2"] < 0.5 * raw.data["jitter_mm_per_frame2"]
