@@ -452,14 +452,19 @@ class RigTarget:
 
     def save(self, path, *, force: bool = False) -> Path:
         """Write the preset as JSON (atomic; an existing file only with ``force``)."""
+        from ...common.errors import OutputExistsError as _Exists
         from ...common.files import atomic_write
+        from ..errors import OutputExistsError
 
         text = json.dumps(self.to_dict(), indent=1)
 
         def write(tmp: Path) -> None:
             tmp.write_text(text + "\n", encoding="utf-8")
 
-        return atomic_write(Path(path), write, replace=force)
+        try:
+            return atomic_write(Path(path), write, replace=force)
+        except _Exists as exc:
+            raise OutputExistsError(str(exc)) from None
 
     @classmethod
     def load(cls, path) -> "RigTarget":
