@@ -68,7 +68,7 @@ import numpy as np
 from ..errors import RetargetError
 from ..rotations import (axis_angle_to_matrix, axis_angle_to_quaternion, quaternion_continuity,
                          quaternion_normalize, quaternion_to_axis_angle)
-from ..smplx_model import JOINT_NAMES, full_pose
+from ..smplx_model import JOINT_NAMES, POSE_SLICES
 
 FLAG_KINDS = ("dropout", "low_confidence", "wrist_flip", "lr_swap", "joint_limit",
               "foot_skate", "penetration", "reprojection")
@@ -235,10 +235,23 @@ def _frames_of(take, seconds: float) -> int:
 
 # --------------------------------------------------------------------------- rotations
 
+def local_axis_angles(take, names) -> np.ndarray:
+    """Local axis-angles of the named SMPL-X joints, read from the take's parameters
+    (``smplx_model.POSE_SLICES``). -> ``(T, len(names), 3)``."""
+    T = take.num_frames
+    out = np.zeros((T, len(names), 3))
+    for i, n in enumerate(names):
+        j = _J[n]
+        for key, sl in POSE_SLICES.items():
+            if sl.start <= j < sl.stop and key in take.params:
+                k = j - sl.start
+                out[:, i] = np.asarray(take.params[key], np.float64)[:, 3 * k:3 * k + 3]
+    return out
+
+
 def _local_quaternions(take, names) -> np.ndarray:
     """Local rotations of the named SMPL-X joints as unit quaternions. -> (T, len(names), 4)."""
-    pose = full_pose(take.params)
-    return axis_angle_to_quaternion(pose[:, [_J[n] for n in names]])
+    return axis_angle_to_quaternion(local_axis_angles(take, names))
 
 
 def _geodesic(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
@@ -403,7 +416,7 @@ def limb_angles(take, name: str) -> tuple[np.ndarray, np.ndarray]:
     bone, flex_dir, *_ = JOINT_LIMITS[name]
     bone, flex_dir = np.asarray(bone, float), np.asarray(flex_dir, float)
     side = np.cross(bone, flex_dir)
-    R = axis_angle_to_matrix(full_pose(take.params)[:, _J[name]])
+    R = axis_angle_to_matrix(local_axis_angles(take, [name])[:, 0])
     d = R @ bone                                         # (T, 3) the child bone now
     flex = np.degrees(np.arctan2(d @ flex_dir, d @ bone))
     out_of_plane = np.degrees(np.arcsin(np.clip(np.abs(d @ side), 0.0, 1.0)))
@@ -555,19 +568,19 @@ def flag_order(f: Flag) -> tuple:
     return (f.start, FLAG_KINDS.index(f.kind), f.end)
 
 
-def _slerp(q0: np.ndarray, q1: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Slerp ``q0, q1 (..., 4)`` at ``t (n,)`` -> ``(n, ..., 4)`` unit quaternions."""
+def _slerp(q0: np.ndarray, q1: np.ndarray, t) -> np.ndarray:
+    """Slerp of unit quaternions ``q0, q1 (..., 4)`` at ``t`` (broadcast against
+    ``q0.shape[:-1]``) -> ``(..., 4)``."""
     dot = np.einsum("...i,...i->...", q0, q1)
     q1 = np.where(dot[..., None] < 0.0, -q1, q1)
-    dot = np.clip(np.abs(dot), 0.0, 1.0)
-    theta = np.arccos(dot)[None, ..., None]
-    t = np.asarray(t, float).reshape((-1,) + (1,) * q0.ndim)
+    theta = np.arccos(np.clip(np.abs(dot), 0.0, 1.0))[..., None]
+    t = np.asarray(t, float)[..., None]
     s = np.sin(theta)
     small = s < 1e-6
     safe = np.where(small, 1.0, s)
     w0 = np.where(small, 1.0 - t, np.sin((1.0 - t) * theta) / safe)
     w1 = np.where(small, t, np.sin(t * theta) / safe)
-    return quaternion_normalize(w0 * q0[None] + w1 * q1[None])
+    return quaternion_normalize(w0 * q0 + w1 * q1)
 
 
 def _interpolate(params: dict, valid: np.ndarray, s: int, e: int, usable: np.ndarray) -> bool:
@@ -590,7 +603,7 @@ def _interpolate(params: dict, valid: np.ndarray, s: int, e: int, usable: np.nda
         if k in ROTATION_PARAMS:
             aa = v.reshape(v.shape[0], -1, 3)
             q0, q1 = axis_angle_to_quaternion(aa[a]), axis_angle_to_quaternion(aa[b])
-            aa[s:e] = quaternion_to_axis_angle(_slerp(q0, q1, t))
+            aa[s:e] = quaternion_to_axis_angle(_slerp(q0[None], q1[None], t[:, None]))
         else:
             v[s:e] = v[a] + (v[b] - v[a]) * t.reshape((-1,) + (1,) * (v.ndim - 1))
     return True
@@ -618,8 +631,7 @@ def _refilter(take, params: dict, valid: np.ndarray, s: int, e: int, smoothing) 
         if k in ROTATION_PARAMS:
             q_old = axis_angle_to_quaternion(v[lo:hi].reshape(hi - lo, -1, 3))
             q_new = axis_angle_to_quaternion(new.reshape(hi - lo, -1, 3))
-            blended = np.stack([_slerp(q_old[i], q_new[i], w[i:i + 1])[0]
-                                for i in range(hi - lo)])
+            blended = _slerp(q_old, q_new, w[:, None])
             v[lo:hi] = quaternion_to_axis_angle(blended).reshape(hi - lo, -1)
         else:
             v[lo:hi] = v[lo:hi] + (new - v[lo:hi]) * w.reshape((-1,) + (1,) * (v.ndim - 1))
