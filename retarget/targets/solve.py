@@ -38,8 +38,10 @@ Feet IK (``ik=True``): in foot-contact runs the target ankle is held at the run'
 mean FK position, plus ``k`` times the source ankle's own drift, by a two-bone
 (thigh, shin) IK that keeps the knee's plane; the offset from FK fades out over
 ``IK_BLEND`` frames outside the runs. Contacts come from ``contacts`` (engineer
-A's ``cleanup.contacts.Contacts`` or ``{"left": (T,), "right": (T,)}`` masks),
-else from a simple height + speed test on the source feet (``simple_contacts``).
+A's ``cleanup.contacts.Contacts`` or ``{"left": (T,), "right": (T,)}`` masks); for a
+take, the motion clean-up's contact finder (``take_contacts``); otherwise (a
+``SourceMotion``, or no ground found) a simple height + speed test on the source
+feet (``simple_contacts``).
 """
 from __future__ import annotations
 
@@ -309,6 +311,15 @@ def simple_contacts(source: SourceMotion, height: float = CONTACT_HEIGHT,
     return out
 
 
+def take_contacts(take, model) -> tuple:
+    """Foot contacts of a take by the motion clean-up (``cleanup.contacts.find_contacts``:
+    ground plane, height and speed with hysteresis). -> ``(contacts or None, note)``."""
+    from ..cleanup.report import find_contacts_for_report
+
+    contacts, why = find_contacts_for_report(take, None, model)
+    return contacts, why
+
+
 def _contact_masks(contacts, T: int) -> dict:
     if contacts is None:
         return {}
@@ -389,13 +400,17 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
     ``ik``: the limb IK pass (off: pure rotation transfer); ``ends``: within it,
     hands and feet go where the scaled source puts them (else only contacts are held).
     """
+    notes = []
     src = take_or_source if isinstance(take_or_source, SourceMotion) else \
         source_motion(take_or_source, model)
     sk = skeleton if skeleton is not None else target.skeleton
     if sk is None:
         raise RetargetError(f"rig target {target.name!r} has no skeleton: pick a target armature")
     check_target(target, sk)
-    notes = []
+    if ik and contacts is None and not isinstance(take_or_source, SourceMotion):
+        contacts, why = take_contacts(take_or_source, model)
+        if why:
+            notes.append(f"feet IK: {why}")
     names = sk.names
     index = sk.index()
     parents = sk.parents
