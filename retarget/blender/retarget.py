@@ -505,6 +505,12 @@ def resolve_target(spec, *, armature: str | None = None, mapping=None, collectio
             _remove_armature(obj)
             raise
         return obj, tgt, notes
+    if suffix == ".blend" and bpy.data.filepath and \
+            Path(text).expanduser().resolve() == Path(bpy.data.filepath).resolve():
+        # The open file itself (Blender cannot append from it): its armatures are here.
+        obj = pick_armature(bpy.context.scene.objects, armature, Path(text).name)
+        tgt, notes = target_for_armature(obj, mapping)
+        return obj, tgt, notes
     if suffix in CHARACTER_SUFFIXES:
         made = import_character(text, collection=collection)
         try:
