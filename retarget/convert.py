@@ -190,13 +190,20 @@ def build_take(take_path, smplx, options: ConvertOptions | None = None, *,
     model = load_body_model(model_file(smplx, options.gender or take.gender, take.body_model),
                             take.body_model)
 
+    smoothing = options.smoothing
+    if options.clean is not None:  # the motion clean-up smooths too (docs/motion-cleanup.md)
+        from .cleanup.clean import clean_take
+        from .smoothing import NO_SMOOTHING
+
+        take = clean_take(take, model, smoothing, options.clean).take
+        smoothing = NO_SMOOTHING
     _need_bpy()
     from .blender.build import build_take_scene
     from .blender.output import empty_session
 
     _stop_point()
     empty_session()
-    built = build_take_scene(model, take, smoothing=options.smoothing,
+    built = build_take_scene(model, take, smoothing=smoothing,
                              pose_correctives=options.pose_correctives,
                              shape_keys=options.shape_keys)
     if notes is not None:

@@ -7,10 +7,13 @@ The SMPL-X model file is not an option: callers find it (``weights.locations``)
 and pass its path to ``convert.convert_take``.
 
 * ``add_arguments(parser)`` / ``from_args(ns)``: ``--gender``, ``--smooth``,
-  ``--smooth-REGION``, ``--pose-correctives``, ``--shape-keys``;
+  ``--smooth-REGION``, ``--smooth-beta``, ``--pose-correctives``, ``--shape-keys``, and
+  the motion clean-up's ``--foot-lock``, ``--fix-flags``, ... (``CleanOptions``);
 * ``to_dict()`` / ``from_dict(d)``: plain values; the smoothing as
   ``{"method", "root_hz", ...}`` with ``None`` for a region left raw (a batch
-  manifest's settings hash is taken over exactly these values).
+  manifest's settings hash is taken over exactly these values); ``clean`` (the
+  clean-up's settings) only when it is on, so the values of options without it are
+  the same as before it existed.
 
 Pure Python; no bpy.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field, fields, replace
 
+from .cleanup.clean import CleanOptions
 from .errors import RetargetError
 from .smoothing import METHODS, REGIONS, Smoothing
 
@@ -52,6 +56,7 @@ class ConvertOptions:
     pose_correctives: bool = True
     shape_keys: bool = True
     gender: str | None = None
+    clean: CleanOptions | None = None   # None: no clean-up (smoothing only)
 
     def __post_init__(self):
         if not isinstance(self.smoothing, Smoothing):
@@ -61,6 +66,9 @@ class ConvertOptions:
             if not isinstance(getattr(self, name), bool):
                 raise RetargetError(f"{name} must be true or false, got "
                                     f"{getattr(self, name)!r}"[:200])
+        if self.clean is not None and not isinstance(self.clean, CleanOptions):
+            raise RetargetError(f"clean must be CleanOptions or unset, got "
+                                f"{type(self.clean).__name__}")
         if self.gender is not None and self.gender not in GENDERS:
             raise RetargetError(f"gender must be {', '.join(GENDERS)} or unset (the take's), "
                                 f"got {self.gender!r}"[:200])
@@ -68,10 +76,14 @@ class ConvertOptions:
     # -- plain values ------------------------------------------------------------------------
     def to_dict(self) -> dict:
         s = self.smoothing
-        return {"smoothing": {"method": s.method,
-                              **{f"{r}_hz": (getattr(s, f"{r}_hz") or None) for r in REGIONS}},
-                "pose_correctives": self.pose_correctives, "shape_keys": self.shape_keys,
-                "gender": self.gender}
+        sm = {"method": s.method, **{f"{r}_hz": (getattr(s, f"{r}_hz") or None) for r in REGIONS}}
+        if s.method == "one_euro":
+            sm["one_euro_beta"] = s.one_euro_beta
+        d = {"smoothing": sm, "pose_correctives": self.pose_correctives,
+             "shape_keys": self.shape_keys, "gender": self.gender}
+        if self.clean is not None:
+            d["clean"] = self.clean.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d) -> "ConvertOptions":
@@ -83,7 +95,9 @@ class ConvertOptions:
         unknown = sorted(str(k) for k in d if k not in names)
         if unknown:
             raise RetargetError(f"unknown convert option {unknown[0]!r}"[:200])
-        kw = {k: v for k, v in d.items() if k != "smoothing"}
+        kw = {k: v for k, v in d.items() if k not in ("smoothing", "clean")}
+        if d.get("clean") is not None:
+            kw["clean"] = CleanOptions.from_dict(d["clean"])
         if d.get("smoothing") is not None:
             sm = d["smoothing"]
             if isinstance(sm, dict):  # None = that region raw (Smoothing.from_dict: 0)
@@ -108,21 +122,33 @@ class ConvertOptions:
                                 help=f"cutoff for the {_REGION_HELP[region]} in Hz, 0 = raw "
                                      f"(default: {getattr(d, f'{region}_hz'):g}) "
                                      "[0 = off, or 0.01 .. 500 Hz]")
+        from ..common.options import ONE_EURO_BETA
+
+        parser.add_argument("--smooth-beta", type=ONE_EURO_BETA.arg, default=d.one_euro_beta,
+                            metavar="B", help=ONE_EURO_BETA.help(
+                                "One Euro speed coefficient (--smooth one_euro; default: "
+                                f"{d.one_euro_beta:g})"))
         parser.add_argument("--pose-correctives", type=on_off, default=True, metavar="on|off",
                             help="486 pose-corrective shape keys keyed per frame: exact SMPL-X "
                                  "surface (on, default) or a lighter rig for game export (off)")
         parser.add_argument("--shape-keys", type=on_off, default=True, metavar="on|off",
                             help="10 editable body-shape keys Shape000..Shape009 (default: on)")
+        CleanOptions.add_arguments(parser)
         return parser
 
     @classmethod
-    def from_args(cls, ns) -> "ConvertOptions":
-        """From parsed arguments; a missing attribute takes the default."""
+    def from_args(cls, ns, clean_default: bool = False) -> "ConvertOptions":
+        """From parsed arguments; a missing attribute takes the default. ``clean_default``:
+        whether the clean-up runs when ``--foot-lock`` is not given (``clean``: yes,
+        ``convert``/``batch``: no)."""
         d = Smoothing()
         g = lambda name, default=None: getattr(ns, name, default)  # noqa: E731
+        beta = g("smooth_beta", d.one_euro_beta)
         smoothing = Smoothing(method=g("smooth", d.method) or d.method,
+                              one_euro_beta=d.one_euro_beta if beta is None else beta,
                               **{f"{r}_hz": g(f"smooth_{r}", getattr(d, f"{r}_hz")) or None
                                  for r in REGIONS})
         pc, sk = g("pose_correctives", True), g("shape_keys", True)
         return cls(smoothing=smoothing, pose_correctives=True if pc is None else pc,
-                   shape_keys=True if sk is None else sk, gender=g("gender"))
+                   shape_keys=True if sk is None else sk, gender=g("gender"),
+                   clean=CleanOptions.from_args(ns, default_on=clean_default))

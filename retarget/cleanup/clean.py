@@ -111,7 +111,7 @@ class CleanOptions:
     split_at_contacts: bool = True
     fix_flags: tuple = ()              # ((kind, fix), ...): see cleanup.qa
     contact_height: float = 0.05       # m above the ground a foot point may be to start a contact
-    contact_speed: float = 0.6         # m/s a foot point may move to start a contact
+    contact_speed: float = 0.9         # m/s a foot point may move to start a contact
     min_contact_frames: int = 4
     blend_frames: int = 3              # frames to blend the lock in and out
 

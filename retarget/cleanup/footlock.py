@@ -198,8 +198,11 @@ def lock_feet(params: dict, motion, contacts, model, *, blend_frames: int = 4,
         lf = np.swapaxes(Ra_t, -1, -2) @ Rf_t
         for j, Rl in ((hip, lh), (knee, lk), (ankle, la), (foot, lf)):
             local[active, j] = Rl[active]
-    body = matrix_to_axis_angle(local[:, 1:22]).reshape(T, 63)
-    out["body_pose"] = np.where(valid[:, None], body, out["body_pose"])
+    body = out["body_pose"].reshape(T, 21, 3).copy()
+    legs = [j for side in sides for j in LEG_CHAINS[side]]
+    for j in legs:  # only the solved joints are re-encoded
+        body[valid, j - 1] = matrix_to_axis_angle(local[valid, j])
+    out["body_pose"] = body.reshape(T, 63)
     return out, weights
 
 

@@ -7,8 +7,10 @@
    they move slower than ``MAX_SPEED`` (planted feet).
 3. RANSAC over the candidates (plane within ``INLIER_M``, normal within
    ``MAX_TILT_DEG`` of the provisional up), then a least-squares refit on the
-   inliers. When the inliers do not span an area (turning on the spot, standing)
-   the normal is the provisional up and only the height is fitted.
+   inliers. Footprints along a line (walking straight) fix the plane's slope along
+   the line only: the roll about it comes from the provisional up. When the inliers
+   do not span ``MIN_SPAN_M`` at all (turning on the spot, standing) the normal is
+   the provisional up and only the height is fitted.
 4. The offset is the median height of the inliers: robust to outliers and to
    jumps, unlike "the lowest point ever".
 
@@ -65,20 +67,20 @@ def body_up(motion) -> np.ndarray:
     return u / n if n > 1e-6 else np.array([0.0, -1.0, 0.0])  # camera y points down
 
 
-FEET_LOWPASS_HZ = 3.0    # foot points are low-passed before heights and speeds are judged
+FEET_LOWPASS_HZ = 2.5    # foot points are low-passed before heights and speeds are judged
 
 
-def feet_stack(motion, lowpass_hz: float | None = FEET_LOWPASS_HZ) -> np.ndarray:
+def feet_stack(motion, lowpass: bool = True) -> np.ndarray:
     """The four foot points ``(T, 4, 3)`` in kinematics.FOOT_POINTS order, low-passed
-    at ``lowpass_hz`` over valid runs (per-frame estimates jitter by centimetres, which
-    would read as speed; None: as they are)."""
+    at ``FEET_LOWPASS_HZ`` over valid runs (per-frame estimates jitter by centimetres,
+    which would read as speed)."""
     from .kinematics import FOOT_POINTS
 
     p = np.stack([motion.foot_points[k] for k in FOOT_POINTS], axis=1)
-    if lowpass_hz and p.shape[0] >= 5:
+    if lowpass and p.shape[0] >= 5:
         from ..smoothing import filter_series
 
-        p = filter_series(p, motion.fps, "butterworth", lowpass_hz, motion.valid)
+        p = filter_series(p, motion.fps, "butterworth", FEET_LOWPASS_HZ, motion.valid)
     return p
 
 
@@ -108,13 +110,43 @@ def _candidates(motion, up: np.ndarray) -> np.ndarray:
     return feet[keep]
 
 
+def _normal_of(q: np.ndarray, up: np.ndarray, cos_max: float) -> np.ndarray:
+    """Normal of the points ``q (n, 3)``: their plane when they span an area; when they
+    lie along a line (walking straight) the plane through that line nearest ``up``
+    (the roll about a line cannot be seen); ``up`` for a small patch."""
+    if q.shape[0] < 3:
+        return up
+    c = q - q.mean(0)
+    _, s, vt = np.linalg.svd(c, full_matrices=False)
+    spread = 4.0 * s / np.sqrt(q.shape[0])            # ~ extent (m) along each axis
+    if spread[1] >= MIN_SPAN_M:
+        n = vt[2] if vt[2] @ up >= 0 else -vt[2]
+        if n @ up >= cos_max:
+            return n
+    if spread[0] >= MIN_SPAN_M:
+        d = vt[0]
+        n = up - (up @ d) * d
+        return n / np.linalg.norm(n)
+    return up
+
+
 def _fit_plane(pts: np.ndarray, up: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
-    """RANSAC + refit. -> (normal (3,), inlier mask)."""
-    best_n, best_in = up, np.abs((pts - np.median(pts, 0)) @ up) < INLIER_M
+    """RANSAC (planes through 3 points, and planes through 2 points nearest ``up``),
+    then two refits on the inliers. -> (normal (3,), inlier mask)."""
     cos_max = np.cos(np.radians(MAX_TILT_DEG))
-    for _ in range(RANSAC_ITERS):
-        a, b, c = pts[rng.choice(pts.shape[0], 3, replace=False)]
-        n = np.cross(b - a, c - a)
+    best_n = up
+    best_in = np.abs((pts - np.median(pts, 0)) @ up) < INLIER_M
+    for i in range(RANSAC_ITERS):
+        if i % 2:
+            a, b, c = pts[rng.choice(pts.shape[0], 3, replace=False)]
+            n = np.cross(b - a, c - a)
+        else:
+            a, b = pts[rng.choice(pts.shape[0], 2, replace=False)]
+            d = b - a
+            if np.linalg.norm(d) < MIN_SPAN_M / 2:
+                continue
+            d = d / np.linalg.norm(d)
+            n = up - (up @ d) * d
         ln = np.linalg.norm(n)
         if ln < 1e-9:
             continue
@@ -125,16 +157,14 @@ def _fit_plane(pts: np.ndarray, up: np.ndarray, rng) -> tuple[np.ndarray, np.nda
         inl = np.abs((pts - a) @ n) < INLIER_M
         if inl.sum() > best_in.sum():
             best_n, best_in = n, inl
-    q = pts[best_in]
-    if q.shape[0] >= 3:
-        c = q - q.mean(0)
-        _, s, vt = np.linalg.svd(c, full_matrices=False)
-        spread = s / np.sqrt(q.shape[0])
-        n = vt[2] if vt[2] @ up >= 0 else -vt[2]
-        if spread[1] * 4 >= MIN_SPAN_M and n @ up >= cos_max:
-            best_n = n
-        else:
-            best_n = up  # a small patch: trust the body's up, fit the height only
+    for _ in range(2):
+        q = pts[best_in]
+        n = _normal_of(q, up, cos_max)
+        off = np.median(q @ n) if q.shape[0] else np.median(pts @ n)
+        inl = np.abs(pts @ n - off) < INLIER_M
+        if inl.sum() < best_in.sum():
+            break
+        best_n, best_in = n, inl
     return best_n / np.linalg.norm(best_n), best_in
 
 
