@@ -22,7 +22,10 @@ fingers and any bone roll, so each mapped segment points exactly where the SMPL-
 one points. ``Q`` turns the source's facing into the target's (a yaw; identity
 when both face Blender's -Y, as every importer leaves them).
 Unmapped bones keep their rest pose relative to their parent (``D_i = D_parent``:
-extra spine/neck bones, metacarpals, leaves, helpers); twist bones add ``share``
+metacarpals, leaves, helpers), except extra spine and neck bones between two
+mapped torso joints (UE5 spine_02/04, neck_02; Rigify's second neck bone): they
+share the span's rotation by rest length, and the span is then turned so its
+chord is exact (``spread=True``); twist bones add ``share``
 times the source joint's twist about the limb; ``follow`` bones copy another
 bone's motion. The pose-bone rotation Blender keys is then
 
@@ -59,6 +62,7 @@ IK_BLEND = 4                      # frames over which the feet IK fades in/out o
 CONTACT_HEIGHT = 0.05             # m above the lowest foot height (simple_contacts)
 CONTACT_SPEED = 0.25              # m/s
 _J = {n: i for i, n in enumerate(JOINT_NAMES)}
+_SPREAD_JOINTS = ("pelvis", "spine1", "spine2", "spine3", "neck")
 LIMBS = {"left arm": ("left_shoulder", "left_elbow", "left_wrist"),
          "right arm": ("right_shoulder", "right_elbow", "right_wrist"),
          "left leg": ("left_hip", "left_knee", "left_ankle"),
@@ -320,6 +324,50 @@ def take_contacts(take, model) -> tuple:
     return contacts, why
 
 
+def _torso_spans(bone_joint, mapping, index, parents, excluded) -> dict:
+    """Mapped torso bone -> (its span: itself and the unmapped bones up to the next mapped
+    one, parents first; that next mapped bone). UE5 spine_01 -> [spine_01, spine_02]."""
+    out = {}
+    for i, j in bone_joint.items():
+        if JOINT_NAMES[j] not in _SPREAD_JOINTS:
+            continue
+        c = _child_joint(j)
+        cb = mapping.get(JOINT_NAMES[c]) if c is not None else None
+        if cb is None:
+            continue
+        path, x = [], int(parents[index[cb]])
+        while x >= 0 and x != i:
+            path.append(x)
+            x = int(parents[x])
+        if x != i or not path or any(y in bone_joint or y in excluded for y in path):
+            continue
+        out[i] = ([i] + path[::-1], index[cb])
+    return out
+
+
+def _share_span(D, span, end, D_parent, H) -> None:
+    """Spread the span's rotation relative to its parent over its bones by rest length,
+    then turn the whole span so its chord (first head -> ``end`` head) points exactly
+    where the rigid transfer put it. Writes ``D[span]`` in place."""
+    first = span[0]
+    rigid = D[first].copy()
+    F = mtm(D_parent, rigid)                                   # relative, world-rest axes
+    q = matrix_to_quaternion(F)
+    angle = 2.0 * np.arctan2(np.linalg.norm(q[:, 1:], axis=-1), q[:, 0])
+    axis = _unit(q[:, 1:])
+    heads = [H[b] for b in span] + [H[end]]
+    lengths = np.array([np.linalg.norm(heads[m + 1] - heads[m]) for m in range(len(span))])
+    w = lengths / max(lengths.sum(), 1e-12)
+    cur = D_parent
+    for m, b in enumerate(span):
+        cur = mm(cur, _axis_rotation(axis, w[m] * angle))
+        D[b] = cur
+    chord = sum(mv(D[b], heads[m + 1] - heads[m]) for m, b in enumerate(span))
+    fix = swing(chord, mv(rigid, H[end] - H[first]))
+    for b in span:
+        D[b] = mm(fix, D[b])
+
+
 def _contact_masks(contacts, T: int) -> dict:
     if contacts is None:
         return {}
@@ -392,13 +440,16 @@ def _two_bone(a, b, c, goal, l1, l2):
 # --------------------------------------------------------------------------- solve
 
 def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton | None = None,
-             *, contacts=None, ik: bool = True, ends: bool = True) -> RetargetedMotion:
+             *, contacts=None, ik: bool = True, ends: bool = True,
+             spread: bool = True) -> RetargetedMotion:
     """Retarget a take (with its SMPL-X ``model``) or a :class:`SourceMotion` onto ``skeleton``.
 
     ``skeleton`` defaults to the target's reference skeleton. Mapped bones the
     skeleton lacks are skipped (noted); missing *required* ones raise one line.
     ``ik``: the limb IK pass (off: pure rotation transfer); ``ends``: within it,
     hands and feet go where the scaled source puts them (else only contacts are held).
+    ``spread``: extra spine/neck bones share the bend of their span (else they follow
+    rigidly); the span's chord still points exactly where the SMPL-X segment does.
     """
     notes = []
     src = take_or_source if isinstance(take_or_source, SourceMotion) else \
@@ -459,13 +510,22 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
     D = np.empty((B, T, 3, 3))
     twist = {index[b]: v for b, v in target.twist.items() if b in index}
     follow = {index[b]: index[f] for b, f in target.follow.items() if b in index and f in index}
+    spans = _torso_spans(bone_joint, mapping, index, parents, set(twist) | set(follow)) \
+        if spread else {}
+    done = set()
     for i in range(B):
         p = int(parents[i])
+        if i in done:
+            continue
         if i in bone_joint:
             R = src_R[bone_joint[i]]
             if abs(yaw) > 1e-9:
                 R = sandwich(Q, R, Q.T)
             D[i] = (R.reshape(-1, 3) @ S[i]).reshape(T, 3, 3)
+            if i in spans:
+                span, end = spans[i]
+                _share_span(D, span, end, np.eye(3) if p < 0 else D[p], H)
+                done.update(span)
         elif i in follow and follow[i] < i:
             D[i] = D[follow[i]]
         elif p < 0:
