@@ -65,11 +65,13 @@ class P2P_RetargetSettings(bpy.types.PropertyGroup):
         description="The armature to put the motion on")
     preset: bpy.props.EnumProperty(name="Preset", items=PRESET_ITEMS,
                                    description="How the target's bones are mapped")
-    mapping: bpy.props.CollectionProperty(type=P2P_RetargetBone)
-    mapping_index: bpy.props.IntProperty(default=0)
+    mapping: bpy.props.CollectionProperty(
+        type=P2P_RetargetBone, description="SMPL-X joint -> target bone (empty: not driven)")
+    mapping_index: bpy.props.IntProperty(default=0, description="The selected row")
     live: bpy.props.BoolProperty(name="Live", default=False,
                                  description="Preview again after every edit of the mapping")
-    message: bpy.props.StringProperty(name="Message", options={'SKIP_SAVE'})
+    message: bpy.props.StringProperty(name="Message", description="What the last action did",
+                                      options={'SKIP_SAVE'})
 
 
 # --------------------------------------------------------------------------- the work

@@ -11,10 +11,11 @@ module only moves data in and out of Blender:
   rigs, and ``p2p-mocap retarget --target mixamo`` without a character file);
 * ``source_pose(rig)``: the SMPL-X rig's take as the solve's input, read from the
   take's keys (what the viewport plays, smoothed as shown), no model file needed;
-* ``write_motion(armature, motion)``: a ``RetargetedMotion`` as a **new** action on
+* ``write_motion(armature, ...)``: a ``RetargetedMotion`` as a **new** action on
   the target, pushed as a new NLA track on top (the user's actions, tracks and active
-  action are untouched); keys are written in each pose bone's own rotation mode (a
-  bone animated in Euler stays Euler), so nothing the user has changes meaning;
+  action are untouched); every bone of the armature is keyed (unmapped ones at rest
+  relative to their parent, as the solve has them), in each pose bone's own rotation
+  mode (a bone animated in Euler stays Euler), so nothing the user has changes meaning;
 * ``retarget_rig(rig, armature, target)``: all of it; ``preview=True`` puts the
   result on one reusable, soloed preview track (``PREVIEW_TRACK``) that the next
   preview replaces and ``clear_preview`` removes; a bake is a normal track.
@@ -544,18 +545,6 @@ def _remove_objects(objects):
 
 # --------------------------------------------------------------------------- all of it
 
-def keyed_bones(motion, target) -> list:
-    """Indices of the bones a retarget keys: mapped, twist and follow bones, bones that
-    carry a location, and any other bone whose pose is not its rest at some frame."""
-    index = {n: i for i, n in enumerate(motion.bone_names)}
-    want = {index[b] for b in list(target.mapping.values()) + list(target.twist)
-            + list(target.follow) if b in index}
-    want |= set(np.flatnonzero(motion.located).tolist())
-    moved = np.abs(motion.rotations[..., 1:]).max(axis=(0, 2)) > 1e-7
-    want |= set(np.flatnonzero(moved).tolist())
-    return sorted(want)
-
-
 def _shape_key_targets(arm_obj, names):
     """Child meshes of the armature whose shape keys include some of ``names``."""
     out = []
@@ -597,8 +586,10 @@ def retarget_rig(rig_obj, arm_obj, target, *, preview: bool = False, name: str |
         action = takes[0]
     src = source_pose(rig_obj, action)
     motion = retarget(src, None, target, skeleton, ik=ik, contacts=contacts)
-    keep = keyed_bones(motion, target)
-    names = [motion.bone_names[i] for i in keep]
+    # Every bone is keyed, unmapped ones too (at rest relative to their parent, as the
+    # solve has them), so the action plays the solve whatever the pose was before.
+    keep = list(range(len(motion.bone_names)))
+    names = list(motion.bone_names)
     locations = {motion.bone_names[i]: motion.locations[:, i]
                  for i in keep if motion.located[i]}
     frames = np.asarray(src.frame_index, dtype=np.float64)

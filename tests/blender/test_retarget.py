@@ -90,7 +90,8 @@ def check_pose_matches_solve(rig, ob, target):
     err_x = angle(gx, want[..., :, 0]).max()
     scale = sk.scale * np.ptp(sk.heads, axis=0).max()
     err_head = np.linalg.norm(got[..., :3, 3] - motion.world_heads, axis=-1).max() / scale
-    assert err_y < DIR_TOL and err_x < DIR_TOL, (target.name, err_y, err_x)
+    worst = names[int(np.argmax(angle(gy, want[..., :, 1]).max(axis=0)))]
+    assert err_y < DIR_TOL and err_x < DIR_TOL, (target.name, err_y, err_x, worst)
     assert err_head < 1e-4, (target.name, err_head)
     # The mapped bones really move (not a rest pose matching a rest pose).
     mapped = [names.index(b) for b in target.mapping.values()]
