@@ -209,7 +209,7 @@ def main(argv=None) -> int:
         print(f"takes: {', '.join(n for n, _, _ in takes)} (model: "
               f"{'stand-in' if args.smplx is None else args.smplx})")
         head = (f"{'target':8} {'take':13} {'dir mean':>8} {'dir max':>8} {'dir(noIK) max':>13} "
-                f"{'end % mean':>10} {'end % max':>9} {'skate +mm':>9} {'(noIK)':>7} "
+                f"{'end % mean':>10} {'end % max':>9} {'(noIK)':>7} {'skate +mm':>9} {'(noIK)':>7} "
                 f"{'root mm':>8}")
         summary = {}
         for tname in names:
@@ -223,7 +223,7 @@ def main(argv=None) -> int:
                 m_no.contacts = m_ik.contacts
                 a, b = measure(src, target, m_ik), measure(src, target, m_no)
                 print(f"{tname:8} {sname:13} {a['dir_mean']:8.3f} {a['dir_max']:8.3f} "
-                      f"{b['dir_max']:13.3f} {a['end_mean']:10.3f} {a['end_max']:9.3f} "
+                      f"{b['dir_max']:13.3f} {a['end_mean']:10.3f} {a['end_max']:9.3f} {b['end_max']:7.3f} "
                       f"{a['skate']:9.3f} {b['skate']:7.2f} {a['root']:8.4f}")
                 agg["dir_mean"].append(a["dir_mean"])
                 agg["dir_max"].append(a["dir_max"])
