@@ -20,10 +20,11 @@ for these kinds (``FLAG_KINDS``); each ``Flag`` is a span of rows
   rows the limbs' rotations jump, and the row with its limbs exchanged
   (mirrored across the body's sagittal plane, or plainly swapped) matches its
   neighbour better than the row as it is. Measured in units of the take's
-  median change from row to row (its noise and motion), a switch saves more
-  than ``SWAP_EVENT`` and a switch and the switch back within ``MAX_FAULT_S``
-  save more than ``SWAP_PAIR`` together (the best pairs first; a switch near
-  an end may pair with it). A swap of a symmetric pose changes nothing and
+  median change from row to row (its noise and motion), the switches into and
+  out of a swap must save more than ``SWAP_PAIR`` together, plus
+  ``SWAP_ROW_COST`` per swapped row; the best labelling of the whole take as
+  normal / swapped is found at once (two-state Viterbi), and swaps longer than
+  ``MAX_FAULT_S`` are dropped. A swap of a symmetric pose changes nothing and
   cannot be seen.
 * ``joint_limit``: elbows and knees bent past what a body can do
   (``JOINT_LIMITS``: hyperextension, bending sideways, beyond full flexion),
@@ -79,8 +80,8 @@ SEVERITIES = ("info", "warning", "error")
 LOW_SCORE = 0.5            # detector score / mean 2D joint confidence below this
 FLIP_DEG = 100.0           # twist change between neighbouring rows that counts as a flip
 MAX_FAULT_S = 1.0          # flips and swaps last at most this long (seconds)
-SWAP_EVENT = 0.25          # a switch: exchanged limbs match the neighbour better by this ...
-SWAP_PAIR = 1.0            # ... and a switch there and back by this in all (x median change)
+SWAP_PAIR = 0.8            # a switch there and back must save this in all (x median change)
+SWAP_ROW_COST = 0.01       # ... plus this per swapped row (swaps are short)
 SWAP_MIN_DEG = 8.0         # the median change counts as at least SWAP_MIN_DEG / 8 degrees
 MIN_LIMIT_ROWS = 2
 SKATE_M_PER_S = 0.15       # foot speed along the ground during a contact
@@ -363,32 +364,37 @@ def swap_distances(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keep, np.minimum(plain, mirrored)
 
 
-def _best_pairs(score: np.ndarray, events: np.ndarray, n: int, max_len: int,
-                threshold: float) -> list[tuple[int, int]]:
-    """Spans ``[a, b)`` between two switches (items ``events``, ``score`` per item), the
-    best-scoring first, not overlapping, each switch used once, each pair's summed score
-    above ``threshold``; a switch within ``max_len`` of an end may pair with that end
-    (its score alone)."""
-    cands = []
-    for i, a in enumerate(events):
-        for b in events[i + 1:]:
-            if b - a > max_len:
-                break
-            cands.append((score[a] + score[b], int(a), int(b)))
-        if a <= max_len:
-            cands.append((score[a], 0, int(a)))
-        if n - a <= max_len:
-            cands.append((score[a], int(a), n))
-    spans: list[tuple[int, int]] = []
-    used: set[int] = set()          # each switch starts or ends one span at most
-    for sc, a, b in sorted(cands, reverse=True):
-        if sc < threshold:
-            break
-        ends = {a, b} - {0, n}
-        if b > a and not ends & used and all(b <= s or a >= e for s, e in spans):
-            spans.append((a, b))
-            used |= ends
-    return sorted(spans)
+def swapped_segments(saving: np.ndarray, switch_cost: float, row_cost: float) -> list:
+    """The best labelling of items as normal / swapped, as swapped spans ``[a, b)``.
+
+    Two-state Viterbi: switching state before item k costs ``switch_cost - saving[k]``
+    (a switch pays where the exchanged limbs match the previous item better), every
+    swapped item costs ``row_cost`` (swaps are short and rare), and the take starts
+    and ends normal unless a switch at its edge (``switch_cost``) is worth it.
+    saving: ``(n,)``, ``saving[0]`` unused. -> ``[(a, b), ...]``.
+    """
+    n = saving.shape[0]
+    if n == 0:
+        return []
+    # cost[s]: best cost of items 0..k ending in state s; back[k, s]: state of item k-1.
+    cost = np.array([0.0, switch_cost + row_cost])
+    back = np.zeros((n, 2), np.int8)
+    back[0] = (0, 0)
+    for k in range(1, n):
+        sw = switch_cost - saving[k]
+        stay0, from1 = cost[0], cost[1] + sw
+        stay1, from0 = cost[1], cost[0] + sw
+        c0 = stay0 if stay0 <= from1 else from1
+        c1 = (stay1 if stay1 <= from0 else from0) + row_cost
+        back[k, 0] = 0 if stay0 <= from1 else 1
+        back[k, 1] = 1 if stay1 <= from0 else 0
+        cost = np.array([c0, c1])
+    state = 0 if cost[0] <= cost[1] + switch_cost else 1
+    labels = np.zeros(n, bool)
+    for k in range(n - 1, -1, -1):
+        labels[k] = state == 1
+        state = back[k, state]
+    return runs(labels)
 
 
 def _swaps(take, vi: np.ndarray, max_len: int) -> list[Flag]:
@@ -398,12 +404,15 @@ def _swaps(take, vi: np.ndarray, max_len: int) -> list[Flag]:
     q = _local_quaternions(take, names)[vi]
     keep, swap = swap_distances(q)
     # How much better the exchanged limbs match, in units of the take's usual change
-    # from row to row (noise and motion): item k is the switch between rows k-1 and k.
+    # from row to row (noise and motion); across a gap of g rows the pose has moved
+    # on, so the saving counts 1/g. Item k is the switch between valid rows k-1 and k.
     scale = max(float(np.median(keep)), np.radians(SWAP_MIN_DEG) / 8.0)
-    saving = np.concatenate([[0.0], (keep - swap) / scale])
-    events = np.flatnonzero(saving > SWAP_EVENT)
+    gap = np.diff(vi).astype(float)
+    saving = np.concatenate([[0.0], (keep - swap) / scale / gap])
     out = []
-    for a, b in _best_pairs(saving, events, len(vi), max_len, SWAP_PAIR):
+    for a, b in swapped_segments(saving, SWAP_PAIR / 2.0, SWAP_ROW_COST):
+        if b - a > max_len:
+            continue
         s, e = _rows(vi, a, b)
         out.append(Flag("lr_swap", s, e, "warning",
                         f"left and right limbs exchanged for {e - s} row{'s' * (e - s != 1)}"))

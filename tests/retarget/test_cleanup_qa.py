@@ -326,3 +326,16 @@ def test_unknown_fix_and_kind_refused():
 def test_flag_round_trip():
     f = qa.Flag("lr_swap", 3, 9, "warning", "why", None)
     assert qa.Flag.from_dict(f.to_dict()) == f
+
+
+def test_two_close_swaps_are_two_spans_not_the_gap_between():
+    """Switches at 42, 46, 55, 62: the swaps are [42, 46) and [55, 62), not [46, 55)
+    (even though the middle switches save the most)."""
+    saving = np.full(120, -1.0)
+    saving[[42, 46, 55, 62]] = [2.26, 2.77, 2.34, 2.08]
+    assert qa.swapped_segments(saving, qa.SWAP_PAIR / 2, qa.SWAP_ROW_COST) == [(42, 46),
+                                                                               (55, 62)]
+    p = walk_params(seed=6)
+    inject_swap(p, 140, 144)
+    inject_swap(p, 153, 160)
+    assert kinds(qa.find_flags(make_take(p)), "lr_swap") == [(140, 144), (153, 160)]
