@@ -44,10 +44,6 @@ def add_clean_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                              "numbered if taken)")
     parser.add_argument("--smplx", metavar="PATH", help="SMPL-X model file or folder")
     ConvertOptions.add_arguments(parser)
-    if not any(a.dest == "foot_lock" for a in parser._actions):
-        from .cleanup.clean import CleanOptions  # (until ConvertOptions carries them)
-
-        CleanOptions.add_arguments(parser)
     _add_report_arguments(parser)
     parser.add_argument("--force", action="store_true", help="replace existing output files")
     return parser
@@ -155,11 +151,9 @@ def clean_options_from_args(args):
     from .cleanup.clean import CleanOptions
     from .options import ConvertOptions
 
-    conv = ConvertOptions.from_args(args)
-    clean = CleanOptions.from_args(args, default_on=True)
-    if clean is None:   # --foot-lock off and no fixes: smoothing and QA only
-        clean = CleanOptions(foot_lock=False)
-    return conv, clean
+    conv = ConvertOptions.from_args(args, clean_default=True)
+    # --foot-lock off and no fixes: smoothing and the QA pass only
+    return conv, conv.clean or CleanOptions(foot_lock=False)
 
 
 def _flag_summary(flags) -> str:
