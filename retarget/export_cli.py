@@ -120,7 +120,7 @@ def run_target_export(args, src: Path, out_path: Path, out, smplx=None) -> int:
     """``export --target``: the take retargeted onto the target's skeleton (``p2p-mocap
     retarget``, in memory), then that armature exported with the preset (its axes and
     units; the root modes follow the target's mapped hips and feet)."""
-    from .retarget_cli import check_target_argument, retarget_in_session, target_label
+    from .retarget_cli import check_target_argument, target_label
 
     if args.preset == AMASS_PRESET:
         raise RetargetError("--target does not apply to the amass preset (SMPL-X parameters)")
@@ -129,6 +129,7 @@ def run_target_export(args, src: Path, out_path: Path, out, smplx=None) -> int:
         raise RetargetError("exporting needs Blender's Python module 'bpy' "
                             "(pip install bpy==5.0.1, or run inside Blender)")
     from .blender.export import _check_output, _preset, _take_name, export_scene
+    from .blender.retarget import retarget_in_session
 
     _check_output(out_path, _preset(args.preset), args.force)   # before the work
     notes: list[str] = []
@@ -136,12 +137,10 @@ def run_target_export(args, src: Path, out_path: Path, out, smplx=None) -> int:
         src, args.target, mapping=args.map, armature=args.target_armature, rig=args.armature,
         smplx=smplx if smplx is not None else args.smplx, foot_ik=args.foot_ik, notes=notes,
         unscaled=True)
-    import bpy
-
-    result = export_scene(bpy.context.scene, args.preset, out_path, root=args.root,
+    result = export_scene(None, args.preset, out_path, root=args.root,
                           rest_frame=args.rest_frame, overwrite=args.force,
                           armature=arm_obj.name, pose_correctives=args.pose_correctives,
-                          notes=notes, name=_take_name(str(src), bpy.context.scene),
+                          notes=notes, name=_take_name(str(src), None),
                           joint_bones=dict(tgt.mapping))
     for n in notes:
         print(f"note: {n}", file=out)

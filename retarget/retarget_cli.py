@@ -22,11 +22,11 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from .character_files import CHARACTER_SUFFIXES
 from .errors import RetargetError
 from .options import on_off
 
 INPUT_SUFFIXES = (".npz", ".blend")
-CHARACTER_SUFFIXES = (".fbx", ".glb", ".gltf", ".blend")  # character files a target can be
 
 
 def add_retarget_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -117,68 +117,6 @@ def _need_bpy(what: str) -> None:
                             "(pip install bpy==5.0.1, or run inside Blender)")
 
 
-def load_source_scene(src: Path, smplx, notes: list):
-    """Open or build the source into the running session; -> nothing (the scene is current)."""
-    if src.suffix.lower() == ".npz":
-        from .convert import build_take
-
-        build_take(src, smplx, notes=notes)
-        return
-    import bpy
-
-    from .blender.output import captured_output
-
-    try:
-        with captured_output():   # (Blender's own "Read blend" line)
-            bpy.ops.wm.open_mainfile(filepath=str(src), load_ui=False)
-    except RuntimeError as exc:
-        raise RetargetError(f"{src}: Blender cannot open it ({str(exc).strip()})") from None
-
-
-def find_rig(scene, name: str | None):
-    """The SMPL-X rig of the scene: ``name``, else the only one (one line otherwise)."""
-    rigs = [o for o in scene.objects if o.type == 'ARMATURE' and "p2p_rig" in o]
-    if name:
-        hit = [o for o in rigs if o.name == name]
-        if not hit:
-            raise RetargetError(f"no SMPL-X rig called {name!r} in scene {scene.name!r} "
-                                f"(rigs: {', '.join(o.name for o in rigs) or 'none'})")
-        return hit[0]
-    if not rigs:
-        raise RetargetError(f"scene {scene.name!r} has no SMPL-X rig made by p2p-mocap")
-    if len(rigs) > 1:
-        raise RetargetError(f"scene {scene.name!r} has several SMPL-X rigs "
-                            f"({', '.join(o.name for o in rigs)}); pick one with --rig")
-    return rigs[0]
-
-
-def retarget_in_session(src: Path, target: str, *, mapping=None, armature=None, rig=None,
-                        smplx=None, foot_ik: bool = True, notes: list | None = None,
-                        unscaled: bool = False):
-    """Source into the session, target armature made or imported, the take retargeted onto it.
-
-    -> ``(target object, RigTarget, WrittenMotion)``. The running session is reset.
-    ``unscaled``: apply the target object's scale first (for an export).
-    """
-    import bpy
-
-    from .blender.retarget import apply_armature_scale, resolve_target, retarget_rig
-
-    notes = [] if notes is None else notes
-    load_source_scene(src, smplx, notes)
-    scene = bpy.context.scene
-    rig_obj = find_rig(scene, rig)
-    arm_obj, tgt, tnotes = resolve_target(target, armature=armature, mapping=mapping)
-    notes += tnotes
-    if unscaled and apply_armature_scale(arm_obj):
-        from .blender.retarget import target_for_armature
-
-        tgt = tgt.with_skeleton(target_for_armature(arm_obj, tgt)[0].skeleton)
-    written = retarget_rig(rig_obj, arm_obj, tgt, ik=foot_ik)
-    notes += written.notes
-    return arm_obj, tgt, written
-
-
 def check_input(path) -> Path:
     src = Path(path).expanduser()
     if src.suffix.lower() not in INPUT_SUFFIXES:
@@ -207,8 +145,9 @@ def run_retarget(args, out=None, *, smplx=None) -> int:
     if args.save_map:
         save_map = check_output_file(args.save_map, ".json", args.force,
                                      "--save-map writes a .json preset")
-    _need_bpy("retargeting")
+    _need_bpy("retarget")
     from .blender.output import save_blend_atomically
+    from .blender.retarget import retarget_in_session
 
     notes: list[str] = []
     arm_obj, tgt, written = retarget_in_session(

@@ -26,12 +26,13 @@ writing removes what was made, so a failed retarget changes nothing in the file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import bpy
 import numpy as np
 
 from ..errors import RetargetError
-from ..retarget_cli import CHARACTER_SUFFIXES
+from ..character_files import CHARACTER_SUFFIXES
 from ..rotations import quaternion_continuity
 from .fcurves import Curve, action_channelbag, write_curves
 
@@ -387,8 +388,6 @@ def import_character(path, *, collection=None) -> list:
     A .blend's objects are appended (the file itself is only read). What the
     importers print stays off the terminal; a failure is one line naming the file.
     """
-    from pathlib import Path
-
     from .output import captured_output
 
     path = Path(path).expanduser()
@@ -485,8 +484,6 @@ def resolve_target(spec, *, armature: str | None = None, mapping=None, collectio
     skeleton), or a character file (``.fbx``, ``.glb``/``.gltf``, ``.blend``: imported;
     ``armature`` picks its armature, ``mapping`` its map: None = automatic).
     """
-    from pathlib import Path
-
     from ..targets import TARGETS, get_target
 
     text = str(spec)
@@ -629,3 +626,59 @@ def apply_armature_scale(arm_obj) -> bool:
         bpy.ops.object.transform_apply(location=False, rotation=False, scale=True)
     arm_obj.select_set(False)
     return True
+
+
+# --------------------------------------------------------------------------- CLI sessions
+
+def load_source_scene(src: Path, smplx, notes: list):
+    """Open or build the source into the running session; -> nothing (the scene is current)."""
+    if src.suffix.lower() == ".npz":
+        from ..convert import build_take
+
+        build_take(src, smplx, notes=notes)
+        return
+    from .output import captured_output
+
+    try:
+        with captured_output():   # (Blender's own "Read blend" line)
+            bpy.ops.wm.open_mainfile(filepath=str(src), load_ui=False)
+    except RuntimeError as exc:
+        raise RetargetError(f"{src}: Blender cannot open it ({str(exc).strip()})") from None
+
+
+def find_rig(scene, name: str | None):
+    """The SMPL-X rig of the scene: ``name``, else the only one (one line otherwise)."""
+    rigs = [o for o in scene.objects if o.type == 'ARMATURE' and "p2p_rig" in o]
+    if name:
+        hit = [o for o in rigs if o.name == name]
+        if not hit:
+            raise RetargetError(f"no SMPL-X rig called {name!r} in scene {scene.name!r} "
+                                f"(rigs: {', '.join(o.name for o in rigs) or 'none'})")
+        return hit[0]
+    if not rigs:
+        raise RetargetError(f"scene {scene.name!r} has no SMPL-X rig made by p2p-mocap")
+    if len(rigs) > 1:
+        raise RetargetError(f"scene {scene.name!r} has several SMPL-X rigs "
+                            f"({', '.join(o.name for o in rigs)}); pick one with --rig")
+    return rigs[0]
+
+
+def retarget_in_session(src: Path, target: str, *, mapping=None, armature=None, rig=None,
+                        smplx=None, foot_ik: bool = True, notes: list | None = None,
+                        unscaled: bool = False):
+    """Source into the session, target armature made or imported, the take retargeted onto it.
+
+    -> ``(target object, RigTarget, WrittenMotion)``. The running session is reset.
+    ``unscaled``: apply the target object's scale first (for an export).
+    """
+    notes = [] if notes is None else notes
+    load_source_scene(src, smplx, notes)
+    scene = bpy.context.scene
+    rig_obj = find_rig(scene, rig)
+    arm_obj, tgt, tnotes = resolve_target(target, armature=armature, mapping=mapping)
+    notes += tnotes
+    if unscaled and apply_armature_scale(arm_obj):
+        tgt = tgt.with_skeleton(target_for_armature(arm_obj, tgt)[0].skeleton)
+    written = retarget_rig(rig_obj, arm_obj, tgt, ik=foot_ik)
+    notes += written.notes
+    return arm_obj, tgt, written
