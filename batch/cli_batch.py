@@ -66,6 +66,9 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                    help="root motion of the export (default grounded)")
     x.add_argument("--rest-frame", action="store_true",
                    help="add the rest pose one frame before the take")
+    from ..retarget.retarget_cli import add_target_arguments
+
+    add_target_arguments(x, armature_flag="--target-armature")   # export on another skeleton
     c = parser.add_argument_group("convert")
     c.add_argument("--smplx", metavar="PATH", help="SMPL-X model file or folder")
     ConvertOptions.add_arguments(c)
@@ -158,6 +161,18 @@ def run_batch(args, out=None, err=None) -> int:
     if args.workers < 1 or (args.retarget_workers is not None and args.retarget_workers < 1):
         print("p2p-mocap: error: --workers / --retarget-workers must be 1 or more", file=err)
         return EXIT_FAIL
+    if getattr(args, "target", None):
+        from ..common.errors import P2PError, error_line
+        from ..retarget.retarget_cli import check_target_argument
+
+        if not args.preset:
+            print("p2p-mocap: error: --target needs --preset (the export it is for)", file=err)
+            return EXIT_FAIL
+        try:
+            check_target_argument(args.target, args.map)
+        except P2PError as exc:
+            print(f"p2p-mocap: error: {error_line(exc)}", file=err)
+            return EXIT_FAIL
     clips = find_clips(src, dst, args.pattern)
     if not clips:  # (checked before the output folder is made: nothing is left behind)
         print(f"p2p-mocap: error: no video or image folder in {src}"

@@ -171,7 +171,12 @@ class Settings:
                      "detector": det if str(det).lower() in ("auto", "none", "") else
                      _identity(det)})
         c = _digest({"estimate": e, "opts": self.convert, "smplx": _identity(self.smplx)})
-        x = _digest({"convert": c, "opts": self.export})
+        xo = dict(self.export) if self.export else self.export
+        if xo and xo.get("target"):   # a character file or preset by its content's identity
+            xo["target_file"] = _identity(xo["target"]) if "." in Path(xo["target"]).name \
+                else None
+            xo["map_file"] = _identity(xo["map"]) if xo.get("map") else None
+        x = _digest({"convert": c, "opts": xo})
         self.hashes = {"estimate": e, "convert": c, "export": x}
 
     def estimate_options(self):
@@ -202,6 +207,9 @@ def settings_from_args(args) -> Settings:
     if g("preset"):
         export = dict(preset=g("preset"), root=g("root", "grounded"),
                       rest_frame=bool(g("rest_frame", False)))
+        if g("target"):   # (only then: earlier manifests' export hashes stay valid)
+            export.update(target=str(g("target")), map=g("map"),
+                          target_armature=g("target_armature"), foot_ik=bool(g("foot_ik", True)))
     return Settings(estimate, convert, export, smplx=g("smplx"))
 
 
@@ -266,8 +274,8 @@ def _latest_state(records: list[dict], rel: str) -> dict | None:
 
 def is_clip_output_name(clip: Clip, name: str) -> bool:
     """True for a name the clip's outputs can have: ``stem.take.npz``, ``stem.blend``,
-    ``stem.qa.json``, ``stem.qa.png``, ``stem.<preset><suffix>``, each also with
-    ``.personN`` after the stem."""
+    ``stem.qa.json``, ``stem.qa.png``, ``stem.<preset><suffix>``,
+    ``stem.<target>.<preset><suffix>``, each also with ``.personN`` after the stem."""
     if not name.startswith(clip.stem + "."):
         return False
     rest = name[len(clip.stem) + 1:]
@@ -278,6 +286,8 @@ def is_clip_output_name(clip: Clip, name: str) -> bool:
         return True
     from ..retarget.export_presets import PRESETS
 
+    if len(parts) == 3:   # stem.<target>.<preset><suffix> (export --target)
+        parts = parts[1:]
     return (len(parts) == 2 and parts[0] in PRESETS
             and PRESETS[parts[0]].suffix.lower() == "." + parts[1].lower())
 

@@ -162,7 +162,8 @@ def _retarget(spec: dict) -> dict:
             for p in report_paths(take):
                 _may_write(p, replace)
         if export:
-            _may_write(default_export_output(blend, export["preset"]), replace)
+            _may_write(default_export_output(blend, export["preset"], export.get("target")),
+                       replace)
     for take in spec["takes"]:
         blend = default_output(Path(take))
         if "convert" in stages:
@@ -175,10 +176,20 @@ def _retarget(spec: dict) -> dict:
             from ..retarget.blender.export import export_scene
             from ..retarget.export_cli import default_export_output
 
-            target = default_export_output(blend, export["preset"])
-            export_scene(blend, export["preset"], target, root=export["root"],
-                         rest_frame=export["rest_frame"], overwrite=_key(target) in replace,
-                         notes=notes)
+            target = default_export_output(blend, export["preset"], export.get("target"))
+            if export.get("target"):   # on another skeleton (export --target)
+                from ..retarget.export_cli import export_on_target
+
+                export_on_target(blend, export["preset"], target, target=export["target"],
+                                 mapping=export.get("map"),
+                                 target_armature=export.get("target_armature"),
+                                 foot_ik=export.get("foot_ik", True), root=export["root"],
+                                 rest_frame=export["rest_frame"],
+                                 overwrite=_key(target) in replace, notes=notes)
+            else:
+                export_scene(blend, export["preset"], target, root=export["root"],
+                             rest_frame=export["rest_frame"], overwrite=_key(target) in replace,
+                             notes=notes)
             exports.append(str(target))
     return {"ok": True, "blends": blends, "exports": exports, "reports": reports,
             "notes": notes, "retarget_s": round(time.perf_counter() - t0, 3),

@@ -120,34 +120,50 @@ def run_target_export(args, src: Path, out_path: Path, out, smplx=None) -> int:
     """``export --target``: the take retargeted onto the target's skeleton (``p2p-mocap
     retarget``, in memory), then that armature exported with the preset (its axes and
     units; the root modes follow the target's mapped hips and feet)."""
-    from .retarget_cli import check_target_argument, target_label
+    from .retarget_cli import target_label
 
-    if args.preset == AMASS_PRESET:
-        raise RetargetError("--target does not apply to the amass preset (SMPL-X parameters)")
-    check_target_argument(args.target, args.map)
-    if importlib.util.find_spec("bpy") is None:
-        raise RetargetError("exporting needs Blender's Python module 'bpy' "
-                            "(pip install bpy==5.0.1, or run inside Blender)")
-    from .blender.export import _check_output, _preset, _take_name, export_scene
-    from .blender.retarget import retarget_in_session
-
-    _check_output(out_path, _preset(args.preset), args.force)   # before the work
     notes: list[str] = []
-    arm_obj, tgt, _written = retarget_in_session(
-        src, args.target, mapping=args.map, armature=args.target_armature, rig=args.armature,
-        smplx=smplx if smplx is not None else args.smplx, foot_ik=args.foot_ik, notes=notes,
-        unscaled=True)
-    result = export_scene(None, args.preset, out_path, root=args.root,
-                          rest_frame=args.rest_frame, overwrite=args.force,
-                          armature=arm_obj.name, pose_correctives=args.pose_correctives,
-                          notes=notes, name=_take_name(str(src), None),
-                          joint_bones=dict(tgt.mapping))
+    result = export_on_target(
+        src, args.preset, out_path, target=args.target, mapping=args.map,
+        target_armature=args.target_armature, rig=args.armature,
+        smplx=smplx if smplx is not None else args.smplx, foot_ik=args.foot_ik,
+        root=args.root, rest_frame=args.rest_frame, overwrite=args.force,
+        pose_correctives=args.pose_correctives, notes=notes)
     for n in notes:
         print(f"note: {n}", file=out)
     print(f"wrote {result.path} ({result.preset.name}, on {target_label(args.target)}'s "
           f"skeleton: {len(result.bone_names)} bones, {len(result.frames)} frames at "
           f"{result.fps:g} fps, root {result.root})", file=out)
     return 0
+
+
+def export_on_target(src, preset: str, out_path, *, target: str, mapping=None,
+                     target_armature=None, rig=None, smplx=None, foot_ik: bool = True,
+                     root: str = "grounded", rest_frame: bool = False, overwrite: bool = False,
+                     pose_correctives=None, notes: list | None = None):
+    """A take or .blend exported on a retarget target's skeleton (``export --target``,
+    ``batch --target``). Resets the running session. -> ``ExportResult``."""
+    from .retarget_cli import check_target_argument
+
+    if preset == AMASS_PRESET:
+        raise RetargetError("--target does not apply to the amass preset (SMPL-X parameters)")
+    check_target_argument(target, mapping)
+    if importlib.util.find_spec("bpy") is None:
+        raise RetargetError("exporting needs Blender's Python module 'bpy' "
+                            "(pip install bpy==5.0.1, or run inside Blender)")
+    from .blender.export import _check_output, _preset, _take_name, export_scene
+    from .blender.retarget import retarget_in_session
+
+    src = Path(src).expanduser()
+    _check_output(out_path, _preset(preset), overwrite)   # before the work
+    notes = [] if notes is None else notes
+    arm_obj, tgt, _written = retarget_in_session(
+        src, target, mapping=mapping, armature=target_armature, rig=rig, smplx=smplx,
+        foot_ik=foot_ik, notes=notes, unscaled=True)
+    return export_scene(None, preset, out_path, root=root, rest_frame=rest_frame,
+                        overwrite=overwrite, armature=arm_obj.name,
+                        pose_correctives=pose_correctives, notes=notes,
+                        name=_take_name(str(src), None), joint_bones=dict(tgt.mapping))
 
 
 def run_amass_export(args, src: Path, target: Path, out, smplx=None) -> int:

@@ -109,3 +109,55 @@ def test_bad_input_is_one_line_and_writes_nothing(take, tmp_path):
                                "-o", str(tmp_path / "x.blend")))
     assert "missing:" in line and "pelvis" in line
     assert not (tmp_path / "x.blend").exists()
+
+
+def test_batch_target_exports_on_the_targets_skeleton(take, tmp_path):
+    """``batch --target``: the worker's convert + export on the target (bpy only, no
+    estimation), the output names, the settings hash, and the up-front refusals."""
+    import argparse
+    import shutil
+
+    from pose2pose_mocap.batch.cli_batch import add_batch_arguments, run_batch
+    from pose2pose_mocap.batch.jobs import Clip, is_clip_output_name, settings_from_args
+    from pose2pose_mocap.batch.worker import retarget_clip
+
+    work = tmp_path / "out"
+    work.mkdir()
+    clip_take = shutil.copy(take, work / "clip.take.npz")
+    from pose2pose_mocap.retarget.options import ConvertOptions
+
+    spec = {"takes": [str(clip_take)], "convert": ConvertOptions().to_dict(),
+            "smplx": str(standin_smplx_root()), "stages": ["convert", "export"],
+            "export": {"preset": "unreal", "root": "grounded", "rest_frame": False,
+                       "target": "ue5", "map": None, "target_armature": None,
+                       "foot_ik": True}}
+    res = retarget_clip(spec)
+    assert res["ok"], res
+    assert [p.split("/")[-1] for p in res["exports"]] == ["clip.ue5.unreal.fbx"]
+    from tests.blender.test_export import read_with_assimp
+
+    nodes = read_with_assimp(res["exports"][0])["nodes"]
+    assert {"root", "pelvis", "spine_05", "thigh_twist_01_l"} <= set(nodes)
+
+    clip = Clip(rel="clip.mp4", path=tmp_path / "clip.mp4", kind="video", out_dir=work,
+                stem="clip")
+    assert is_clip_output_name(clip, "clip.ue5.unreal.fbx")
+    assert is_clip_output_name(clip, "clip.unreal.fbx")
+    assert not is_clip_output_name(clip, "clip.ue5.nopreset.fbx")
+
+    parser = add_batch_arguments(argparse.ArgumentParser())
+    base = [str(tmp_path), "-o", str(tmp_path / "b")]
+    plain = settings_from_args(parser.parse_args(base + ["--preset", "unreal"]))
+    onto = settings_from_args(parser.parse_args(base + ["--preset", "unreal", "--target", "ue5"]))
+    assert plain.export.get("target") is None and onto.export["target"] == "ue5"
+    assert plain.hashes["convert"] == onto.hashes["convert"]
+    assert plain.hashes["export"] != onto.hashes["export"]
+
+    import io
+
+    for extra, expect in ((["--target", "ue5"], "--target needs --preset"),
+                          (["--preset", "unity", "--target", "nobody"], "unsupported target")):
+        err = io.StringIO()
+        code = run_batch(parser.parse_args(base + extra), out=io.StringIO(), err=err)
+        assert code == 1 and expect in err.getvalue(), err.getvalue()
+    assert not (tmp_path / "b").exists()
