@@ -7,11 +7,16 @@ conventions (``.L``/``.R``, ``_l``/``_r``, ``Left``/``Right``, ``left_``, ``L_``
 ``l_``...), and the rest matched against body-part words (``UpLeg``/``thigh``/
 ``UpperLeg``, ``ForeArm``/``lowerarm``, ``Toes``/``ball``, finger names with
 numbers or Proximal/Intermediate/Distal, thumb Metacarpal-or-not).
-Structure then fills the torso: the pelvis is the lowest common ancestor of the
-two thighs, the chest the lowest common ancestor of the two upper arms (or
-collars), the bones between them become spine1 (and spine2), and the chain above
-the chest the neck and head. Twist, IK, roll, end and helper bones are never
-mapped. A result missing a required joint is refused with the list.
+Structure then fills what names did not give (world rest positions: Z up, the
+character's left at +X): legs are the two child chains of the hips that reach the
+floor (ankle = the first bone pointing forward more than down, knee = the joint
+nearest halfway), arms the two chains above that reach furthest to one side (wrist
+= the first bone with three or more finger chains, collar = the first bone when the
+chain has three before the hand); the pelvis is the lowest common ancestor of the
+two thighs, the chest that of the two upper arms (or collars), the bones between
+them become spine1 (and spine2), and the chain going up from the chest the neck and
+head. Twist, IK, roll, end and helper bones are never mapped by name. A result
+missing a required joint is refused with the list.
 """
 from __future__ import annotations
 
@@ -191,6 +196,10 @@ def automap(skeleton: TargetSkeleton, name: str | None = None) -> RigTarget:
     for side in ("left", "right"):
         if f"{side}_collar" in found and f"{side}_shoulder" not in found and f"{side}_elbow" in found:
             found[f"{side}_shoulder"] = found.pop(f"{side}_collar")
+    limb_joints = [f"{s}_{j}" for s in ("left", "right")
+                   for j in ("hip", "knee", "ankle", "shoulder", "elbow", "wrist")]
+    if any(j not in found for j in limb_joints):
+        _structure_limbs(names, parents, heads, skeleton.to_world(skeleton.tails), found)
     # Structure: pelvis = LCA of the thighs; chest = LCA of the arms.
     if "left_hip" in found and "right_hip" in found:
         lca = _lca(parents, found["left_hip"], found["right_hip"])
@@ -213,25 +222,43 @@ def automap(skeleton: TargetSkeleton, name: str | None = None) -> RigTarget:
                         found["spine2"] = between[round(len(between) / 2)]
                 else:
                     found["spine1"] = found.pop("spine3")
-        # Neck/head: the chain above the chest that is no arm.
+        # Neck/head: the chain going up from the chest (no arm, no bone pointing
+        # forward or down such as eyes and jaw); a leaf far above everything else at its
+        # top is an end marker (Mixamo HeadTop_End), not the head.
         if "head" not in found or "neck" not in found:
+            tails = skeleton.to_world(skeleton.tails)
+            height = max(float(heads[:, 2].max() - heads[:, 2].min()), 1e-6)
             arm_roots = {found.get(f"{s}_{arm_key}") for s in ("left", "right")}
             up = []
             cur = chest
             while True:
                 taken = set(found.values())
                 kids = [k for k in range(len(names)) if parents[k] == cur and k not in arm_roots
-                        and k not in taken
-                        and not any(a in _ancestors(parents, k) for a in arm_roots if a is not None)
-                        and not _SKIP.search(names[k])]
+                        and k not in taken and not _SKIP.search(names[k])
+                        and heads[k][2] > heads[cur][2] - 0.01 * height
+                        and (tails[k] - heads[k])[2] > 0.7 * np.linalg.norm(tails[k] - heads[k])]
                 if not kids:
                     break
-                cur = max(kids, key=lambda k: heads[k][2])   # the one going up
+                cur = max(kids, key=lambda k: heads[k][2])
                 up.append(cur)
+            if len(up) >= 2 and not any(parents[k] == up[-1] for k in range(len(names))):
+                others = np.delete(heads[:, 2], up[-1])
+                if heads[up[-1]][2] > others.max() + 0.1 * height:
+                    up.pop()
             if up and "head" not in found:
                 found["head"] = up[-1]
             if "neck" not in found and len(up) >= 2:
                 found["neck"] = up[0]
+    # Without arms to find the chest by, bones named spine/chest fill the torso in order.
+    if "spine1" not in found and spine_like:
+        chain = sorted(spine_like, key=lambda i: len(_ancestors(parents, i)))
+        chain = [i for i in chain if i not in found.values()]
+        if chain:
+            found.setdefault("spine1", chain[0])
+        if len(chain) >= 2:
+            found.setdefault("spine3", chain[-1])
+        if len(chain) >= 3:
+            found.setdefault("spine2", chain[len(chain) // 2])
     mapping = {j: names[i] for j, i in found.items() if j in JOINT_NAMES}
     # Each bone once.
     seen, clean = set(), {}
@@ -254,6 +281,98 @@ def automap(skeleton: TargetSkeleton, name: str | None = None) -> RigTarget:
         raise RetargetError(f"armature {skeleton.name!r} does not look like a humanoid we can map; "
                             f"missing: {', '.join(missing)}")
     return target
+
+
+def _structure_limbs(names, parents, heads, tails, found: dict) -> None:
+    """Fill the limb joints the names did not give, from the tree and the rest positions
+    (world: Z up, the character's left at +X). Legs: the two child chains of the hips that
+    reach the floor; arms: the two chains above that reach furthest sideways. Along a
+    chain, the ankle is the first bone that points forward more than down, the wrist the
+    first with three or more children (fingers), the knee/elbow the joint nearest halfway."""
+    B = len(names)
+    kids: list = [[] for _ in range(B)]
+    for i, p in enumerate(parents):
+        if p >= 0 and not _SKIP.search(names[i]):
+            kids[p].append(i)
+    minz, minx, maxx, maxz = heads[:, 2].copy(), heads[:, 0].copy(), heads[:, 0].copy(), heads[:, 2].copy()
+    for i in range(B - 1, -1, -1):         # parents come before children
+        p = parents[i]
+        if p >= 0 and not _SKIP.search(names[i]):
+            minz[p], maxz[p] = min(minz[p], minz[i]), max(maxz[p], maxz[i])
+            minx[p], maxx[p] = min(minx[p], minx[i]), max(maxx[p], maxx[i])
+    height = max(float(heads[:, 2].max() - heads[:, 2].min()), 1e-6)
+    taken = set(found.values())
+
+    def chain(start, key):
+        path = [start]
+        while kids[path[-1]]:
+            path.append(min(kids[path[-1]], key=key))
+        return path
+
+    def direction(path, k):
+        nxt = heads[path[k + 1]] if k + 1 < len(path) else tails[path[k]]
+        return nxt - heads[path[k]]
+
+    def nearest(path, lo, hi, point):
+        inner = path[lo:hi]
+        return min(inner, key=lambda b: np.linalg.norm(heads[b] - point)) if inner else None
+
+    def put(joint, bone):
+        if joint not in found and bone is not None and bone not in taken:
+            found[joint] = bone
+            taken.add(bone)
+
+    hips = None
+    for b in range(B):   # legs
+        down = [c for c in kids[b] if minz[c] < heads[b, 2] - 0.3 * height]
+        left = [c for c in down if heads[c, 0] > heads[b, 0] + 0.01 * height]
+        right = [c for c in down if heads[c, 0] < heads[b, 0] - 0.01 * height]
+        if not (left and right):
+            continue
+        hips = b
+        for side, starts in (("left", left), ("right", right)):
+            path = chain(min(starts, key=lambda c: minz[c]), key=lambda c: minz[c])
+            ankle_k = next((k for k in range(2, len(path)) if abs(direction(path, k)[2])
+                            < 0.8 * np.linalg.norm(direction(path, k))), None)
+            if ankle_k is None:
+                continue
+            put(f"{side}_hip", path[0])
+            put(f"{side}_knee", nearest(path, 1, ankle_k, 0.5 * (heads[path[0]] + heads[path[ankle_k]])))
+            put(f"{side}_ankle", path[ankle_k])
+            if ankle_k + 1 < len(path):
+                put(f"{side}_foot", path[ankle_k + 1])
+        break
+    if hips is None:
+        return
+    put("pelvis", hips)
+    # Arms: up the torso from the hips, the first bone with chains reaching far to both sides.
+    cur = hips
+    while True:
+        up = [c for c in kids[cur] if maxz[c] > heads[cur, 2] + 0.1 * height]
+        if not up:
+            return
+        cur = max(up, key=lambda c: maxz[c])
+        far = 0.25 * height      # a chain reaching this far to one side only is an arm
+        x0 = heads[cur, 0]
+        left = [c for c in kids[cur] if maxx[c] > x0 + far and minx[c] > x0 - far]
+        right = [c for c in kids[cur] if minx[c] < x0 - far and maxx[c] < x0 + far]
+        if left and right:
+            break
+    for side, starts, reach in (("left", left, lambda c: -maxx[c]), ("right", right, lambda c: minx[c])):
+        path = chain(min(starts, key=reach), key=reach)
+        # the wrist: three or more finger chains (twist leaves on the upper arm do not count)
+        hand_k = next((k for k in range(2, len(path))
+                       if sum(1 for c in kids[path[k]] if kids[c]) >= 3), len(path) - 1)
+        before = path[:hand_k]
+        if len(before) < 2:
+            continue
+        upper_k = 1 if len(before) >= 3 else 0
+        if upper_k:
+            put(f"{side}_collar", before[0])
+        put(f"{side}_shoulder", before[upper_k])
+        put(f"{side}_elbow", nearest(path, upper_k + 1, hand_k,
+                                     0.5 * (heads[before[upper_k]] + heads[path[hand_k]])))
+        put(f"{side}_wrist", path[hand_k])
 
 
 def _rest_family(skeleton: TargetSkeleton, mapping: dict) -> str:

@@ -239,13 +239,34 @@ def test_automap_refuses_what_is_not_a_humanoid():
                              (0, 0, i * 0.1), (0, 0, i * 0.1 + 0.1)) for i in range(6))
     with pytest.raises(RetargetError, match=r"missing: pelvis, spine1, head, left_hip"):
         automap(TargetSkeleton("Tail", chain))
-    # a humanoid with an unnamed forearm: the missing joint is named
-    sk = _renamed(reference_skeleton("mixamo"),
-                  lambda n: "bone_17" if n == "mixamorig:LeftForeArm" else n)
-    with pytest.raises(RetargetError, match=r"missing: left_elbow$"):
-        automap(sk)
+    # no arms at all: the missing joints are named
+    mix = reference_skeleton("mixamo")
+    armless = tuple(b for b in mix.bones if not any(w in b.name for w in ("Shoulder", "Arm", "Hand")))
+    with pytest.raises(RetargetError, match=r"missing: left_shoulder, left_elbow, left_wrist, "
+                                            r"right_shoulder, right_elbow, right_wrist$"):
+        automap(TargetSkeleton("armless", armless, object_matrix=mix.object_matrix))
+    # an unnamed forearm is found by the structure pass
+    sk = _renamed(mix, lambda n: "bone_17" if n == "mixamorig:LeftForeArm" else n)
+    assert automap(sk).mapping["left_elbow"] == "bone_17"
 
 
 def test_every_joint_name_in_the_builtins_is_an_smplx_joint():
     for name in TARGETS:
         assert set(get_target(name).mapping) <= set(JOINT_NAMES)
+
+
+_FACE_AND_FINGERS = ("index", "middle", "ring", "pinky", "thumb", "eye", "jaw")
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_automap_by_structure_alone_finds_the_body(name):
+    """Every bone renamed ``b000``..: hips, legs, spine, neck, head and arms come from the tree
+    and the rest positions (fingers, eyes and jaw need names)."""
+    target = get_target(name)
+    sk = target.skeleton
+    rename = {b.name: f"b{i:03d}" for i, b in enumerate(sk.bones)}
+    found = automap(_renamed(sk, rename.get))
+    want = {j: rename[b] for j, b in target.mapping.items()
+            if not any(f in j for f in _FACE_AND_FINGERS)}
+    got = {j: b for j, b in found.mapping.items() if j in want}
+    assert got == want
