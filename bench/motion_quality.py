@@ -3,8 +3,8 @@
 
 Run from the repo root (the project's venv):
 
-    python -m bench.motion_quality [--seconds 6] [--seeds 1] [--motions walk,run,...]
-                                   [--smoothing one_euro] [--smplx FILE]
+    python -m bench.motion_quality [--seconds 6] [--seeds 3] [--motions walk,run,...]
+                                   [--beta B] [--body-hz HZ] [--per-motion] [--smplx FILE]
 
 For every motion of ``bench.motion_truth.MOTIONS`` it makes the truth, renders a
 noisy estimate with injected faults (the noise model is documented in
@@ -12,9 +12,11 @@ noisy estimate with injected faults (the noise model is documented in
 
 * ``raw``: the estimate as it is;
 * ``butterworth``, ``savgol``, ``gaussian``: today's filters at their default cutoffs;
-* ``one_euro``: the One Euro method alone (default cutoffs, ``--beta``);
+* ``one_euro``: the One Euro method alone, the clean-up's settings
+  (``cleanup.clean.CLEAN_SMOOTHING``; ``--beta``, ``--body-hz`` to try others);
+* ``clean_butter``: ``clean_take`` with today's default Butterworth smoothing;
 * ``clean``: ``clean_take`` with its defaults (QA fixes for flips, swaps and
-  dropouts, contact-aware smoothing with ``--smoothing``, foot locking).
+  dropouts, contact-aware One Euro smoothing, foot locking).
 
 Figures (mean over motions and seeds; rows valid in the estimate only):
 
@@ -116,22 +118,26 @@ def qa_counts(flags, faults) -> dict:
 
 def run(args) -> int:
     from bench.motion_truth import MOTIONS, add_noise, make_truth
-    from pose2pose_mocap.retarget.cleanup.clean import CleanOptions, clean_take
+    from pose2pose_mocap.retarget.cleanup.clean import CleanOptions, clean_smoothing, clean_take
     from pose2pose_mocap.retarget.cleanup.kinematics import motion_from_params, take_motion
     from pose2pose_mocap.retarget.smoothing import Smoothing, smooth_take
 
     model, tmp = _model(args.smplx)
     motions = args.motions.split(",") if args.motions else list(MOTIONS)
-    beta = args.beta
-    clean_smoothing = (Smoothing(method="one_euro", one_euro_beta=beta)
-                       if args.smoothing == "one_euro" else Smoothing(method=args.smoothing))
+    one_euro = clean_smoothing()
+    if args.beta is not None or args.body_hz is not None:
+        one_euro = one_euro.with_(one_euro_beta=one_euro.one_euro_beta if args.beta is None
+                                  else args.beta,
+                                  body_hz=one_euro.body_hz if args.body_hz is None
+                                  else args.body_hz)
     methods = {
         "raw": None,
         "butterworth": Smoothing(),
         "savgol": Smoothing(method="savgol"),
         "gaussian": Smoothing(method="gaussian"),
-        "one_euro": Smoothing(method="one_euro", one_euro_beta=beta),
-        "clean": "clean",
+        "one_euro": one_euro,
+        "clean_butter": ("clean", Smoothing()),
+        "clean": ("clean", one_euro),
     }
     options = CleanOptions(fix_flags=args.fix_flags)
     table = {m: [] for m in methods}
@@ -150,13 +156,14 @@ def run(args) -> int:
             for m, settings in methods.items():
                 if settings is None:
                     est = take
-                elif settings == "clean":
+                elif isinstance(settings, tuple):
                     c0 = time.perf_counter()
-                    res = clean_take(take, model, clean_smoothing, options)
-                    clean_s += time.perf_counter() - c0
+                    res = clean_take(take, model, settings[1], options)
                     est = res.take
-                    for k, v in qa_counts(res.raw_flags, noisy.faults).items():
-                        qa[k] += v
+                    if m == "clean":
+                        clean_s += time.perf_counter() - c0
+                        for k, v in qa_counts(res.raw_flags, noisy.faults).items():
+                            qa[k] += v
                 else:
                     est = smooth_take(take, settings)
                 em = take_motion(est, model)
@@ -168,8 +175,9 @@ def run(args) -> int:
     head = f"{'method':<12}" + "".join(f"{h:>11}" for h in
                                        ("MPJPE mm", "PA-MPJPE", "accel", "skate", "pen mm"))
     print(f"motion quality: {len(motions)} motions x {args.seeds} seed(s), "
-          f"{args.seconds:g} s at 30 fps; clean-up smoothing: {clean_smoothing.method}"
-          + (f" (beta {beta:g})" if clean_smoothing.method == "one_euro" else ""))
+          f"{args.seconds:g} s at 30 fps")
+    print(f"one_euro / clean: {one_euro.to_dict()}; clean_butter: clean_take with "
+          "today's default Butterworth")
     print("\nmean over all motions (accel mm/frame^2, skate mm/frame on true contacts)")
     print(head)
     mean = {}
@@ -210,20 +218,17 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=6.0)
-    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--motions", default="")
-    ap.add_argument("--smoothing", default="butterworth",
-                    choices=("butterworth", "savgol", "gaussian", "one_euro"))
-    ap.add_argument("--beta", type=float, default=None)
+    ap.add_argument("--beta", type=float, default=None,
+                    help="One Euro beta (default: the clean-up's)")
+    ap.add_argument("--body-hz", type=float, default=None,
+                    help="One Euro body floor cutoff (default: the clean-up's)")
     ap.add_argument("--fix-flags", default="wrist_flip=interpolate,lr_swap=interpolate,"
                                              "dropout=interpolate")
     ap.add_argument("--per-motion", action="store_true")
     ap.add_argument("--smplx", default="")
     args = ap.parse_args(argv)
-    if args.beta is None:
-        from pose2pose_mocap.retarget.smoothing import Smoothing
-
-        args.beta = Smoothing().one_euro_beta
     args.argv = argv
     return run(args)
 

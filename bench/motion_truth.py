@@ -39,7 +39,9 @@ Noise model (``add_noise(truth, seed)``), like a per-frame estimator (Hand4Whole
   (end exclusive), with kinds named as ``retarget.cleanup.qa.FLAG_KINDS``:
   ``wrist_flip`` (one wrist twisted 180 degrees about its bone axis for 1-4 rows,
   on average every 5 s), ``lr_swap`` (left and right limbs exchanged, mirrored,
-  for 2-8 rows, every 8 s), ``dropout`` (``valid=False`` for 1-8 rows, every 6 s;
+  for 2-8 rows, every 8 s; placed where the exchange changes the limbs by at least
+  ``MIN_SWAP_DEG`` on average; none in motions whose pose is symmetric throughout:
+  there an exchange changes nothing), ``dropout`` (``valid=False`` for 1-8 rows, every 6 s;
   the rows hold junk).
 """
 from __future__ import annotations
@@ -389,6 +391,37 @@ def _place_faults(rng, T, fps) -> list:
     return sorted(out, key=lambda f: f[1])
 
 
+MIN_SWAP_DEG = 8.0   # a swap must change the limbs by this much on average to count
+
+
+def _swap_change_deg(R: np.ndarray, a: int, b: int) -> float:
+    """Mean angle (deg) by which a mirrored left/right exchange changes the limbs."""
+    M = np.diag([-1.0, 1.0, 1.0])
+    out = []
+    for part in _SWAP:
+        li, ri = J[f"left_{part}"], J[f"right_{part}"]
+        d = np.swapaxes(R[a:b, li], -1, -2) @ (M @ R[a:b, ri] @ M)
+        out.append(np.degrees(np.arccos(np.clip((np.trace(d, axis1=-2, axis2=-1) - 1) / 2,
+                                                -1, 1))))
+    return float(np.mean(out))
+
+
+def _visible_swap(R, a, b, found, T):
+    """The swap's span moved (same length) to where exchanging left and right changes
+    the true pose ``R`` (``MIN_SWAP_DEG``), or None: a swap of a symmetric pose
+    (standing, jumping, clapping) is no fault at all. Keeps clear of the other faults."""
+    n = b - a
+    busy = np.zeros(T, bool)
+    for _, s, e in found:
+        if (s, e) != (a, b):
+            busy[max(0, s - 4):e + 4] = True
+    starts = [a] + [s for s in range(3, T - n - 3) if not busy[s:s + n].any()]
+    for s in starts:
+        if not busy[s:s + n].any() and _swap_change_deg(R, s, s + n) >= MIN_SWAP_DEG:
+            return s, s + n
+    return None
+
+
 def add_noise(truth: Truth, seed: int = 0, faults: bool = True) -> Noisy:
     """A noisy estimate of ``truth`` (see the module docstring) and its injected faults."""
     rng = np.random.default_rng(1000 + seed)
@@ -397,20 +430,26 @@ def add_noise(truth: Truth, seed: int = 0, faults: bool = True) -> Noisy:
 
     pose = full_pose(truth.params)                                    # (T, 55, 3)
     R = axis_angle_to_matrix(pose)
+    R_true = R.copy()
     std = np.radians(_joint_noise_deg())
     noise = _ar1(rng, (T, 55, 3)) * std[None, :, None]
     R = R @ axis_angle_to_matrix(noise)
     transl = np.asarray(truth.params["transl"], float) + _ar1(rng, (T, 3)) * np.array(
         [TRANSL_NOISE_M, TRANSL_NOISE_M, DEPTH_NOISE_M])
     valid = np.ones(T, bool)
-    found = _place_faults(rng, T, truth.fps) if faults else []
-    for kind, a, b in found:
+    placed = _place_faults(rng, T, truth.fps) if faults else []
+    found = []
+    for kind, a, b in placed:
         if kind == "wrist_flip":
             side = ("left", "right")[int(rng.integers(2))]
             sgn = 1.0 if side == "left" else -1.0
             R[a:b, J[f"{side}_wrist"]] = R[a:b, J[f"{side}_wrist"]] @ rot("x", sgn * np.pi)[0]
         elif kind == "lr_swap":
             M = np.diag([-1.0, 1.0, 1.0])   # mirror x -> -x (the body's sagittal plane)
+            span = _visible_swap(R_true, a, b, placed, T)
+            if span is None:
+                continue
+            a, b = span
             for part in _SWAP:
                 li, ri = J[f"left_{part}"], J[f"right_{part}"]
                 Rl, Rr = R[a:b, li].copy(), R[a:b, ri].copy()
@@ -420,6 +459,7 @@ def add_noise(truth: Truth, seed: int = 0, faults: bool = True) -> Noisy:
             valid[a:b] = False
             R[a:b] = axis_angle_to_matrix(rng.normal(scale=1.0, size=(b - a, 55, 3)))
             transl[a:b] = rng.normal(size=(b - a, 3))
+        found.append((kind, a, b))
     aa = matrix_to_axis_angle(R)
     params = {
         "global_orient": aa[:, 0], "body_pose": aa[:, 1:22].reshape(T, 63),

@@ -43,13 +43,18 @@ forward; camera at the origin). The camera arrays are written by every
 estimator; a take made from an SMPL-X parameter file (AMASS, ...) has none,
 then all three are absent and a default camera is used.
 
+Optional (format 2): ``clean_settings`` ()  str, the JSON of the clean-up
+(``retarget.cleanup.clean``) that made this take from its ``raw_source_*`` arrays.
+
 Raw (optional): any number of arrays named ``raw_<name>`` (``<name>``: letters,
 digits, ``_``; at most ``MAX_RAW_ARRAYS``), one row per frame (first dimension
 T, at most ``MAX_RAW_DIMS`` dimensions), any numeric or bool dtype, values not
 checked (they are for diagnosis). Pose2Pose writes ``raw_cam_trans`` (T,3),
 ``raw_bbox_xywh``, ``raw_lhand_bbox``, ``raw_rhand_bbox``, ``raw_face_bbox``
 (T,4), ``raw_joints_2d`` (T,65,3) and ``raw_score`` (T,); every estimator
-writes ``raw_bbox_xywh``, ``raw_joints_2d`` (T,J,3) and ``raw_score``. In
+writes ``raw_bbox_xywh``, ``raw_joints_2d`` (T,J,3) and ``raw_score``. A cleaned
+take (``retarget.cleanup.clean``) keeps what it came from as ``raw_source_<param>``
+(each parameter array before clean-up) and ``raw_source_valid`` (T,) bool. In
 memory (``Take.raw``) they are named without the prefix.
 
 **Format 1** (``p2p-take/1``, written before) is read too: the same core
@@ -141,6 +146,7 @@ RAW_SHAPES = {
 META_KEYS = ("format", "fps", "frame_index", "valid", "person_id", "source", "estimator",
              "model", "standin", "body_model", "gender")
 CAMERA_KEYS = ("image_size", "focal", "princpt")
+OPTIONAL_KEYS = ("clean_settings",)   # optional scalars (format 2): the clean-up's JSON
 # The required arrays of an SMPL-X take (format 2); ``take_keys`` for the others.
 TAKE_KEYS = META_KEYS + CAMERA_KEYS + tuple(PARAM_COLUMNS)
 # Every array of a format-1 file (all required).
@@ -194,6 +200,7 @@ class Take:
     notes: list = field(default_factory=list)  # what the reader filled in or changed
     estimator: str = ""                     # registry name of the estimator; "" unknown
     body_model: str = DEFAULT_BODY_MODEL    # "smplx" or "smpl"
+    clean_settings: str = ""                # JSON of the clean-up that made it; "" none
 
     @property
     def num_frames(self) -> int:
@@ -227,6 +234,8 @@ class Take:
                "valid": self.valid, "person_id": self.person_id, "source": self.source,
                "estimator": self.estimator, "model": self.model, "standin": self.standin,
                "body_model": self.body_model, "gender": self.gender}
+        if self.clean_settings:
+            out["clean_settings"] = self.clean_settings
         for k in CAMERA_KEYS:
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
@@ -262,7 +271,7 @@ _SCALAR_KINDS = {"format": ("U", "a string"), "fps": ("fiu", "a number"),
                  "person_id": ("iu", "an integer"), "source": ("U", "a string"),
                  "estimator": ("U", "a string"), "model": ("U", "a string"),
                  "standin": ("b", "a bool"), "body_model": ("U", "a string"),
-                 "gender": ("U", "a string")}
+                 "gender": ("U", "a string"), "clean_settings": ("U", "a string")}
 
 
 def _dtype_ok(dtype: np.dtype, kinds: str) -> bool:
@@ -538,7 +547,7 @@ def _take_member_names(members: Mapping, fmt: str, body_model: str) -> list[str]
     """The arrays of ``members`` that a take of this format and body model uses."""
     if fmt == TAKE_FORMAT_1:
         return [k for k in FORMAT_1_KEYS if k in members]
-    core = [k for k in take_keys(fmt, body_model) if k in members]
+    core = [k for k in take_keys(fmt, body_model) + OPTIONAL_KEYS if k in members]
     return core + sorted(k for k in members if k.startswith(RAW_PREFIX))
 
 
@@ -594,7 +603,8 @@ def _take_from_take_arrays(a: Mapping, path: Path | None) -> Take:
         focal=camera("focal", np.float64), princpt=camera("princpt", np.float64),
         source=str(np.asarray(a["source"])), model=str(np.asarray(a["model"])),
         standin=bool(np.asarray(a["standin"])), gender=str(np.asarray(a["gender"])), raw=raw,
-        path=path, estimator=estimator, body_model=body_model)
+        path=path, estimator=estimator, body_model=body_model,
+        clean_settings=str(np.asarray(a["clean_settings"])) if "clean_settings" in a else "")
 
 
 def _take_from_members(src, members: Mapping, path: Path | None, strict: bool) -> Take:
@@ -850,7 +860,7 @@ def _normalise_for_writing(arrays: Mapping) -> dict:
     if fmt == TAKE_FORMAT_1:
         known = set(FORMAT_1_KEYS)
     else:
-        known = set(META_KEYS) | set(CAMERA_KEYS)
+        known = set(META_KEYS) | set(CAMERA_KEYS) | set(OPTIONAL_KEYS)
         for columns in BODY_MODELS.values():
             known |= set(columns)
     out = {}

@@ -16,16 +16,17 @@ Order (``clean_take``):
 5. the flags that remain (foot skate that survived locking, ...).
 
 The cleaned take keeps what it came from: each original parameter array as the
-raw array ``raw_source_<param>`` (unless the input already has them: a cleaned
-take re-cleaned starts again from its source), so a take can be re-cleaned with
-other settings; the input take object and file are never modified. Problems that
+raw array ``raw_source_<param>`` and its ``valid`` as ``raw_source_valid`` (a
+cleaned take re-cleaned starts again from its source), and the settings used as
+its ``clean_settings`` JSON (``settings_of`` reads them back), so a take can be
+re-cleaned with other settings; the input take object and file are never modified. Problems that
 leave the motion usable (upper-body shot, too short for contacts) are notes, not
 errors.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
+import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Mapping
 
@@ -40,6 +41,17 @@ SOURCE_PREFIX = "source_"     # raw arrays "raw_source_<param>": the parameters 
 RELEASE_FACTOR = 1.6          # release thresholds = contact thresholds x this (hysteresis)
 FEET_IN_VIEW_MIN = 0.5        # share of valid frames whose feet project into the image
 FIXES = ("interpolate", "refilter", "invalidate")
+# The smoothing the clean-up is measured with (bench/motion_quality.py): One Euro with a
+# 1 Hz floor for root and body that opens with speed (beta 1); fingers and face 4 Hz.
+CLEAN_SMOOTHING = {"method": "one_euro", "root_hz": 1.0, "body_hz": 1.0, "hands_hz": 4.0,
+                   "face_hz": 4.0, "one_euro_beta": 1.0}
+
+
+def clean_smoothing():
+    """``Smoothing`` of ``CLEAN_SMOOTHING`` (the clean command's default)."""
+    from ..smoothing import Smoothing
+
+    return Smoothing.from_dict(CLEAN_SMOOTHING)
 
 
 def _on_off(text):
@@ -226,18 +238,41 @@ def source_take(take):
     params = {k: np.asarray(take.raw[SOURCE_PREFIX + k], dtype=np.float64) for k in take.params}
     raw = {k: v for k, v in take.raw.items() if not k.startswith(SOURCE_PREFIX)}
     valid = take.raw.get(SOURCE_PREFIX + "valid")
-    out = replace(take, params=params, raw=raw, notes=list(take.notes))
+    out = replace(take, params=params, raw=raw, notes=list(take.notes), clean_settings="")
     if valid is not None:
         out = replace(out, valid=np.asarray(valid, bool))
     return out
 
 
-def _with_source(cleaned, source):
+def settings_json(smoothing, options: "CleanOptions") -> str:
+    """The clean-up's settings as the take's ``clean_settings`` text."""
+    return json.dumps({"smoothing": smoothing.to_dict(), "clean": options.to_dict()},
+                      sort_keys=True)
+
+
+def settings_of(take):
+    """``(Smoothing, CleanOptions)`` a cleaned take was made with, or None (not cleaned).
+    Raises RetargetError (one line) for settings that are not valid."""
+    from ..smoothing import Smoothing
+
+    text = getattr(take, "clean_settings", "")
+    if not text:
+        return None
+    try:
+        d = json.loads(text)
+    except ValueError:
+        raise RetargetError("the take's clean_settings are not valid JSON") from None
+    if not isinstance(d, dict) or set(d) != {"smoothing", "clean"}:
+        raise RetargetError("the take's clean_settings must hold 'smoothing' and 'clean'")
+    return Smoothing.from_dict(d["smoothing"]), CleanOptions.from_dict(d["clean"])
+
+
+def _with_source(cleaned, source, smoothing, options):
     raw = dict(cleaned.raw)
     for k, v in source.params.items():
         raw[SOURCE_PREFIX + k] = np.asarray(v).copy()
     raw[SOURCE_PREFIX + "valid"] = np.asarray(source.valid, bool).copy()
-    return replace(cleaned, raw=raw)
+    return replace(cleaned, raw=raw, clean_settings=settings_json(smoothing, options))
 
 
 # --------------------------------------------------------------------------- steps
@@ -368,7 +403,7 @@ def clean_take(take, model, smoothing, options: CleanOptions) -> CleanResult:
     flags: list = []
     if qa is not None:
         flags = list(qa.find_flags(cleaned, take_motion(cleaned, model), contacts))
-    cleaned = _with_source(cleaned, source)
+    cleaned = _with_source(cleaned, source, smoothing, options)
     cleaned.notes = list(cleaned.notes) + notes
     return CleanResult(take=cleaned, contacts=contacts, flags=flags, notes=notes,
                        raw_flags=raw_flags)
