@@ -31,7 +31,8 @@ only ever added within a version)::
      "jitter_mm_per_frame2": float|null,
      "foot_skate_mm_per_contact_frame": float|null,
      "contact_frames": {"left": int, "right": int}|null,
-     "penetration_mm": {"mean": float, "max": float, "rows": int}|null,
+     "penetration_mm": {"mean": float, "max": float,
+                        "rows": int}|null,  # rows more than PENETRATION_COUNT_M below
      "ground": {"normal": [x, y, z], "offset": float}|null,   # camera frame, metres
      "flags": {"counts": {kind: int},      # every kind of qa.FLAG_KINDS
                "rows": {kind: int},        # rows covered by that kind's flags
@@ -65,6 +66,10 @@ from . import qa
 
 REPORT_FORMAT = "p2p-qa/1"
 BODY_JOINTS = 22           # pelvis .. right_wrist: the joints jitter is measured on
+PENETRATION_COUNT_M = 0.005  # rows whose lowest foot point is deeper than this are counted
+# The order flags are listed in the text: estimation faults first, then the rest.
+TEXT_ORDER = ("wrist_flip", "lr_swap", "dropout", "reprojection", "joint_limit",
+              "low_confidence", "foot_skate", "penetration")
 SIDES = ("left", "right")
 # Flag colours of the plot (RGB), one per kind.
 KIND_COLOURS = {
@@ -135,7 +140,7 @@ def penetration(motion, ground) -> dict:
     depth = np.maximum(0.0, -h[v])
     return {"mean": float(depth.mean()) if depth.size else 0.0,
             "max": float(depth.max()) if depth.size else 0.0,
-            "rows": int((depth > 0.0).sum())}
+            "rows": int((depth > PENETRATION_COUNT_M).sum())}
 
 
 def find_contacts_for_report(take, motion, model):
@@ -325,7 +330,8 @@ def _fmt(x, unit: str) -> str:
 
 
 def report_text(rep: QualityReport, name: str | None = None, max_spans: int = 12) -> str:
-    """A one-screen summary (about 25 lines at most)."""
+    """A one-screen summary (about 25 lines at most); flagged spans listed by kind in
+    ``TEXT_ORDER`` (estimation faults first), then time."""
     d = rep.data
     t, fr = d["take"], d["frames"]
     secs = t["rows"] * t["stride"] / t["fps"]
@@ -345,12 +351,18 @@ def report_text(rep: QualityReport, name: str | None = None, max_spans: int = 12
     p = d["penetration_mm"]
     lines.append("  penetration  " + ("not measured" if p is None else
                                       f"mean {p['mean']:.1f} mm, max {p['max']:.1f} mm "
-                                      f"({p['rows']} rows below the ground)"))
+                                      f"({p['rows']} rows more than "
+                                      f"{1000 * PENETRATION_COUNT_M:g} mm below the ground)"))
     counts = {k: n for k, n in d["flags"]["counts"].items() if n}
     if counts:
-        lines.append("  flags        " + ", ".join(
-            f"{k} {n} ({d['flags']['rows'][k]} rows)" for k, n in counts.items()))
-        spans = d["flags"]["spans"]
+        import textwrap
+
+        lines += textwrap.wrap(", ".join(f"{k} {n} ({d['flags']['rows'][k]} rows)"
+                                         for k, n in counts.items()), width=96,
+                               initial_indent="  flags        ",
+                               subsequent_indent=" " * 15)
+        spans = sorted(d["flags"]["spans"], key=lambda s: (TEXT_ORDER.index(s["kind"]),
+                                                          s["start"]))
         for s in spans[:max_spans]:
             fr_text = (f"frame {s['frame_start']}" if s["frame_start"] == s["frame_end"]
                        else f"frames {s['frame_start']}-{s['frame_end']}")

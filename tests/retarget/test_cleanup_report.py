@@ -157,3 +157,14 @@ def test_converted_report_flags_the_estimate_and_measures_the_result(model):
     conv = report.converted_report(take, model, ConvertOptions())
     assert conv.data["flags"]["counts"]["wrist_flip"] == 1       # found before smoothing
     assert conv.data["jitter_mm_per_frame2"] < 0.5 * raw.data["jitter_mm_per_frame2"]
+
+
+def test_text_lists_estimation_faults_first(model):
+    assert sorted(report.TEXT_ORDER) == sorted(qa.FLAG_KINDS)
+    motion, contacts = _motion_and_contacts(T=300)
+    for name in motion.foot_points:
+        motion.foot_points[name][100:, 1] += 0.05                 # sunk, from row 100 on
+    rep = report.build_report(_take_with_faults(), model, motion=motion, contacts=contacts)
+    listed = [ln.split()[2] for ln in report.report_text(rep).splitlines()
+              if ln.startswith("    frame")]
+    assert listed[:2] == ["wrist_flip", "dropout"] and "penetration" in listed
