@@ -38,6 +38,9 @@ from . import speculative as spec_mod
 CUDA_BYTES_PER_CROP = 700 * 2**20
 CUDA_MAX_BATCH = 256
 CPU_MAX_BATCH = 4
+# Frames predicted in the first round: a new track's velocity is not known yet, so a long
+# first prediction would mostly be re-run; doubling from here reaches 64 in 5 rounds.
+FIRST_SPAN = 2
 
 
 def batched_batch_size(device, precision: str, free_bytes: int) -> int:
@@ -133,7 +136,7 @@ class BatchedRunner:
         """Yield the number of frames done after each round (like ``EstimateJob._batches``)."""
         job = self.job
         cap = max(1, int(job.batch))
-        span = cap
+        span = min(cap, FIRST_SPAN)  # grows by doubling while predictions hold (slow start)
         while not job.cancelled:
             people = max(1, len(job.tracker.active))
             want = max(1, min(span, cap // people))

@@ -164,3 +164,16 @@ def test_boxes_agree_and_schedule():
     assert not S.scheduled_detection(tr, 9) and S.scheduled_detection(tr, 10)
     assert S.next_span(8, 8, 8, 64) == 16 and S.next_span(16, 16, 3, 64) == 3
     assert S.next_span(64, 64, 64, 64) == 64 and S.next_span(4, 4, 0, 64) == 1
+
+
+def test_a_steady_walk_is_rarely_re_run(tmp_path, standin_net):
+    """Predictions hold for a figure walking at a steady pace: large rounds, few re-runs
+    (the first rounds are short while the velocity is learnt)."""
+    from .test_pipeline import _block_video
+
+    clip = _block_video(tmp_path / "steady.avi", 64, 4)
+    job, take = run(clip, tmp_path / "s.take.npz", standin_net, pipeline="batched", batch=64,
+                    detect_every=0)
+    st = job.runner.stats
+    assert st.frames == 64 and st.rounds <= 8 and st.rerun <= 3, st.line()
+    assert take.valid.all() and (take.raw["score"] > 0.5).all()
