@@ -33,7 +33,8 @@ the +-pi wrap of an axis-angle. Regions (``Smoothing``):
 * ``hands``: ``left_hand_pose`` and ``right_hand_pose``;
 * ``face``: ``jaw_pose``, ``leye_pose``, ``reye_pose`` and ``expression``.
 
-``betas`` are never filtered (the rig uses their median). Rows with
+``betas`` are never filtered (the rig uses their median). An SMPL take has only
+``root`` and ``body`` parameters (``body_pose`` (T,69)); the other regions find nothing. Rows with
 ``valid=False`` split the take into runs; each run is filtered on its own
 (edges extended by odd reflection), and runs too short for a filter (fewer
 than MIN_RUN rows) are left as they are. The sample rate is

@@ -35,8 +35,8 @@ Body-model parameters (required; ``BODY_MODELS``), axis-angle radians:
   convention of ``smplx.SMPLX(use_pca=False, flat_hand_mean=True)`` (hand
   poses relative to the flat hand, not the mean hand);
 * ``smpl``: ``global_orient`` (T,3), ``body_pose`` (T,69), ``betas`` (T,10),
-  ``transl`` (T,3) (``smplx.SMPL``). (Read and validated; the Blender rig is
-  SMPL-X only for now.)
+  ``transl`` (T,3) (``smplx.SMPL``); it becomes the 24-bone SMPL rig
+  (``docs/smpl.md``).
 
 ``transl`` is in metres in the camera frame (OpenCV: x right, y down, z
 forward; camera at the origin). The camera arrays are written by every
