@@ -67,8 +67,8 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import RetargetError
-from ..rotations import (axis_angle_to_matrix, axis_angle_to_quaternion, quaternion_continuity,
-                         quaternion_normalize, quaternion_to_axis_angle)
+from ..rotations import (axis_angle_to_matrix, axis_angle_to_quaternion, quaternion_normalize,
+                         quaternion_to_axis_angle)
 from ..smplx_model import JOINT_NAMES, POSE_SLICES
 
 FLAG_KINDS = ("dropout", "low_confidence", "wrist_flip", "lr_swap", "joint_limit",
@@ -224,10 +224,6 @@ def _pair_switches(events: list[int], n: int, max_len: int) -> list[tuple[int, i
 def _rows(valid_rows: np.ndarray, a: int, b: int) -> tuple[int, int]:
     """Rows of the take covered by items ``[a, b)`` of the valid rows."""
     return int(valid_rows[a]), int(valid_rows[b - 1]) + 1
-
-
-def _seconds(take, rows: int) -> float:
-    return rows * take.stride / float(take.fps)
 
 
 def _frames_of(take, seconds: float) -> int:
@@ -592,7 +588,7 @@ def _slerp(q0: np.ndarray, q1: np.ndarray, t) -> np.ndarray:
     return quaternion_normalize(w0 * q0 + w1 * q1)
 
 
-def _interpolate(params: dict, valid: np.ndarray, s: int, e: int, usable: np.ndarray) -> bool:
+def _interpolate(params: dict, s: int, e: int, usable: np.ndarray) -> bool:
     """Fill rows ``[s, e)`` of ``params`` (in place) from the usable rows around them;
     False when there is none."""
     before = np.flatnonzero(usable[:s])
@@ -668,7 +664,7 @@ def apply_fixes(take, flags, fixes: Mapping, *, smoothing=None):
         to_fill[s:e] = True
     usable = valid & ~to_fill
     for s, e in runs(to_fill):
-        if _interpolate(params, valid, s, e, usable):
+        if _interpolate(params, s, e, usable):
             valid[s:e] = True
         else:
             valid[s:e] = False
