@@ -199,9 +199,9 @@ def _retarget(spec: dict) -> dict:
 def _qa_report(take, models, conv, replace: set[str], notes: list) -> list[str]:
     """The take's quality report as converted (``clip.qa.json`` + ``.qa.png`` next to it;
     ``cleanup.report.converted_report``); a take it cannot measure gets a note instead."""
+    from ..common.errors import P2PError
     from ..retarget.cleanup.report import converted_report, report_paths, write_json, write_plot
     from ..retarget.convert import model_file
-    from ..retarget.errors import RetargetError
     from ..retarget.smplx_model import load_smplx_model
     from ..retarget.take import read_take
 
@@ -212,7 +212,7 @@ def _qa_report(take, models, conv, replace: set[str], notes: list) -> list[str]:
     try:
         model = load_smplx_model(model_file(models, conv.gender or t.gender))
         rep = converted_report(t, model, conv)
-    except RetargetError as exc:
+    except (P2PError, ValueError) as exc:  # the take converted: a report it lacks is a note
         notes.append(f"{Path(take).name}: no QA report ({exc})")
         return []
     j, p = report_paths(take)
