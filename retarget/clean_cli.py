@@ -178,7 +178,12 @@ def run_clean(args, out=None, *, smplx=None) -> int:
         if target.resolve() == src.resolve():
             raise RetargetError(f"{target}: -o is the input take; the input is never replaced")
     else:
+        from ..common.files import output_folder_problem
+
         target = default_clean_output(src)
+        problem = output_folder_problem(target.parent)
+        if problem and src.is_file():
+            raise RetargetError(f"{target.parent}: {problem}")
     json_path, plot_path = _report_outputs(args)
     take = _read(args.input)
     model = _model(smplx if smplx is not None else args.smplx, conv.gender or take.gender)

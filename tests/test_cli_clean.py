@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 
 import numpy as np
@@ -123,3 +124,18 @@ def test_bad_fix_flags_one_line(clip, tmp_path):
     res = run_cli(["clean", clip, *_smplx(), "--fix-flags", "wrist_flip=undo"])
     assert_one_line_error(res, "undo")
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes anywhere")
+def test_clean_next_to_a_take_in_a_read_only_folder(clip, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    take = ro / "clip.take.npz"
+    take.write_bytes(clip.read_bytes())
+    ro.chmod(0o555)
+    try:
+        res = run_cli(["clean", take, *_smplx()])
+        assert_one_line_error(res, "no permission")
+        assert sorted(p.name for p in ro.iterdir()) == ["clip.take.npz"]
+    finally:
+        ro.chmod(0o755)
