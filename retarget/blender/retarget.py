@@ -542,6 +542,31 @@ def _remove_objects(objects):
 
 # --------------------------------------------------------------------------- all of it
 
+# Constraints that set a bone's rotation from elsewhere: keys on such a bone have no effect.
+_OVERRIDING = {'COPY_TRANSFORMS', 'COPY_ROTATION', 'CHILD_OF', 'ARMATURE', 'DAMPED_TRACK',
+               'TRACK_TO', 'LOCKED_TRACK', 'STRETCH_TO', 'IK', 'SPLINE_IK', 'TRANSFORM'}
+
+
+def check_not_constrained(arm_obj, target) -> None:
+    """Refuse a target whose mapped bones are driven by constraints (a control rig such as
+    the one Rigify generates: its DEF bones copy ORG bones), since keys on them would do
+    nothing. One line naming the bones."""
+    driven = []
+    for bone in target.mapping.values():
+        pb = arm_obj.pose.bones.get(bone)
+        if pb is None:
+            continue
+        if any(c.type in _OVERRIDING and not c.mute and c.influence > 0.0
+               for c in pb.constraints):
+            driven.append(bone)
+    if driven:
+        raise RetargetError(
+            f"{arm_obj.name}: {len(driven)} mapped bones are driven by constraints "
+            f"({', '.join(driven[:3])}{', ...' if len(driven) > 3 else ''}), so keys on them "
+            "would do nothing (a generated control rig such as Rigify's?); retarget onto its "
+            "metarig or a deform-only armature")
+
+
 def _shape_key_targets(arm_obj, names):
     """Child meshes of the armature whose shape keys include some of ``names``."""
     out = []
@@ -574,6 +599,7 @@ def retarget_rig(rig_obj, arm_obj, target, *, preview: bool = False, name: str |
     if arm_obj.mode != 'OBJECT' or rig_obj.mode != 'OBJECT':
         raise RetargetError("switch to Object Mode first")
     skeleton = read_skeleton(arm_obj)
+    check_not_constrained(arm_obj, target)
     if action is None:
         from .anim import take_actions
 

@@ -168,6 +168,31 @@ def test_rigify_metarig_made_by_blender(scene):
         _remove(meta)
 
 
+@pytest.mark.slow   # (Rigify's generation: 4 s alone, up to 35 s on a busy 2-core machine)
+def test_rigify_generated_rig_is_refused_with_a_reason(scene):
+    """The rig Rigify generates (headless): its DEF bones copy ORG bones through
+    constraints, so keying them would do nothing; the retarget says so and changes nothing."""
+    from pose2pose_mocap.retarget.blender.retarget import retarget_rig, target_for_armature
+    from pose2pose_mocap.retarget.errors import RetargetError
+    from pose2pose_mocap.retarget.targets import get_target
+
+    meta = _metarig()
+    bpy.context.view_layer.objects.active = meta
+    assert bpy.ops.pose.rigify_generate() == {'FINISHED'}
+    rig = bpy.data.objects["rig"]
+    try:
+        assert len(rig.data.bones) > 700
+        target, _ = target_for_armature(rig, get_target("rigify"))
+        state, anim = _file_state(), _animation_state(rig)
+        with pytest.raises(RetargetError, match="driven by constraints .*DEF-"):
+            retarget_rig(scene, rig, target)
+        assert _file_state() == state and _animation_state(rig) == anim
+    finally:
+        for ob in [o for o in bpy.data.objects if o.name in ("rig", "WGTS_rig")
+                   or (o.parent is not None and o.parent.name == "WGTS_rig")] + [meta]:
+            bpy.data.objects.remove(ob, do_unlink=True)
+
+
 @pytest.mark.xfail(strict=True, reason="automap maps the metarig's head to a face bone "
                                        "(brow.T.L.003); reported to the core's owner")
 def test_rigify_metarig_automaps_like_the_preset(scene):
