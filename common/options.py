@@ -185,6 +185,16 @@ ALL = {o.flag: o for o in (FPS, FOV, BATCH, DETECT_EVERY, MIN_SCORE, CUTOFF_HZ, 
 
 # --------------------------------------------------------------------------- text options
 
+def on_off(text: str) -> bool:
+    """argparse ``type=`` of an on/off switch."""
+    t = str(text).lower()
+    if t in ("on", "yes", "true", "1"):
+        return True
+    if t in ("off", "no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
 def check_person(value, label: str = "--person") -> str:
     """``auto``, ``all`` or a person number 1 .. 10,000 -> its canonical text."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):

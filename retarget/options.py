@@ -19,9 +19,9 @@ Pure Python; no bpy.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field, fields, replace
 
+from ..common.options import on_off  # noqa: F401 - argparse type= of on/off (used by CLIs)
 from .cleanup.clean import CleanOptions
 from .errors import RetargetError
 from .smoothing import METHODS, REGIONS, Smoothing
@@ -29,16 +29,6 @@ from .smoothing import METHODS, REGIONS, Smoothing
 GENDERS = ("neutral", "male", "female")
 _REGION_HELP = {"root": "root translation", "body": "body and global rotation",
                 "hands": "fingers", "face": "jaw, eyes and expression"}
-
-
-def on_off(text: str) -> bool:
-    """argparse ``type=`` of an on/off switch."""
-    t = str(text).lower()
-    if t in ("on", "yes", "true", "1"):
-        return True
-    if t in ("off", "no", "false", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
 
 
 def cutoff_hz(text: str) -> float:

@@ -55,7 +55,7 @@ def clean_smoothing():
 
 
 def _on_off(text):
-    from ..options import on_off
+    from ...common.options import on_off
 
     return on_off(text)
 
