@@ -372,24 +372,20 @@ def swapped_segments(saving: np.ndarray, switch_cost: float, row_cost: float) ->
     n = saving.shape[0]
     if n == 0:
         return []
-    # cost[s]: best cost of items 0..k ending in state s; back[k, s]: state of item k-1.
-    cost = np.array([0.0, switch_cost + row_cost])
-    back = np.zeros((n, 2), np.int8)
-    back[0] = (0, 0)
+    # c0, c1: best cost of items 0..k ending normal / swapped; back[k, s]: state of k-1.
+    c0, c1 = 0.0, switch_cost + row_cost
+    back = ([0] * n, [1] * n)
+    sw = (switch_cost - np.asarray(saving, float)).tolist()
     for k in range(1, n):
-        sw = switch_cost - saving[k]
-        stay0, from1 = cost[0], cost[1] + sw
-        stay1, from0 = cost[1], cost[0] + sw
-        c0 = stay0 if stay0 <= from1 else from1
-        c1 = (stay1 if stay1 <= from0 else from0) + row_cost
-        back[k, 0] = 0 if stay0 <= from1 else 1
-        back[k, 1] = 1 if stay1 <= from0 else 0
-        cost = np.array([c0, c1])
-    state = 0 if cost[0] <= cost[1] + switch_cost else 1
+        from1, from0 = c1 + sw[k], c0 + sw[k]
+        b0, b1 = c0 > from1, c1 > from0
+        c0, c1 = (from1 if b0 else c0), (from0 if b1 else c1) + row_cost
+        back[0][k], back[1][k] = int(b0), int(not b1)
+    state = 0 if c0 <= c1 + switch_cost else 1
     labels = np.zeros(n, bool)
     for k in range(n - 1, -1, -1):
         labels[k] = state == 1
-        state = back[k, state]
+        state = back[state][k]
     return runs(labels)
 
 
