@@ -198,12 +198,17 @@ class RetargetedMotion:
     fps: float
     frame_index: np.ndarray
     valid: np.ndarray
-    world_rotations: np.ndarray
+    world_rotation_list: list      # B arrays (T, 3, 3); rigid children share their parent's
     world_heads: np.ndarray
     shape_keys: dict = field(default_factory=dict)
     contacts: dict = field(default_factory=dict)    # side -> (T,) bool used by the IK
     scale: float = 1.0                               # leg-length ratio target / source
     notes: list = field(default_factory=list)
+
+    @property
+    def world_rotations(self) -> np.ndarray:
+        """``(T, B, 3, 3)`` world rotation change of every bone from its rest."""
+        return np.stack([np.asarray(d) for d in self.world_rotation_list], axis=1)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -507,7 +512,10 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
         S[i] = align(ut, Q @ us, vt, None if vs is None else Q @ vs)
 
     # World rotation changes D (B, T, 3, 3), parents first.
-    D = np.empty((B, T, 3, 3))
+    # One (T, 3, 3) array per bone; a bone that moves rigidly with its parent (or follows
+    # another bone) shares that bone's array: big rigs (faces) cost no memory or time.
+    eye = np.broadcast_to(np.eye(3), (T, 3, 3))
+    D: list = [None] * B
     twist = {index[b]: v for b, v in target.twist.items() if b in index}
     follow = {index[b]: index[f] for b, f in target.follow.items() if b in index and f in index}
     spans = _torso_spans(bone_joint, mapping, index, parents, set(twist) | set(follow)) \
@@ -524,12 +532,12 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
             D[i] = (R.reshape(-1, 3) @ S[i]).reshape(T, 3, 3)
             if i in spans:
                 span, end = spans[i]
-                _share_span(D, span, end, np.eye(3) if p < 0 else D[p], H)
+                _share_span(D, span, end, eye if p < 0 else D[p], H)
                 done.update(span)
         elif i in follow and follow[i] < i:
             D[i] = D[follow[i]]
         elif p < 0:
-            D[i] = np.eye(3)
+            D[i] = eye
         elif i in twist and p in bone_joint:
             joint, share = twist[i]
             jj, pj = _J[joint], bone_joint[p]
@@ -610,14 +618,18 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
             mid, reach = _two_bone(a, b, c, goal[active], l1, l2)
             R1 = swing(b - a, mid - a)
             R2 = swing(c - b, reach - mid)
-            # Bones from the upper limb down to (not including) the hand/foot turn with it.
+            # Bones from the upper limb down to (not including) the hand/foot turn with it
+            # (each array once: rigid children share their parent's).
+            turn: dict = {}
             for x in range(B):
                 if x == i3 or _is_descendant(parents, x, i3):
                     continue
                 if x == i2 or _is_descendant(parents, x, i2):
-                    D[x, active] = mm(R2, D[x, active])
+                    turn[id(D[x])] = (D[x], R2)
                 elif x == i1 or _is_descendant(parents, x, i1):
-                    D[x, active] = mm(R1, D[x, active])
+                    turn.setdefault(id(D[x]), (D[x], R1))
+            for arr, R in turn.values():
+                arr[active] = mm(R, arr[active])
             P = fk(P, range(B))
 
     # Follow bones sit on the bone they follow (rigidly, keeping their rest offset).
@@ -630,14 +642,14 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
         P = fk(P, moved)
 
     # Pose channels.
-    L = np.empty_like(D)
+    quats = np.zeros((T, B, 4))
+    quats[..., 0] = 1.0
     for i in range(B):
         p = int(parents[i])
+        if D[i] is (eye if p < 0 else D[p]):
+            continue                     # rest relative to the parent: identity
         rel = D[i] if p < 0 else mtm(D[p], D[i])
-        L[i] = sandwich(Wr[i].T, rel, Wr[i])
-    quats = np.empty((T, B, 4))
-    for i in range(B):   # contiguous per bone: several times faster than one strided call
-        quats[:, i] = matrix_to_quaternion(L[i])
+        quats[:, i] = matrix_to_quaternion(sandwich(Wr[i].T, rel, Wr[i]))
     quats = quaternion_continuity(quats, axis=0)
     locs = np.zeros((T, B, 3))
     Bm = sk.matrices
@@ -661,6 +673,6 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
     return RetargetedMotion(bone_names=names, rotations=quats, locations=locs, located=located,
                             root_location=sk.from_world(P[hips]), fps=src.fps,
                             frame_index=frame_index, valid=valid,
-                            world_rotations=np.swapaxes(D, 0, 1),
+                            world_rotation_list=D,
                             world_heads=np.swapaxes(P, 0, 1), shape_keys=shape_keys,
                             contacts=used, scale=k, notes=notes)
