@@ -376,7 +376,9 @@ def _copy_rig(arm, mesh_obj, scene_tmp, name):
         rel = np.linalg.inv(np.array(arm.matrix_world)) @ np.array(mesh_obj.matrix_world)
         mesh_c.parent = arm_c
         mesh_c.matrix_parent_inverse = ((1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0), (0, 0, 0, 1))
-        mesh_c.matrix_basis = [list(r) for r in rel]
+        from mathutils import Matrix   # (a nested list would be read column by column)
+
+        mesh_c.matrix_basis = Matrix([list(map(float, r)) for r in rel])
         made += [mesh_c, mesh_c.data]
     if name:
         arm_c.name = name

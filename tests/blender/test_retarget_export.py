@@ -71,3 +71,49 @@ def test_fbx_of_a_retargeted_character_reads_back(target, preset, take_file, tmp
     assert err < 1e-4 * height, f"{target}: max bone position error {err:.2e} m"
     # The motion is the take's (not a still rest pose).
     assert np.linalg.norm(got[-1] - got[0], axis=-1).max() / p.file_scale > 0.05 * height
+
+
+def _character_blend(path):
+    """hero.blend: a Mixamo-named armature (object at 0.01 scale, turned, as an FBX import
+    leaves it) with a skinned box mesh below it, offset and turned relative to the armature."""
+    from mathutils import Matrix
+
+    from pose2pose_mocap.retarget.blender.retarget import build_armature
+    from pose2pose_mocap.retarget.targets import reference_skeleton
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm = build_armature(reference_skeleton("mixamo"), name="hero")
+    me = bpy.data.meshes.new("hero body")
+    verts = [(x, y, z) for x in (-20, 20) for y in (-10, 10) for z in (0, 170)]
+    me.from_pydata(verts, [], [(0, 1, 3, 2), (4, 5, 7, 6), (0, 1, 5, 4), (2, 3, 7, 6)])
+    body = bpy.data.objects.new("hero body", me)
+    bpy.context.scene.collection.objects.link(body)
+    body.parent = arm
+    body.matrix_parent_inverse = Matrix.Identity(4)
+    body.matrix_basis = Matrix.Translation((0.0, 3.0, 0.0))
+    for name, idx in (("mixamorig:Hips", [0, 2, 4, 6]), ("mixamorig:Spine2", [1, 3, 5, 7])):
+        body.vertex_groups.new(name=name).add(idx, 1.0, 'REPLACE')
+    body.modifiers.new("Armature", 'ARMATURE').object = arm
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return path
+
+
+def test_export_on_a_character_file_carries_its_skin(take_file, tmp_path, capsys):
+    from pose2pose_mocap.cli import main
+
+    hero = _character_blend(tmp_path / "hero.blend")
+    before = hero.read_bytes()
+    out = tmp_path / "clip.hero.unity.fbx"
+    code = main(["export", str(take_file), "--preset", "unity", "--target", str(hero),
+                 "--map", "mixamo", "--smplx", str(standin_smplx_root()), "-o", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert f"wrote {out}" in printed.out
+    assert hero.read_bytes() == before
+    data = read_with_assimp(out)
+    skinned = [m for m in data["meshes"] if m["bones"]]
+    assert len(skinned) == 1
+    assert set(skinned[0]["bones"]) <= {b.name for b in bpy.data.objects["hero"].data.bones}
+    assert "mixamorig:Hips" in skinned[0]["bones"]
+    assert "mixamorig:LeftForeArm" in data["nodes"] and "pelvis" not in data["nodes"]
