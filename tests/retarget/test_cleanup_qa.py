@@ -339,3 +339,25 @@ def test_two_close_swaps_are_two_spans_not_the_gap_between():
     inject_swap(p, 140, 144)
     inject_swap(p, 153, 160)
     assert kinds(qa.find_flags(make_take(p)), "lr_swap") == [(140, 144), (153, 160)]
+
+
+def test_the_sample_clips_truth_is_clean_and_its_2d_joints_reproject():
+    """samples/wave.truth.npz: the exact parameters and 2D joints the sample clip was
+    rendered with: no flag, and the projected joints land on its 2D joints."""
+    from pathlib import Path
+
+    from pose2pose_mocap.retarget.cleanup.kinematics import take_motion
+    from pose2pose_mocap.retarget.smplx_model import load_smplx_model
+    from pose2pose_mocap.retarget.take import read_take
+
+    from .synthetic import standin_smplx_path
+
+    take = read_take(Path(__file__).resolve().parents[2] / "samples" / "wave.truth.npz")
+    model = load_smplx_model(standin_smplx_path())
+    motion = take_motion(take, model)
+    assert qa.find_flags(take, motion) == []
+    assert np.nanmax(qa.reprojection_error(take, motion)) < 1e-4
+    bad = take.with_params({})
+    bad.raw = dict(take.raw, joints_2d=take.raw["joints_2d"].copy())
+    bad.raw["joints_2d"][40:45, :, 1] += 60.0         # 2D joints 60 px lower for 5 frames
+    assert kinds(qa.find_flags(bad, motion), "reprojection") == [(40, 45)]
