@@ -33,6 +33,9 @@ _PREFIX = re.compile(r"^(?:.*[:|])|^(?:mixamorig\d*)|^(?:def[-_.])|^(?:bip\d*[ _
 _SKIP = re.compile(r"twist|roll|(?<![a-z])ik|_ik|ik_|pole|target|end$|_end|\.end|tip|nub|ctrl|"
                    r"^mch|^org|tweak|helper|socket|attach|corrective|weapon|prop|null",
                    re.IGNORECASE)
+# Face bones (Rigify's face rig, blend-shape helpers): never on the neck/head chain.
+_FACE = re.compile(r"face|brow|lid|lip|nose|cheek|ear|chin|forehead|temple|tongue|teeth|"
+                   r"eye|jaw|mouth|tooth", re.IGNORECASE)
 _SIDE_PATTERNS = (
     (re.compile(r"[._\- ]([lr])$", re.IGNORECASE), 1),          # thigh.L, thigh_l, thigh L
     (re.compile(r"[._\- ]([lr])[._\- ](?=\d+$)", re.IGNORECASE), 1),  # thigh.L.001
@@ -235,6 +238,7 @@ def automap(skeleton: TargetSkeleton, name: str | None = None) -> RigTarget:
                 taken = set(found.values())
                 kids = [k for k in range(len(names)) if parents[k] == cur and k not in arm_roots
                         and k not in taken and not _SKIP.search(names[k])
+                        and not _FACE.search(strip_prefix(names[k]))
                         and heads[k][2] > heads[cur][2] - 0.01 * height
                         and (tails[k] - heads[k])[2] > 0.7 * np.linalg.norm(tails[k] - heads[k])]
                 if not kids:

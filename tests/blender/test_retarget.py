@@ -193,8 +193,6 @@ def test_rigify_generated_rig_is_refused_with_a_reason(scene):
             bpy.data.objects.remove(ob, do_unlink=True)
 
 
-@pytest.mark.xfail(strict=True, reason="automap maps the metarig's head to a face bone "
-                                       "(brow.T.L.003); reported to the core's owner")
 def test_rigify_metarig_automaps_like_the_preset(scene):
     from pose2pose_mocap.retarget.blender.retarget import target_for_armature
     from pose2pose_mocap.retarget.targets import get_target

@@ -270,3 +270,16 @@ def test_automap_by_structure_alone_finds_the_body(name):
             if not any(f in j for f in _FACE_AND_FINGERS)}
     got = {j: b for j, b in found.mapping.items() if j in want}
     assert got == want
+
+
+def test_automap_keeps_face_rigs_off_the_head_chain():
+    """Rigify's metarig hangs a face rig (face -> brow, ear ...) under its head bone, whose name
+    says nothing: the head is the last neck-chain bone, not a face bone above it."""
+    sk = _renamed(reference_skeleton("rigify"),
+                  lambda n: {"DEF-spine.006": "spine.006"}.get(n, n))
+    h = np.array(next(b for b in sk.bones if b.name == "spine.006").tail)
+    face = (TargetBone("face", "spine.006", h - [0, 0, 0.1], h + [0, 0, 0.02]),
+            TargetBone("brow.T.L.003", "face", h + [0.02, -0.1, 0.0], h + [0.03, -0.1, 0.03]),
+            TargetBone("ear.L", "face", h + [0.08, 0.0, 0.01], h + [0.08, 0.0, 0.06]))
+    found = automap(TargetSkeleton("metarig-like", sk.bones + face))
+    assert found.mapping["head"] == "spine.006"
