@@ -93,7 +93,9 @@ def skin_points(model: SmplxModel, ids: np.ndarray, betas: np.ndarray, A: np.nda
     """Linear blend skinning of a few vertices. ids ``(n,)``, betas ``(10,)``,
     A ``(T, J, 4, 4)`` skinning transforms -> ``(T, n, 3)`` (no transl, no correctives)."""
     v = model.v_template[ids] + np.einsum("k,vck->vc", betas, model.shapedirs[ids])
-    M = np.einsum("vj,tjab->tvab", model.lbs_weights[ids], A[:, :, :3, :])
+    w = model.lbs_weights[ids]
+    cols = np.flatnonzero(np.abs(w).max(axis=0) > 0)      # the few joints that move them
+    M = np.einsum("vj,tjab->tvab", w[:, cols], A[:, cols, :3, :], optimize=True)
     return np.einsum("tvab,vb->tva", M[..., :3], v) + M[..., 3]
 
 
