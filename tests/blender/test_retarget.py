@@ -365,3 +365,42 @@ def test_refusals_name_the_problem_and_change_nothing(scene):
     with pytest.raises(RetargetError, match="unknown rig target|no such"):
         get_target("/nonexistent/preset.json")
     assert _file_state() == state
+
+
+@pytest.mark.parametrize("fmt", ["fbx", "glb"])
+def test_a_character_file_imported_by_blender(fmt, scene, tmp_path):
+    """A character that comes in through Blender's FBX / glTF importer (its bone axes and
+    rolls are the importer's, the object carries the file's axes and units): auto-mapped,
+    retargeted, evaluated."""
+    from pose2pose_mocap.retarget.blender.output import captured_output
+    from pose2pose_mocap.retarget.blender.retarget import (build_armature, resolve_target,
+                                                           retarget_rig)
+    from pose2pose_mocap.retarget.targets import reference_skeleton
+
+    src = build_armature(reference_skeleton("ue5"), name="manny")
+    path = tmp_path / f"manny.{fmt}"
+    with captured_output(), bpy.context.temp_override(active_object=src, object=src,
+                                                      selected_objects=[src]):
+        for ob in bpy.context.view_layer.objects:
+            ob.select_set(ob == src)
+        if fmt == "fbx":
+            bpy.ops.export_scene.fbx(filepath=str(path), use_selection=True,
+                                     object_types={'ARMATURE'}, add_leaf_bones=False,
+                                     bake_anim=False)
+        else:
+            bpy.ops.export_scene.gltf(filepath=str(path), use_selection=True,
+                                      export_animations=False)
+    _remove(src)
+    state = _file_state()
+    ob, target, notes = resolve_target(str(path))
+    try:
+        assert any("mapped automatically" in n for n in notes)
+        assert target.mapping["pelvis"] == "pelvis" and target.mapping["left_elbow"] == "lowerarm_l"
+        retarget_rig(scene, ob, target)
+        check_pose_matches_solve(scene, ob, target)
+    finally:
+        for o in [o for o in bpy.data.objects if o.name not in state[1]]:
+            if o.type == 'ARMATURE':
+                _remove(o)
+            else:
+                bpy.data.objects.remove(o, do_unlink=True)
