@@ -76,6 +76,7 @@ def _python_section(runtime: bool) -> Section:
             sec.lines.append(Line(dist, str(ver), OK))
             if module == "torch":
                 sec.lines.append(_cuda_line(mod))
+                sec.lines.append(_cpu_line())
     sec.lines.append(_bpy_line())
     return sec
 
@@ -88,6 +89,16 @@ def _cuda_line(torch) -> Line:
     except Exception as exc:
         return Line("CUDA", f"error while probing ({exc}); the CPU will be used", WARN)
     return Line("CUDA", "not available; the estimator runs on the CPU (slow but correct)", INFO)
+
+
+def _cpu_line() -> Line:
+    """CPU bf16 support and what --precision auto picks (estimator.cpu_features)."""
+    try:
+        from .estimator.cpu_features import cpu_features
+
+        return Line("CPU", cpu_features().describe(), INFO)
+    except Exception as exc:  # never let a probe break the report
+        return Line("CPU", f"could not read the CPU's features ({exc})", INFO)
 
 
 def _bpy_line() -> Line:

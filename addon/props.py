@@ -43,6 +43,7 @@ _PRECISION_TEXT = {
     "fp32": ("FP32", "Full precision: the reference numerics (the default)"),
     "bf16": ("BF16", "bfloat16 backbones: faster on recent GPUs, slightly different numbers"),
     "fp16": ("FP16", "float16 backbones: faster on GPUs, slightly different numbers"),
+    "auto": ("Auto", "BF16 where the processor or GPU has it natively, else FP32"),
 }
 PRECISION_ITEMS = [(p, *_PRECISION_TEXT.get(p, (p.upper(), p)), i)
                    for i, p in enumerate(PRECISIONS)]

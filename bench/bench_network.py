@@ -1,111 +1,199 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Throughput of the Pose2Pose network (stand-in weights, no SMPL-X unless --smplx).
+"""Network forward throughput, every precision and engine side by side (alternating rounds).
 
-    python bench/bench_network.py                      # CPU fp32, batch 1 2 4
-    python bench/bench_network.py --device cuda        # fp32 / bf16 / fp16 and channels_last
-    python bench/bench_network.py --batch 1 8 32 --iters 20 --device cuda --precision bf16
+    python -m bench.bench_network                                   # CPU: eager/fast fp32, bf16
+    python -m bench.bench_network --official /tmp/h4w --configs all --batch 1 4 --rounds 5
+    python -m bench.bench_network --device cuda --configs eager-fp32 eager-bf16 --batch 1 64 256
 
-Prints crops/s and peak memory per configuration, and the exact command.
-Stand-in weights make the numbers representative of the real checkpoint
-(same layers, same shapes); only the SMPL-X layer (optional) is extra work.
+Configurations (``--configs``; ``all`` = every one that can run here):
+
+* ``official``: the official Hand4Whole test-mode forward (``--official DIR``, an
+  extracted checkout; see ``bench/official_forward.py`` for the shim), fp32.
+* ``eager-fp32`` / ``eager-bf16``: our ``Pose2Pose`` as loaded (``prepare_model``),
+  bf16 through ``torch.autocast`` (the path before ``cpu_runner``).
+* ``fast-fp32`` / ``fast-bf16``: ``inference.cpu_runner`` (BN folded; bf16 trunks
+  stored in bf16, channels_last), what ``estimate`` runs on the CPU.
+* ``compile-fp32`` / ``compile-bf16``: ``torch.compile`` of the fast runner (Inductor;
+  compiling takes minutes on 2 cores, not counted).
+* ``ort-fp32``, ``openvino-fp32``, ``openvino-bf16``: the exported graph
+  (``onnx_export``; ``--onnx FILE`` or exported into a temporary folder) in ONNX
+  Runtime / OpenVINO, SMPL-X in PyTorch after it.
+
+Every configuration includes the SMPL-X layer (the mesh; like for like with the
+official test mode), stand-in weights (seed 1) and stand-in SMPL-X files unless
+``--smplx`` names real ones. Rounds alternate the configurations so machine noise
+hits them alike; the table gives the median frames/s over rounds (min-max), the
+ratio to ``official`` at the same batch, and the process's peak RSS after the
+configuration first ran (CPU; it only grows) or the peak CUDA memory. Prints the
+command, the load (``/proc/loadavg``) before and after, and the CPU's bf16 support.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import shlex
+import shutil
+import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from pose2pose_mocap.estimator import InferenceOptions, Pose2Pose, prepare_model, run_batch
+from pose2pose_mocap.estimator.cpu_features import cpu_features
+from pose2pose_mocap.estimator.pose2pose.inference import cpu_runner
 from pose2pose_mocap.weights.standin_rule import make_state_dict, official_keys_and_shapes
+
+CONFIGS = ("official", "eager-fp32", "eager-bf16", "fast-fp32", "fast-bf16", "compile-fp32",
+           "compile-bf16", "ort-fp32", "openvino-fp32", "openvino-bf16")
+DEFAULT_CONFIGS = ("eager-fp32", "eager-bf16", "fast-fp32", "fast-bf16")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--batch", type=int, nargs="+", default=[1, 2, 4])
-    p.add_argument("--iters", type=int, default=3, help="timed forward passes per configuration")
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16", "fp16"], default=None,
-                   help="default: fp32 on CPU; fp32 bf16 fp16 on CUDA")
-    p.add_argument("--channels-last", choices=["off", "on", "both"], default=None,
-                   help="default: off on CPU, both on CUDA")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
-    p.add_argument("--smplx", default=None, help="SMPL-X model path: include the mesh layer")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS),
+                   help=f"any of {', '.join(CONFIGS)}, or all")
+    p.add_argument("--batch", type=int, nargs="+", default=[1])
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (median)")
+    p.add_argument("--iters", type=int, default=2, help="forward passes per round")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch/engine CPU threads (default: the usable cores)")
+    p.add_argument("--official", default=None, help="extracted official checkout")
+    p.add_argument("--onnx", default=None, help="an exported graph (default: export one)")
+    p.add_argument("--smplx", default=None, help="SMPL-X folder (default: stand-ins)")
     return p.parse_args(argv)
 
 
-def _rss_peak_mib() -> float:
-    # ru_maxrss is KiB on Linux, bytes on macOS.
+def _loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split(" ")[0]
+    except OSError:
+        return "?"
+
+
+def _peak_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def bench(model, opts: InferenceOptions, batch: int, iters: int,
-          warmup: int) -> tuple[float, float]:
-    device = opts.torch_device()
-    x = torch.rand(batch, 3, 512, 384, generator=torch.Generator().manual_seed(0))
-    if device.type == "cuda":
-        x = x.to(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    for _ in range(warmup):
-        run_batch(model, x, opts, to_cpu=False)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        out = run_batch(model, x, opts, to_cpu=False)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    dt = time.perf_counter() - t0
-    del out
-    peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
-            else _rss_peak_mib())
-    return batch * iters / dt, peak
+def build_runners(names, args, smplx_dir, device, tmp):
+    """name -> callable(images) for every configuration that can run here (+ notes)."""
+    model = Pose2Pose(smplx_dir)
+    sd = make_state_dict(official_keys_and_shapes(), 1)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
+    prepare_model(model, InferenceOptions(device=str(device), channels_last=False))
+    runners, notes = {}, []
+    threads = args.threads
+    for name in names:
+        kind, _, prec = name.partition("-")
+        try:
+            if name == "official":
+                if not args.official:
+                    notes.append("official: skipped (no --official DIR)")
+                    continue
+                from bench.official_forward import check_conformance, load_official
+
+                net = load_official(args.official, smplx_dir)
+                worst = check_conformance(net)
+                notes.append(f"official: reproduces tests/data/network_seed1_b2.npz "
+                             f"(max difference {worst:.2g})")
+                runners[name] = net
+            elif kind == "eager":
+                opts = InferenceOptions(device=str(device), precision=prec, channels_last=False)
+                runners[name] = (lambda o: lambda x: run_batch(model, x, o, to_cpu=False))(opts)
+            elif kind in ("fast", "compile"):
+                if device.type != "cpu":
+                    notes.append(f"{name}: CPU only")
+                    continue
+                opts = InferenceOptions(device="cpu", precision=prec, threads=threads)
+                runner = cpu_runner(model, opts)
+                if kind == "compile":
+                    runner = torch.compile(runner, dynamic=False)
+                runners[name] = (lambda r, o: lambda x: run_batch(r, x, o))(runner, opts)
+            else:
+                from pose2pose_mocap.estimator.pose2pose.onnx_export import (EngineRunner,
+                                                                              export_onnx)
+
+                if not args.onnx:
+                    t0 = time.perf_counter()
+                    args.onnx = str(export_onnx(model, tmp / "pose2pose.onnx"))
+                    notes.append(f"exported the graph in {time.perf_counter() - t0:.0f} s")
+                engine = "onnxruntime" if kind == "ort" else "openvino"
+                runners[name] = EngineRunner(args.onnx, model, engine, prec, threads)
+        except (ImportError, RuntimeError, SystemExit) as exc:
+            notes.append(f"{name}: cannot run here ({str(exc).splitlines()[0][:150]})")
+    return runners, notes
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    names = list(CONFIGS) if "all" in args.configs else args.configs
+    bad = [n for n in names if n not in CONFIGS]
+    if bad:
+        raise SystemExit(f"unknown configuration {bad[0]} (use {', '.join(CONFIGS)} or all)")
     device = InferenceOptions(device=args.device).torch_device()
-    cuda = device.type == "cuda"
-    precisions = args.precision or (["fp32", "bf16", "fp16"] if cuda else ["fp32"])
-    cl = args.channels_last or ("both" if cuda else "off")
-    layouts = {"off": [False], "on": [True], "both": [False, True]}[cl]
-
-    print("command:", shlex.join([sys.executable, *sys.argv]))
-    name = (torch.cuda.get_device_name(device) if cuda
+    feats = cpu_features()
+    torch.set_num_threads(args.threads or feats.cores)
+    print("command:", shlex.join([sys.executable, "-m", "bench.bench_network", *sys.argv[1:]]))
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
             else platform.processor() or platform.machine())
-    print(f"torch {torch.__version__}, device {device} ({name}), "
-          f"threads {torch.get_num_threads()}, SMPL-X layer {'on' if args.smplx else 'off'}")
+    print(f"torch {torch.__version__}, device {device} ({name}), threads "
+          f"{torch.get_num_threads()}; {feats.describe()}")
+    print(f"load average before: {_loadavg()}")
+    tmp = Path(tempfile.mkdtemp(prefix="p2p-bench-network-"))
+    try:
+        smplx_dir = args.smplx
+        if smplx_dir is None:
+            from pose2pose_mocap.weights.standins import write_standins
 
-    t0 = time.perf_counter()
-    arrays = make_state_dict(official_keys_and_shapes(), 1)
-    state = {k: torch.from_numpy(v) for k, v in arrays.items()}
-    model = Pose2Pose(args.smplx)
-    model.load_state_dict(state, strict=True)
-    del state
-    print(f"model built with stand-in weights in {time.perf_counter() - t0:.1f} s")
-
-    mem = "peak GPU MiB" if cuda else "peak RSS MiB"
-    print(f"{'precision':>9} {'layout':>13} {'batch':>5} {'crops/s':>9} {mem:>13}")
-    for channels_last in layouts:
-        for precision in precisions:
-            opts = InferenceOptions(device=str(device), precision=precision,
-                                    channels_last=channels_last)
-            prepare_model(model, opts)
-            if not channels_last:
-                model.to(memory_format=torch.contiguous_format)
-            for batch in args.batch:
-                rate, peak = bench(model, opts, batch, args.iters, args.warmup)
-                layout = "channels_last" if channels_last else "contiguous"
-                print(f"{precision:>9} {layout:>13} {batch:>5} {rate:>9.2f} {peak:>13.0f}",
-                      flush=True)
+            write_standins(tmp / "standins")
+            smplx_dir = str(tmp / "standins" / "smplx")
+        runners, notes = build_runners(names, args, smplx_dir, device, tmp)
+        for n in notes:
+            print("note:", n)
+        rates = {(n, b): [] for n in runners for b in args.batch}
+        peaks = {}
+        gen = torch.Generator().manual_seed(0)
+        inputs = {b: torch.rand(b, 3, 512, 384, generator=gen).to(device) for b in args.batch}
+        for n, run in runners.items():  # warm-up (and compilation) outside the timing
+            for b in args.batch:
+                run(inputs[b])
+            peaks[n] = _peak_mib(device)
+        for r in range(args.rounds):
+            order = list(runners) if r % 2 == 0 else list(reversed(runners))
+            for n in order:
+                for b in args.batch:
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    t0 = time.perf_counter()
+                    for _ in range(args.iters):
+                        out = runners[n](inputs[b])
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    rates[(n, b)].append(b * args.iters / (time.perf_counter() - t0))
+                    del out
+        mem = "peak GPU MiB" if device.type == "cuda" else "peak RSS MiB"
+        print(f"{'config':>14} {'batch':>5} {'frames/s':>9} {'(min-max)':>13} "
+              f"{'x official':>10} {mem:>13}")
+        for b in args.batch:
+            base = (statistics.median(rates[("official", b)])
+                    if ("official", b) in rates else None)
+            for n in runners:
+                v = rates[(n, b)]
+                med = statistics.median(v)
+                ratio = f"{med / base:10.2f}" if base else f"{'-':>10}"
+                print(f"{n:>14} {b:>5} {med:9.2f} {f'({min(v):.2f}-{max(v):.2f})':>13} "
+                      f"{ratio} {peaks[n]:13.0f}", flush=True)
+        print(f"load average after: {_loadavg()}; {args.rounds} rounds x {args.iters} passes")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

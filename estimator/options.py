@@ -28,7 +28,9 @@ from ..common.options import OptionError
 from .registry import DEFAULT_ESTIMATOR
 
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16", "fp16")
+# auto = bf16 where the CPU/GPU has it natively (cpu_features.auto_precision); the default
+# stays fp32: bf16 moved joints visibly in the measurement (docs/speed.md, CPU: bf16 accuracy)
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEFAULT_DETECT_EVERY = 30          # tracking.TrackerConfig's
 MAX_PATH_CHARS = 32768
 # Fields that never change a take's content (a batch re-uses takes across them). The
@@ -217,7 +219,10 @@ class EstimateOptions:
                                                 "memory; small on CPU)"))
         parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                             help="fp32 (default, reference numerics); bf16/fp16 run the "
-                                 "backbones in reduced precision (faster on GPUs)")
+                                 "backbones in reduced precision (faster on GPUs, and bf16 "
+                                 "on CPUs with AMX or AVX-512 BF16; joints move by up to a "
+                                 "few degrees); auto = bf16 where it is native (p2p-mocap "
+                                 "doctor says), else fp32")
         if smplx:
             parser.add_argument("--smplx", metavar="DIR",
                                 help="SMPL-X model folder or SMPLX_NEUTRAL.npz")

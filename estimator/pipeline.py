@@ -338,8 +338,8 @@ class EstimateJob:
         self.model_name = model_name
         self.model_standin = model_standin
         self.prefetch_depth = prefetch
-        if precision not in ("fp32", "bf16", "fp16"):
-            raise EstimateError(f"--precision {precision}: use fp32, bf16 or fp16")
+        if precision not in ("fp32", "bf16", "fp16", "auto"):
+            raise EstimateError(f"--precision {precision}: use fp32, bf16, fp16 or auto")
         self.precision = precision
         if pipeline not in PIPELINES:
             raise EstimateError(f"--pipeline {pipeline}: use {', '.join(PIPELINES)}")
@@ -384,6 +384,13 @@ class EstimateJob:
         from .take_rows import static_camera
 
         self.device = resolve_device(self.device_choice)
+        from .cpu_features import resolve_precision, usable_cores
+
+        self.precision = resolve_precision(self.precision, self.device)  # "auto" -> a dtype
+        if torch.device(self.device).type == "cpu":
+            # All the cores this process may use (affinity, not os.cpu_count()); the decode
+            # thread mostly waits on a full queue, so the network is not starved.
+            torch.set_num_threads(usable_cores())
         if self.estimator is None:
             self.estimator = self.estimator_entry.load(LoadOptions(
                 device=self.device, precision=self.precision, checkpoint=self.checkpoint_flag,
@@ -407,8 +414,6 @@ class EstimateJob:
                 self.device, self.precision, available_memory(self.device)))
         else:
             self.batch = int(self.batch_choice or auto_batch_size(self.device))
-        if torch.device(self.device).type == "cpu" and torch.get_num_threads() > os.cpu_count():
-            torch.set_num_threads(os.cpu_count())
 
     def _load_detector(self) -> None:
         from .detector import (DEFAULT_SCORE_THRESHOLD, DetectorError, download_detector,

@@ -70,7 +70,7 @@ def test_estimate_options_round_trip():
     ("person", 0, ["person"]),
     ("box", "1,2,3", ["box"]),
     ("device", "tpu", ["device", "auto, cpu or cuda"]),
-    ("precision", "fp8", ["precision", "fp32, bf16 or fp16"]),
+    ("precision", "fp8", ["precision", "fp32, bf16, fp16 or auto"]),
     ("allow_download", "yes", ["allow_download", "true or false"]),
     ("smplx", 7, ["smplx"]),
     ("estimator", 3, ["estimator"]),

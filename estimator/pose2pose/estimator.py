@@ -121,7 +121,7 @@ class Pose2PoseEstimator:
         from .outputs import crop_confidence
         from .take_convert import rows_from_outputs
 
-        out = run_batch(self.network, images, self.options, to_cpu=False)
+        out = run_batch(self._runner(), images, self.options, to_cpu=False)
         out = {k: out[k].cpu().numpy() for k in OUTPUT_KEYS_USED}  # only what the take uses
         n = len(images)
         conf = np.array([crop_confidence(out["joint_img"][i], out["smplx_joint_proj"][i])
@@ -135,6 +135,17 @@ class Pose2PoseEstimator:
                              box=rows["bbox_xywh"][i], raw={k: rows[k][i] for k in RAW_KEYS},
                              track_points=rows["joints_2d"][i, :NUM_TRACK_JOINTS, :2])
                 for i in range(n)]
+
+
+    def _runner(self):
+        """What runs: on the CPU ``inference.cpu_runner`` (BN-folded trunks, bf16 ones for
+        bf16; built once per options, the network untouched), elsewhere the network."""
+        from .inference import cpu_runner
+
+        if getattr(self, "_runner_options", None) != self.options:
+            self._runner_module, self._runner_options = (cpu_runner(self.network, self.options),
+                                                         self.options)
+        return self._runner_module
 
 
 def _parameter_device(network) -> str | None:
