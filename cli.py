@@ -50,6 +50,44 @@ def _cmd_make_standins(args) -> int:
     return EXIT_OK
 
 
+def _smpl_body_file(path: Path) -> bool:
+    """An SMPL (not SMPL-X) model file, by name (``SMPL_*``, ``basicmodel_*``) or, for an
+    ``.npz``, by its ``v_template`` header (6890 vertices); nothing is unpickled."""
+    name = path.name.lower()
+    if name.startswith(("smpl_", "basicmodel")):
+        return True
+    if path.suffix.lower() != ".npz":
+        return False
+    from .common.npz import npz_members
+    from .common.smpl_file import N_VERTS, SmplFileError
+
+    try:
+        v = npz_members(path, error=SmplFileError).get("v_template")
+    except SmplFileError:
+        return False
+    return v is not None and v.shape[:1] == (N_VERTS,)
+
+
+def _weights_check_smpl(path: Path) -> int:
+    from .common.smpl_file import check_smpl_file
+    from .estimator.pose2pose.checkpoint import file_sha256
+    from .weights.locations import smplx_file_is_standin
+
+    if path.suffix.lower() == ".pkl":
+        raise UserError(f"{path.name} is a pickle (.pkl), which is never opened; convert it to "
+                        "SMPL_<GENDER>.npz once (docs/smpl.md, 'SMPL model files')")
+    problems = check_smpl_file(path)
+    kind = "SMPL stand-in" if smplx_file_is_standin(path) else "SMPL model file"
+    print(f"{path}")
+    print(f"  kind:   {kind if not problems else 'not usable'}")
+    print(f"  sha256: {file_sha256(path)}")
+    for p in problems:
+        print(f"  problem: {p}")
+    if problems:
+        raise UserError(problems[0])
+    return EXIT_OK
+
+
 def _cmd_weights_check(args) -> int:
     from .estimator.pose2pose.checkpoint import file_sha256, identify_checkpoint
     from .common.smplx_file import check_smplx_file
@@ -59,6 +97,8 @@ def _cmd_weights_check(args) -> int:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     suffix = path.suffix.lower()
+    if suffix in (".npz", ".pkl") and _smpl_body_file(path):
+        return _weights_check_smpl(path)
     if suffix == ".npz" or (suffix == ".pkl" and "smplx" in path.name.lower()):
         # Checked by content from the .npy headers only: nothing is unpickled.
         problems = check_smplx_file(path)

@@ -124,3 +124,23 @@ def test_convert_an_smpl_take_with_bad_models_one_line_nothing_written(tmp_path,
     assert_one_line_error(res, "SMPLX_NEUTRAL.npz", "SMPL model file")
     assert snapshot(work) == before and not pwn_marker.exists()
     shutil.rmtree(tmp_path / "official")
+
+
+def test_weights_check_and_make_standins(tmp_path, pwn_marker):
+    """``weights check`` tells an SMPL file by content and refuses a hostile one or a .pkl
+    with one line; ``make-standins`` never replaces a real SMPL file."""
+    bad, _ = _broken(tmp_path, pwn_marker)["unknown pickled array"]
+    res = run_cli(["weights", "check", bad], cwd=tmp_path)
+    assert_one_line_error(res, PICKLED)
+    good = run_cli(["weights", "check", standin_smpl_path()], cwd=tmp_path)
+    assert good.rc == 0 and "SMPL stand-in" in good.stdout, good.stderr
+    pkl = tmp_path / "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl"
+    pkl.write_bytes(pickle.dumps({"v_template": Pwn(pwn_marker)}, protocol=2))
+    assert_one_line_error(run_cli(["weights", "check", pkl], cwd=tmp_path), "never opened")
+    # a real (unmarked) SMPL file in the folder: make-standins refuses and writes nothing
+    root = tmp_path / "models"
+    real = rebuild_npz(standin_smpl_path(), root / "smpl" / "SMPL_NEUTRAL.npz", drop=("standin",))
+    before = snapshot(root)
+    res = run_cli(["make-standins", root], cwd=tmp_path)
+    assert_one_line_error(res, "SMPL_NEUTRAL.npz is a real model file")
+    assert snapshot(root) == before and real.is_file() and not pwn_marker.exists()
