@@ -112,7 +112,7 @@ def test_bad_input_is_one_line_and_writes_nothing(take, tmp_path):
 
 
 def test_batch_target_exports_on_the_targets_skeleton(take, tmp_path):
-    """``batch --target``: the worker's convert + export on the target (bpy only, no
+    """``batch --target``: the worker's export stage on the target (bpy only, no
     estimation), the output names, the settings hash, and the up-front refusals."""
     import argparse
     import shutil
@@ -126,8 +126,11 @@ def test_batch_target_exports_on_the_targets_skeleton(take, tmp_path):
     clip_take = shutil.copy(take, work / "clip.take.npz")
     from pose2pose_mocap.retarget.options import ConvertOptions
 
+    from pose2pose_mocap.retarget.convert import convert_take
+
+    convert_take(clip_take, standin_smplx_root(), work / "clip.blend")   # (the convert stage)
     spec = {"takes": [str(clip_take)], "convert": ConvertOptions().to_dict(),
-            "smplx": str(standin_smplx_root()), "stages": ["convert", "export"],
+            "smplx": str(standin_smplx_root()), "stages": ["export"],
             "export": {"preset": "unreal", "root": "grounded", "rest_frame": False,
                        "target": "ue5", "map": None, "target_armature": None,
                        "foot_ik": True}}
