@@ -149,9 +149,9 @@ def _target(key: str) -> RigTarget:
 BUILTIN = ("rigify", "mixamo", "ue5", "ue4", "unity", "godot", "vrm")
 
 
-@lru_cache(maxsize=None)
 def builtin_target(key: str) -> RigTarget:
-    """A built-in preset with its reference skeleton attached."""
+    """A built-in preset with its reference skeleton attached (a fresh copy each call: its
+    dicts are the caller's to edit)."""
     return _target(key).with_skeleton(reference_skeleton(key))
 
 
