@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..pose2pose.backbone import ResNetTrunk
+from ..pose2pose.network import _full_precision, _widen
 from ..pose2pose.geometry import rot6d_to_axis_angle
 from . import constants as C
 
@@ -189,26 +190,33 @@ class I2LMeshNet(nn.Module):
         self.set_joint_regressor(layer.J_regressor)
 
     def forward(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
-        """img (N,3,256,256) RGB in [0,1] -> output dict (see the class docstring)."""
+        """img (N,3,256,256) RGB in [0,1] -> output dict (see the class docstring).
+
+        Autocast (if active around the call) applies to the two ResNet trunks and
+        pose2feat only; the lixel heads, the regressors and SMPL run in fp32.
+        """
         pb = self.pose_backbone
         early = pb.maxpool(pb.relu(pb.bn1(pb.conv1(img))))  # (N,64,64,64)
         feat = pb.layer4(pb.layer3(pb.layer2(pb.layer1(early))))  # (N,2048,8,8)
-        joint_coord_img = self.pose_net(feat)
-        heatmaps = gaussian_heatmaps(joint_coord_img.detach())
+        with _full_precision(img):
+            joint_coord_img = self.pose_net(_widen(feat))
+            heatmaps = gaussian_heatmaps(joint_coord_img.detach())
         shared = self.pose2feat(early, heatmaps)
         mb = self.mesh_backbone  # skip_early: layer1..layer4 only
         mesh_feat = mb.layer4(mb.layer3(mb.layer2(mb.layer1(shared))))
-        mesh_coord_img = self.mesh_net(mesh_feat)
-        out = {"joint_coord_img": joint_coord_img, "mesh_coord_img": mesh_coord_img}
-        if self.joint_regressor is None:
-            return out
-        reg = self.joint_regressor.to(mesh_coord_img.dtype)
-        joint_img_from_mesh = torch.matmul(reg[None], mesh_coord_img)
-        pose, shape = self.param_regressor(joint_img_from_mesh.detach())
-        out.update(joint_img_from_mesh=joint_img_from_mesh, pose_param=pose, shape_param=shape)
-        if self.smpl_layer is not None:
-            verts = self.smpl_layer(pose, shape)
-            root = torch.matmul(reg[None, C.ROOT_JOINT:C.ROOT_JOINT + 1], verts)  # (N,1,3)
-            out["mesh_coord_cam"] = verts - root
-            out["smpl_root"] = root[:, 0]  # not an official output: what was subtracted
+        with _full_precision(img):
+            mesh_coord_img = self.mesh_net(_widen(mesh_feat))
+            out = {"joint_coord_img": joint_coord_img, "mesh_coord_img": mesh_coord_img}
+            if self.joint_regressor is None:
+                return out
+            reg = self.joint_regressor.to(mesh_coord_img.dtype)
+            joint_img_from_mesh = torch.matmul(reg[None], mesh_coord_img)
+            pose, shape = self.param_regressor(joint_img_from_mesh.detach())
+            out.update(joint_img_from_mesh=joint_img_from_mesh, pose_param=pose,
+                       shape_param=shape)
+            if self.smpl_layer is not None:
+                verts = self.smpl_layer(pose, shape)
+                root = torch.matmul(reg[None, C.ROOT_JOINT:C.ROOT_JOINT + 1], verts)  # (N,1,3)
+                out["mesh_coord_cam"] = verts - root
+                out["smpl_root"] = root[:, 0]  # not an official output: what was subtracted
         return out
