@@ -226,7 +226,9 @@ class EstimateOptions:
         if smplx:
             parser.add_argument("--smplx", metavar="DIR",
                                 help="SMPL-X model folder or SMPLX_NEUTRAL.npz")
-        parser.add_argument("--checkpoint", metavar="FILE", help="Pose2Pose checkpoint")
+        parser.add_argument("--checkpoint", metavar="FILE",
+                            help="the estimator's checkpoint (pose2pose: snapshot_6.pth.tar, "
+                                 "i2l-meshnet: snapshot_8.pth.tar)")
         parser.add_argument("--fov", type=opt.FOV.arg, metavar="DEG",
                             help=opt.FOV.help("the camera's horizontal field of view in degrees "
                                               "(default: 60 across the longer image side, "
