@@ -6,7 +6,8 @@ armature, the preset (Auto = the mapping found by bone names, then structure), a
 the mapping itself (``mapping``: one row per SMPL-X joint, editable in the list:
 the bone is picked from the target's bones). Operators:
 
-* **Map** (``p2p.retarget_map``): fill the list from the preset or auto-mapping;
+* **Map** (``p2p.retarget_map``): fill the list from the preset or auto-mapping (an empty
+  Source / Target is taken from the selection: the selected SMPL-X rig, the active armature);
 * **Preview** (``p2p.retarget_preview``): the result on one soloed NLA track of the
   target (``PREVIEW_TRACK``); the next preview replaces it; with *Live* on, every
   edit of the list previews again;
@@ -138,11 +139,38 @@ def _run(context, *, preview: bool):
     return retarget_rig(settings.source, settings.target, target, preview=preview), notes
 
 
+def from_selection(context) -> None:
+    """Empty Source / Target taken from the selection: the selected SMPL-X rig, and the
+    active (else the other selected) armature that is not one."""
+    s = context.scene.p2p_retarget
+    selected = [o for o in getattr(context, "selected_objects", None) or []
+                if o.type == 'ARMATURE']
+    active = context.active_object
+    if s.source is None:
+        s.source = next((o for o in selected if "p2p_rig" in o), None)
+    if s.target is None:
+        others = [o for o in selected if "p2p_rig" not in o]
+        if active is not None and active in others:
+            s.target = active
+        elif len(others) == 1:
+            s.target = others[0]
+
+
+def _ready(context, need_source: bool = True) -> bool:
+    s = getattr(context.scene, "p2p_retarget", None)
+    if s is None:
+        return False
+    sel = getattr(context, "selected_objects", None) or []
+    return ((not need_source or s.source is not None
+             or any("p2p_rig" in o for o in sel if o.type == 'ARMATURE'))
+            and (s.target is not None or any("p2p_rig" not in o for o in sel
+                                              if o.type == 'ARMATURE')))
+
+
 class _Poll:
     @classmethod
     def poll(cls, context):
-        s = getattr(context.scene, "p2p_retarget", None)
-        return s is not None and s.source is not None and s.target is not None
+        return _ready(context)
 
 
 class P2P_OT_retarget_map(bpy.types.Operator):
@@ -154,10 +182,10 @@ class P2P_OT_retarget_map(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        s = getattr(context.scene, "p2p_retarget", None)
-        return s is not None and s.target is not None
+        return _ready(context, need_source=False)
 
     def execute(self, context):
+        from_selection(context)
         settings = context.scene.p2p_retarget
         try:
             target, notes = _base_target(settings)
@@ -202,6 +230,7 @@ class P2P_OT_retarget_bake(_Poll, bpy.types.Operator):
 
 
 def _execute(op, context, *, preview: bool):
+    from_selection(context)
     settings = context.scene.p2p_retarget
     try:
         written, notes = _run(context, preview=preview)

@@ -404,3 +404,43 @@ def test_a_character_file_imported_by_blender(fmt, scene, tmp_path):
                 _remove(o)
             else:
                 bpy.data.objects.remove(o, do_unlink=True)
+
+
+def test_expressions_go_to_the_characters_shape_keys(scene):
+    """A character mesh with shape keys named in the preset's table gets the take's
+    expression values on a new action of its shape keys (the user's keys untouched)."""
+    from pose2pose_mocap.retarget.blender.retarget import (build_armature, retarget_rig,
+                                                           source_pose, target_for_armature)
+    from pose2pose_mocap.retarget.targets import reference_skeleton
+
+    ob = build_armature(reference_skeleton("godot"), name="face hero")
+    me = bpy.data.meshes.new("face hero body")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    body = bpy.data.objects.new("face hero body", me)
+    bpy.context.scene.collection.objects.link(body)
+    body.parent = ob
+    for n in ("Basis", "Exp000", "Exp003", "smile"):
+        body.shape_key_add(name=n)
+    key = me.shape_keys
+    try:
+        target, _ = target_for_armature(ob, "godot")
+        written = retarget_rig(scene, ob, target)
+        assert any("shape keys" in n for n in written.notes)
+        tracks = key.animation_data.nla_tracks
+        assert len(tracks) == 1
+        face = tracks[0].strips[0].action
+        curves = {fc.data_path: fc for fc in _fcurves(face)}
+        assert set(curves) == {'key_blocks["Exp000"].value', 'key_blocks["Exp003"].value'}
+        want = source_pose(scene).expression
+        for k in (0, 3):
+            got = [p.co[1] for p in curves[f'key_blocks["Exp{k:03d}"].value'].keyframe_points]
+            assert np.allclose(got, want[:, k], atol=1e-6)
+        assert np.abs(want[:, [0, 3]]).max() > 0.1
+    finally:
+        face_actions = [s.action for t in key.animation_data.nla_tracks for s in t.strips] \
+            if key.animation_data else []
+        bpy.data.objects.remove(body, do_unlink=True)
+        bpy.data.meshes.remove(me)
+        for a in face_actions:
+            bpy.data.actions.remove(a)
+        _remove(ob)

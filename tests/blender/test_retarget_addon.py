@@ -52,10 +52,15 @@ def test_retarget_panel_map_preview_bake_and_presets(addon, smplx_root, tmp_path
     hero = _hero()
     before = _animation_state(hero)
     s = bpy.context.scene.p2p_retarget
-    s.source, s.target, s.preset = rig, hero, 'AUTO'
+    s.preset = 'AUTO'
+    # Source and target from the selection (the rig, and the active armature).
+    for ob in bpy.context.view_layer.objects:
+        ob.select_set(ob in (rig, hero))
+    bpy.context.view_layer.objects.active = hero
 
     # Map (auto): one row per SMPL-X joint, the bones found by name.
     assert bpy.ops.p2p.retarget_map() == {'FINISHED'}
+    assert s.source == rig and s.target == hero
     rows = {r.joint: r.bone for r in s.mapping}
     assert len(rows) == 55 and rows["pelvis"] == "mixamorig:Hips"
     assert rows["left_elbow"] == "mixamorig:LeftForeArm" and rows["jaw"] == ""
