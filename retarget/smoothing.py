@@ -80,7 +80,7 @@ class Smoothing:
     body_hz: float | None = 6.0
     hands_hz: float | None = 4.0
     face_hz: float | None = 4.0
-    one_euro_beta: float = 0.0   # used by method "one_euro" only
+    one_euro_beta: float = 1.0   # used by method "one_euro" only (bench/motion_quality.py)
 
     def __post_init__(self):
         if self.method not in METHODS:

@@ -6,10 +6,11 @@ Order (``clean_take``):
 1. QA flags on the raw take, and the fixes asked for (``fix_flags``), so wrist
    flips, left/right swaps and dropouts are repaired before filtering
    (``cleanup.qa``, skipped when that module is not there);
-2. smoothing (``retarget.smoothing``), contact-aware: the root and body are
-   filtered separately on each side of every foot strike (``split_at_contacts``),
-   so a filter does not smear an impact; fingers and face keep their own settings
-   over the whole take;
+2. smoothing (``retarget.smoothing``); with ``split_at_contacts`` contact-aware:
+   the root and body are filtered separately on each side of every foot strike, so
+   a filter does not smear an impact (off by default: with the adaptive One Euro
+   filter it made every figure of the bench worse); fingers and face keep their
+   own settings over the whole take;
 3. ground (``ground.estimate_ground``) and contacts (``contacts.find_contacts``);
 4. foot locking with root correction and the optional penetration fix
    (``footlock.lock_feet``);
@@ -120,7 +121,7 @@ class CleanOptions:
     foot_lock: bool = True
     penetration_fix: bool = True
     root_correction: bool = True
-    split_at_contacts: bool = True
+    split_at_contacts: bool = False     # the bench: splitting hurts with One Euro
     fix_flags: tuple = ()              # ((kind, fix), ...): see cleanup.qa
     contact_height: float = 0.05       # m above the ground a foot point may be to start a contact
     contact_speed: float = 0.9         # m/s a foot point may move to start a contact
