@@ -115,6 +115,7 @@ class StageTimer:
         self.total: dict[str, float] = {}
         self.sync = sync
         self._main = threading.main_thread()
+        self._open: set[str] = set()
 
     def _now(self) -> float:
         if self.sync:
@@ -132,13 +133,15 @@ class StageTimer:
         timer = self
 
         def timed(*a, **k):
-            if threading.current_thread() is not timer._main:
-                return fn(*a, **k)
+            if threading.current_thread() is not timer._main or stage in timer._open:
+                return fn(*a, **k)  # (background threads; calls nested in the same stage)
+            timer._open.add(stage)
             t = timer._now()
             try:
                 return fn(*a, **k)
             finally:
                 timer.add(stage, timer._now() - t)
+                timer._open.discard(stage)
 
         setattr(owner, name, timed)
         return lambda: setattr(owner, name, fn)
@@ -169,6 +172,7 @@ def instrument(timer: StageTimer, model):
     undo = [timer.wrap(sources.FramePrefetcher, "get", "decode"),
             timer.wrap(decode.DecodePool, "get", "decode"),
             timer.wrap(crop_mod, "crop_person", "crop"),
+            timer.wrap(crop_mod, "warp_crop", "crop"),
             timer.wrap(dev_crops, "warp_crops", "crop"),
             timer.wrap(inference, "run_batch", "network"),
             timer.hook(model.smplx_layer, "smplx")]

@@ -130,9 +130,17 @@ def crop_person(image_rgb: np.ndarray, bbox_xywh, *, processed: bool = False,
     if bbox is None:
         return None
     img2crop, crop2img = crop_affine(bbox, out_shape)
-    patch = cv2.warpAffine(image_rgb, img2crop, (int(out_shape[1]), int(out_shape[0])),
-                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    patch = warp_crop(image_rgb, img2crop, out_shape)
     return PersonCrop(patch.astype(np.float32), bbox, img2crop, crop2img)
+
+
+def warp_crop(image_rgb: np.ndarray, img2crop, out_shape=DEFAULT_OUT_SHAPE) -> np.ndarray:
+    """The reference warp of an (H, W, 3) image to an ``out_shape`` crop (bilinear, black
+    outside), in the image's dtype (uint8 stays uint8; ``crop_person`` casts to float32)."""
+    import cv2
+
+    return cv2.warpAffine(image_rgb, np.asarray(img2crop), (int(out_shape[1]), int(out_shape[0])),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def apply_affine(points, affine) -> np.ndarray:

@@ -10,7 +10,7 @@ round:
    when the tracker asks for one, ``EstimateJob._find_people``); the next ones by
    prediction (``speculative``), up to the next scheduled detection;
 3. every crop of the round cut at once (on the device: ``crops.warp_crops``; on
-   the CPU OpenCV's ``crop_person``, the same pixels and faster there) and run
+   the CPU OpenCV's ``crop.warp_crop``, the same pixels and faster there) and run
    through the estimator in batches of ``job.batch`` crops (halved on CUDA out
    of memory); estimators with ``infer_tensor`` take the device crops directly;
 4. the frames replayed through the tracker in order; from the first frame whose
@@ -225,14 +225,20 @@ class BatchedRunner:
             host = (images * 255.0).round_().permute(0, 2, 3, 1).cpu().numpy()
             return est.infer([PersonCrop(host[k], bbox[k], it[3], it[4])
                               for k, (_p, it) in enumerate(chunk)], cam)
-        from ..crop import PersonCrop, crop_person
+        from ..crop import PersonCrop, warp_crop
 
-        crops = []
-        for p, (_tid, _box, bbox, img2crop, crop2img) in chunk:
-            pc = crop_person(p.frame.image, bbox, processed=True,
-                             out_shape=tuple(cspec.input_size))
-            crops.append(PersonCrop(pc.crop, bbox, img2crop, crop2img))
-        return est.infer(crops, cam)
+        shape = tuple(cspec.input_size)
+        patches = [warp_crop(p.frame.image, it[3], shape) for p, it in chunk]  # uint8, OpenCV
+        if hasattr(est, "infer_tensor"):
+            # what crops_to_tensor makes of crop_person's float32 crops, without the float
+            # copy on the host: the same values (uint8 -> float32 is exact), NCHW
+            import torch
+
+            images = torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).contiguous()
+            return est.infer_tensor(images.float() / 255.0, np.stack([it[2] for _p, it in chunk]),
+                                    np.stack([it[4] for _p, it in chunk]), cam)
+        return est.infer([PersonCrop(patch.astype(np.float32), it[2], it[3], it[4])
+                          for patch, (_p, it) in zip(patches, chunk)], cam)
 
     @staticmethod
     def _device_crops(chunk, out_shape):
