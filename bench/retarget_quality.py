@@ -225,7 +225,8 @@ def main(argv=None) -> int:
                 m_no.contacts = m_ik.contacts
                 a, b = measure(src, target, m_ik), measure(src, target, m_no)
                 print(f"{tname:8} {sname:13} {a['dir_mean']:8.3f} {a['dir_max']:8.3f} "
-                      f"{b['dir_max']:13.3f} {a['end_mean']:10.3f} {a['end_max']:9.3f} {b['end_max']:7.3f} "
+                      f"{b['dir_max']:13.3f} {a['end_mean']:10.3f} {a['end_max']:9.3f} "
+                      f"{b['end_max']:7.3f} "
                       f"{a['skate']:9.3f} {b['skate']:7.2f} {a['root']:8.4f}")
                 agg["dir_mean"].append(a["dir_mean"])
                 agg["dir_max"].append(a["dir_max"])

@@ -80,11 +80,10 @@ def split_side(name: str) -> tuple:
     for pat, g in _SIDE_PATTERNS:
         m = pat.search(name)
         if m:
-            s = m.group(g).lower()
-            side = "left" if s in ("l", "left") else "right"
-            rest = (name[:m.start()] + name[m.end():]) if pat.pattern != _SIDE_PATTERNS[1][0].pattern \
-                else name[:m.start()] + "." + name[m.end():]
-            return side, rest
+            side = "left" if m.group(g).lower() in ("l", "left") else "right"
+            # thigh.L.001 -> thigh.001 (keep a separator before the number)
+            glue = "." if m.end() < len(name) and name[m.end()].isdigit() else ""
+            return side, name[:m.start()] + glue + name[m.end():]
     return None, name
 
 
@@ -197,7 +196,8 @@ def automap(skeleton: TargetSkeleton, name: str | None = None) -> RigTarget:
     # A collar word on the upper arm (Mixamo "LeftShoulder" + "LeftArm"; VRM
     # "leftShoulder" + "leftUpperArm") is right; "shoulder" alone with no arm bone is the arm.
     for side in ("left", "right"):
-        if f"{side}_collar" in found and f"{side}_shoulder" not in found and f"{side}_elbow" in found:
+        if (f"{side}_collar" in found and f"{side}_shoulder" not in found
+                and f"{side}_elbow" in found):
             found[f"{side}_shoulder"] = found.pop(f"{side}_collar")
     limb_joints = [f"{s}_{j}" for s in ("left", "right")
                    for j in ("hip", "knee", "ankle", "shoulder", "elbow", "wrist")]
@@ -298,7 +298,8 @@ def _structure_limbs(names, parents, heads, tails, found: dict) -> None:
     for i, p in enumerate(parents):
         if p >= 0 and not _SKIP.search(names[i]):
             kids[p].append(i)
-    minz, minx, maxx, maxz = heads[:, 2].copy(), heads[:, 0].copy(), heads[:, 0].copy(), heads[:, 2].copy()
+    minz, maxz = heads[:, 2].copy(), heads[:, 2].copy()
+    minx, maxx = heads[:, 0].copy(), heads[:, 0].copy()
     for i in range(B - 1, -1, -1):         # parents come before children
         p = parents[i]
         if p >= 0 and not _SKIP.search(names[i]):
@@ -341,7 +342,8 @@ def _structure_limbs(names, parents, heads, tails, found: dict) -> None:
             if ankle_k is None:
                 continue
             put(f"{side}_hip", path[0])
-            put(f"{side}_knee", nearest(path, 1, ankle_k, 0.5 * (heads[path[0]] + heads[path[ankle_k]])))
+            halfway = 0.5 * (heads[path[0]] + heads[path[ankle_k]])
+            put(f"{side}_knee", nearest(path, 1, ankle_k, halfway))
             put(f"{side}_ankle", path[ankle_k])
             if ankle_k + 1 < len(path):
                 put(f"{side}_foot", path[ankle_k + 1])
@@ -362,7 +364,8 @@ def _structure_limbs(names, parents, heads, tails, found: dict) -> None:
         right = [c for c in kids[cur] if minx[c] < x0 - far and maxx[c] < x0 + far]
         if left and right:
             break
-    for side, starts, reach in (("left", left, lambda c: -maxx[c]), ("right", right, lambda c: minx[c])):
+    for side, starts, reach in (("left", left, lambda c: -maxx[c]),
+                                ("right", right, lambda c: minx[c])):
         path = chain(min(starts, key=reach), key=reach)
         # the wrist: three or more finger chains (twist leaves on the upper arm do not count)
         hand_k = next((k for k in range(2, len(path))

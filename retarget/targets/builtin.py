@@ -80,7 +80,8 @@ def _ue_twist(names, ue5: bool) -> dict:
     out = {}
     for side, _, s, _ in _SIDES:
         for k, frac in (((1, 0.5),) if not ue5 else ((1, 0.75), (2, 0.25))):
-            for limb, child_joint, own_joint in (("lowerarm", "wrist", None), ("calf", "ankle", None),
+            for limb, child_joint, own_joint in (("lowerarm", "wrist", None),
+                                                 ("calf", "ankle", None),
                                                  ("upperarm", None, "shoulder"),
                                                  ("thigh", None, "hip")):
                 bone = f"{limb}_twist_0{k}_{s}"
@@ -435,7 +436,8 @@ def _humanoid_skeleton(key: str) -> TargetSkeleton:
     tails = _tails(names, parents, heads, main, 0.03)
     for i, n in enumerate(names):   # leaves: the X Bot's end joints where it has them
         r = roles[n]
-        end = {"head": "head_top", "left_foot": "left_toe_end", "right_foot": "right_toe_end"}.get(r)
+        end = {"head": "head_top", "left_foot": "left_toe_end",
+               "right_foot": "right_toe_end"}.get(r)
         if r and r[-1] == "3" and r[:-1] + "4" in J:
             end = r[:-1] + "4"
         if end:

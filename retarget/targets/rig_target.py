@@ -213,7 +213,8 @@ class TargetSkeleton:
         seen: set = set()
         dup = [b.name for b in bones if b.name in seen or seen.add(b.name)]
         if dup:
-            raise RetargetError(f"armature {self.name!r} has duplicate bone names: {', '.join(dup[:5])}")
+            raise RetargetError(f"armature {self.name!r} has duplicate bone names: "
+                                f"{', '.join(dup[:5])}")
         names = {b.name for b in bones}
         missing = [f"{b.name} -> {b.parent}" for b in bones if b.parent is not None
                    and b.parent not in names]
@@ -231,7 +232,8 @@ class TargetSkeleton:
                 else:
                     rest.append(b)
             if len(rest) == len(pending):
-                raise RetargetError(f"armature {self.name!r}: parent cycle at bone {rest[0].name!r}")
+                raise RetargetError(f"armature {self.name!r}: parent cycle at bone "
+                                    f"{rest[0].name!r}")
             pending = rest
         object.__setattr__(self, "bones", tuple(order))
         object.__setattr__(self, "object_matrix", _object_matrix(self.object_matrix))

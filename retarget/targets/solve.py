@@ -237,7 +237,8 @@ def align(u_from, u_to, v_from=None, v_to=None) -> np.ndarray:
 
 
 def swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Shortest rotations taking directions ``a (..., 3)`` onto ``b (..., 3)``. -> ``(..., 3, 3)``."""
+    """Shortest rotations taking directions ``a (..., 3)`` onto ``b (..., 3)``.
+    -> ``(..., 3, 3)``."""
     a, b = _unit(a), _unit(b)
     axis = np.cross(a, b)
     s = np.linalg.norm(axis, axis=-1)
@@ -412,8 +413,9 @@ def _ik_offsets(mask: np.ndarray, ankle: np.ndarray, src_ankle: np.ndarray, k: f
     w_best = np.zeros(T)
     fade = np.zeros((T, 3))
     for s0, s1 in runs:
-        for t0, edge in ((range(max(0, s0 - IK_BLEND), s0), s0), (range(s1, min(T, s1 + IK_BLEND)), s1 - 1)):
-            for t in t0:
+        before, after = range(max(0, s0 - IK_BLEND), s0), range(s1, min(T, s1 + IK_BLEND))
+        for frames, edge in ((before, s0), (after, s1 - 1)):
+            for t in frames:
                 if mask[t]:
                     continue
                 w = 1.0 - abs(t - edge) / (IK_BLEND + 1.0)
@@ -661,7 +663,8 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
             v = Pi - heads_arm[i]
         else:
             Da = sandwich(Ro.T, D[p], Ro)                         # armature-space change
-            v = mv(np.swapaxes(Da, -1, -2), Pi - sk.from_world(P[p])) - (heads_arm[i] - heads_arm[p])
+            v = (mv(np.swapaxes(Da, -1, -2), Pi - sk.from_world(P[p]))
+                 - (heads_arm[i] - heads_arm[p]))
         locs[:, i] = v @ Bm[i]                                     # B_i^T v
     shape_keys = {}
     if src.expression is not None:

@@ -117,8 +117,8 @@ def test_object_transform_and_facing_do_not_change_the_channels(source):
     A = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])       # world -> armature (Z up -> Y up)
     om = np.eye(4)
     om[:3, :3] = A.T * 0.01
-    bones = tuple(TargetBone(b.name, b.parent, A @ np.array(b.head) * 100, A @ np.array(b.tail) * 100,
-                             0.0) for b in sk.bones)
+    bones = tuple(TargetBone(b.name, b.parent, A @ np.array(b.head) * 100,
+                             A @ np.array(b.tail) * 100, 0.0) for b in sk.bones)
     # keep each bone's world frame: roll from the rotated rest frame
     from pose2pose_mocap.retarget.targets import roll_from_matrix
 
@@ -193,7 +193,8 @@ def test_follow_bones_sit_on_the_bone_they_follow(source):
     m = retarget(source, None, t, ik=False)
     H, _ = evaluated(t.skeleton, m)
     ix = t.skeleton.index()
-    for ik_bone, bone in (("ik_foot_l", "foot_l"), ("ik_hand_gun", "hand_r"), ("ik_hand_l", "hand_l")):
+    for ik_bone, bone in (("ik_foot_l", "foot_l"), ("ik_hand_gun", "hand_r"),
+                          ("ik_hand_l", "hand_l")):
         assert np.allclose(H[:, ix[ik_bone]], H[:, ix[bone]], atol=1e-9), ik_bone
 
 

@@ -52,7 +52,8 @@ def test_bone_frame_matches_blender():
     for i in range(len(d)):
         theirs = np.array(bpy.types.Bone.MatrixFromAxisRoll(Vector(d[i]), float(roll[i])))
         # Blender works in float32: within 1e-4 of -Y its frame differs by ~1e-4
-        assert np.allclose(ours[i], theirs, atol=2e-4 if d[i][1] < -0.999 else 1e-5), (d[i], roll[i])
+        tol = 2e-4 if d[i][1] < -0.999 else 1e-5
+        assert np.allclose(ours[i], theirs, atol=tol), (d[i], roll[i])
         _, r = bpy.types.Bone.AxisRollFromMatrix(Matrix(ours[i].tolist()))
         assert math.cos(r - float(roll_from_matrix(ours[i]))) == pytest.approx(1.0, abs=1e-6)
 
@@ -80,7 +81,8 @@ def test_builtin_names_follow_each_convention():
     assert get_target("ue4").mapping["left_foot"] == "ball_l"
     # Unity names are shifted by one on the thumb (README section 7 / VRM PR 381)
     unity = get_target("unity").mapping
-    assert unity["left_thumb1"] == "LeftThumbProximal" and unity["left_pinky3"] == "LeftLittleDistal"
+    assert unity["left_thumb1"] == "LeftThumbProximal"
+    assert unity["left_pinky3"] == "LeftLittleDistal"
     assert get_target("vrm").mapping["left_thumb1"] == "leftThumbMetacarpal"
     assert get_target("godot").mapping["spine3"] == "UpperChest"
     assert get_target("rigify").mapping["left_wrist"] == "DEF-hand.L"
@@ -140,7 +142,8 @@ def test_preset_json_round_trip_and_no_overwrite(tmp_path):
      "not an SMPL-X joint"),
     ('{"format": "p2p-rig-target/1", "name": "x", "mapping": {"left_elbow": "a", '
      '"right_elbow": "a"}}', "mapped twice"),
-    ('{"format": "p2p-rig-target/1", "name": "x", "mapping": {}, "twist": {"t": ["left_wrist", 9]}}',
+    ('{"format": "p2p-rig-target/1", "name": "x", "mapping": {}, '
+     '"twist": {"t": ["left_wrist", 9]}}',
      "share"),
     ('{"format": "p2p-rig-target/1", "name": "x", "mapping": {}, "exec": "os.system"}',
      "unknown field"),
@@ -174,7 +177,8 @@ def test_skeleton_validation_names_the_problem():
     with pytest.raises(RetargetError, match="parent bone not found: b -> zz"):
         TargetSkeleton("s", _bones(a, ("b", "zz", (0, 0, 1), (0, 0, 2))))
     with pytest.raises(RetargetError, match="cycle"):
-        TargetSkeleton("s", _bones(("a", "b", (0, 0, 0), (0, 0, 1)), ("b", "a", (0, 0, 1), (0, 0, 2))))
+        TargetSkeleton("s", _bones(("a", "b", (0, 0, 0), (0, 0, 1)),
+                                   ("b", "a", (0, 0, 1), (0, 0, 2))))
     m = np.diag([1.0, 2.0, 1.0, 1.0])
     with pytest.raises(RetargetError, match="non-uniform scale"):
         TargetSkeleton("s", _bones(a), object_matrix=m)
@@ -218,7 +222,8 @@ def test_automap_side_conventions():
     assert split_side("thigh.L")[0] == "left" and split_side("thigh_r")[0] == "right"
     assert split_side("LeftUpLeg")[0] == "left" and split_side("right_arm")[0] == "right"
     assert split_side("L_Hand")[0] == "left" and split_side("thigh.R.001")[0] == "right"
-    assert strip_prefix("mixamorig12:LeftArm") == "LeftArm" and strip_prefix("DEF-thigh.L") == "thigh.L"
+    assert strip_prefix("mixamorig12:LeftArm") == "LeftArm"
+    assert strip_prefix("DEF-thigh.L") == "thigh.L"
     assert name_role("upperarm_twist_01_l") == (None, None)
     assert name_role("ik_foot_l") == (None, None)
     assert name_role("LeftToe_End") == (None, None)
@@ -241,7 +246,8 @@ def test_automap_refuses_what_is_not_a_humanoid():
         automap(TargetSkeleton("Tail", chain))
     # no arms at all: the missing joints are named
     mix = reference_skeleton("mixamo")
-    armless = tuple(b for b in mix.bones if not any(w in b.name for w in ("Shoulder", "Arm", "Hand")))
+    armless = tuple(b for b in mix.bones
+                    if not any(w in b.name for w in ("Shoulder", "Arm", "Hand")))
     with pytest.raises(RetargetError, match=r"missing: left_shoulder, left_elbow, left_wrist, "
                                             r"right_shoulder, right_elbow, right_wrist$"):
         automap(TargetSkeleton("armless", armless, object_matrix=mix.object_matrix))
