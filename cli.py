@@ -153,6 +153,26 @@ def _cmd_weights_convert(args) -> int:
     return EXIT_OK
 
 
+def _cmd_weights_export_onnx(args) -> int:
+    from .estimator.pose2pose.onnx_export import export_onnx
+    from .weights.locations import find_checkpoint
+
+    dst = Path(args.dst).expanduser()
+    if dst.suffix.lower() != ".onnx":
+        raise UserError(f"{dst}: the output name must end in .onnx")
+    if dst.exists() and not args.force:
+        raise UserError(f"{dst} exists; not overwriting it (use --force)")
+    ck = find_checkpoint(args.checkpoint)
+    if not ck.found:
+        raise UserError(ck.problem or "no Pose2Pose checkpoint found (run p2p-mocap doctor)")
+    from .estimator.pose2pose.checkpoint import load_checkpoint
+
+    print(f"exporting {ck.path} (the network without SMPL-X; about a minute)", flush=True)
+    out = export_onnx(load_checkpoint(ck.path), dst, replace=args.force)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
 def _cmd_estimate(args) -> int:
     from .estimator.cli_estimate import run_estimate
 
@@ -314,6 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
     wv.add_argument("dst")
     wv.add_argument("--force", action="store_true", help="replace an existing output file")
     wv.set_defaults(func=_cmd_weights_convert)
+    wx = wsub.add_parser("export-onnx", help="write the network as an ONNX graph (without the "
+                         "SMPL-X layer) for ONNX Runtime / OpenVINO (docs/speed.md)")
+    wx.add_argument("dst", help="the .onnx file to write")
+    wx.add_argument("--checkpoint", metavar="FILE",
+                    help="Pose2Pose checkpoint (default: by the search order)")
+    wx.add_argument("--force", action="store_true", help="replace an existing output file")
+    wx.set_defaults(func=_cmd_weights_export_onnx)
     w.set_defaults(func=lambda a: (w.print_help(), EXIT_USAGE)[1])
 
     from .estimator.cli_estimate import add_estimate_arguments
