@@ -177,3 +177,47 @@ def test_a_steady_walk_is_rarely_re_run(tmp_path, standin_net):
     st = job.runner.stats
     assert st.frames == 64 and st.rounds <= 8 and st.rerun <= 3, st.line()
     assert take.valid.all() and (take.raw["score"] > 0.5).all()
+
+
+class BlocksDetector:
+    """Every bright block of the frame (connected components)."""
+
+    standin = False
+
+    def __call__(self, images):
+        out = []
+        for im in images:
+            n, _lab, stats, _c = cv2.connectedComponentsWithStats(
+                (im[..., 0] > 150).astype(np.uint8))
+            out.append([Detection(np.array([x, y, x + w, y + h], float), 0.9)
+                        for x, y, w, h, area in stats[1:] if area > 300])
+        return out
+
+
+def test_two_people_batch64_equals_batch1(tmp_path, standin_net):
+    """``--person all``: two figures walking towards each other, one take each; the batch
+    spans frames x people and equals the one-frame run (tolerance 0)."""
+    wr = cv2.VideoWriter(str(tmp_path / "two.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30, (W, H))
+    for i in range(20):
+        img = np.full((H, W, 3), 20, np.uint8)
+        img[50:210, 20 + 2 * i:70 + 2 * i] = 230
+        img[50:210, 230 - 2 * i:280 - 2 * i] = 230
+        wr.write(img)
+    wr.release()
+    takes = {}
+    for batch in (1, 64):
+        job = EstimateJob(tmp_path / "two.avi", tmp_path / f"b{batch}.take.npz", batch=batch,
+                          pipeline="batched", person="all", detect_every=0,
+                          model=BlockNet(standin_net.smplx_layer), model_name="blocknet",
+                          detector=BlocksDetector(), device="cpu")
+        job.speculation_tolerance = 0.0
+        res = job.run()
+        assert res.people == [1, 2]
+        takes[batch] = [read_take(p) for p in res.outputs]
+    for one, big in zip(takes[1], takes[64]):
+        _same_frames(one, big)
+        assert one.valid.all()
+        for k in ("bbox_xywh", "joints_2d", "score"):
+            np.testing.assert_array_equal(big.raw[k], one.raw[k], err_msg=k)
+    left, right = (t.raw["bbox_xywh"][:, 0] + t.raw["bbox_xywh"][:, 2] / 2 for t in takes[64])
+    assert (left < W / 2).all() and (right > W / 2).all()  # each take follows its own figure
