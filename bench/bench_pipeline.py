@@ -12,9 +12,11 @@ across a textured background, MPEG-4 part 2 unless ``--codec``; or ``--clip``)
 after a warm-up, and prints frames/s (model loaded before) and where the time
 goes, measured in the main thread: decode (waiting for the next decoded frame;
 the decoding itself runs ahead on other threads, its own rate is printed too),
-detect (the detector's calls), crop (OpenCV or on-device crops), network (the
-forward and its copies, without SMPL-X), SMPL-X (the layer inside the forward), take writing,
-and tracking + the rest (what is left). On CUDA every stage timer synchronises
+crop (OpenCV or on-device crops), network (the forward and its copies, without
+SMPL-X), SMPL-X (the layer inside the forward), outputs to rows (the per-crop
+confidence and the take rows), take writing, and tracking + the rest (what is
+left). Detection is 0: the clip is run with ``detector="none"`` (the whole
+first frame seeds the track; the stand-in detector would find random boxes). On CUDA every stage timer synchronises
 the device, so the stages add up (and the overlap of copies with compute is
 partly lost while timing). The batched pipeline also reports its rounds and how
 many crops were re-run because a predicted box missed.
@@ -167,7 +169,7 @@ def instrument(timer: StageTimer, model):
     from pose2pose_mocap.estimator import sources
     from pose2pose_mocap.estimator.fastpath import crops as dev_crops
     from pose2pose_mocap.estimator.fastpath import decode
-    from pose2pose_mocap.estimator.pose2pose import inference
+    from pose2pose_mocap.estimator.pose2pose import inference, outputs, take_convert
 
     undo = [timer.wrap(sources.FramePrefetcher, "get", "decode"),
             timer.wrap(decode.DecodePool, "get", "decode"),
@@ -175,6 +177,8 @@ def instrument(timer: StageTimer, model):
             timer.wrap(crop_mod, "warp_crop", "crop"),
             timer.wrap(dev_crops, "warp_crops", "crop"),
             timer.wrap(inference, "run_batch", "network"),
+            timer.wrap(outputs, "crop_confidence", "outputs to rows"),
+            timer.wrap(take_convert, "rows_from_outputs", "outputs to rows"),
             timer.hook(model.smplx_layer, "smplx")]
     return lambda: [u() for u in undo]
 
@@ -280,7 +284,8 @@ def main(argv=None) -> int:
     print(f"\n[1] {n} frames {size[0]}x{size[1]}, pipeline {job.pipeline_used}, batch "
           f"{job.batch}, {args.precision}: {elapsed:.2f} s, {n / elapsed:.2f} frames/s "
           f"({1000 * elapsed / n:.1f} ms/frame); take written in {writing:.2f} s")
-    for k in ("decode", "crop", "network", "smplx", "tracking + rest", "take writing"):
+    for k in ("decode", "crop", "network", "smplx", "outputs to rows", "tracking + rest",
+              "take writing"):
         v = st.get(k, 0.0)
         print(f"    {k:16s} {1000 * v / n:8.2f} ms/frame  ({100 * v / max(elapsed, 1e-9):5.1f} %)")
     print("    detect              0.00 ms/frame  (detector none: the whole frame seeds the track)")
