@@ -165,7 +165,6 @@ def source_pose(rig_obj, action=None):
     rest skeleton in numpy exactly as Blender does (``posing.evaluate_armature``);
     the armature object's transform is applied (world space).
     """
-    from ..posing import evaluate_armature
     from ..smplx_model import JOINT_NAMES
     from .anim import top_take_action
 
@@ -196,12 +195,11 @@ def source_pose(rig_obj, action=None):
         for c in range(3):
             locs[:, j, c] = _curve_values(bag, f"{base}.location", c, frames, 0.0)
     quats /= np.linalg.norm(quats, axis=-1, keepdims=True)
-    D = evaluate_armature(mats, heads, parents, quats, locs)       # (T, J, 4, 4) armature
+    D, posed = pose_world(mats, heads, parents, quats, locs)      # armature space
     mw = np.array(rig_obj.matrix_world, dtype=np.float64)
     scale = np.linalg.norm(mw[:3, 0])
     rot_w = mw[:3, :3] / scale
-    rot = np.einsum("ab,tjbc,cd->tjad", rot_w, D[..., :3, :3], rot_w.T)
-    posed = np.einsum("tjab,jb->tja", D[..., :3, :3], heads) + D[..., :3, 3]
+    rot = rot_w @ D @ rot_w.T
     to_world = lambda p: p @ mw[:3, :3].T + mw[:3, 3]  # noqa: E731
     expression = None
     mesh = bpy.data.objects.get(rig_obj.get("p2p_mesh", ""))
@@ -219,6 +217,35 @@ def source_pose(rig_obj, action=None):
                         fps=scene.render.fps / scene.render.fps_base,
                         frame_index=np.round(frames).astype(np.int64),
                         valid=np.ones(len(frames), bool), expression=expression)
+
+
+def pose_world(rest: np.ndarray, heads: np.ndarray, parents, quats: np.ndarray,
+               locs: np.ndarray):
+    """Blender's pose evaluation (unconnected bones inheriting rotation, no scale), in 3x3s.
+
+    rest ``(J, 3, 3)`` (``bone.matrix_local``), heads ``(J, 3)``, parents (parents first),
+    pose-bone quaternions ``(T, J, 4)`` and locations ``(T, J, 3)`` -> world rotation change
+    from rest ``(T, J, 3, 3)`` and posed heads ``(T, J, 3)`` in armature space. The same as
+    ``posing.evaluate_armature`` (``D_i = M_i Rest_i^-1``): ``D_i = D_p B_i L_i B_i^T``,
+    ``P_i = P_p + D_p (h_i - h_p + B_i l_i)``.
+    """
+    from ..rotations import quaternion_to_matrix
+
+    L = quaternion_to_matrix(quats)
+    local = rest @ L @ np.swapaxes(rest, -1, -2)                      # (T, J, 3, 3)
+    offs = np.einsum("jab,tjb->tja", rest, locs)                       # B_i l_i
+    T, J = quats.shape[:2]
+    D = np.empty((T, J, 3, 3))
+    P = np.empty((T, J, 3))
+    for i in range(J):
+        p = int(parents[i])
+        if p < 0:
+            D[:, i] = local[:, i]
+            P[:, i] = heads[i] + offs[:, i]
+        else:
+            D[:, i] = D[:, p] @ local[:, i]
+            P[:, i] = P[:, p] + (D[:, p] @ (heads[i] - heads[p] + offs[:, i])[..., None])[..., 0]
+    return D, P
 
 
 def _face_action(body_action):

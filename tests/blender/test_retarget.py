@@ -100,6 +100,33 @@ def check_pose_matches_solve(rig, ob, target):
     return motion
 
 
+# --------------------------------------------------------------------------- the source
+
+def test_source_pose_is_what_blender_shows(scene):
+    """The solve's input read from the rig's keys equals the rig as Blender evaluates it
+    (joint positions and world rotation changes), also with the rig object moved."""
+    from pose2pose_mocap.retarget.blender.retarget import armature_rest, source_pose
+    from pose2pose_mocap.retarget.smplx_model import JOINT_NAMES
+
+    scene.location = (0.5, -1.0, 0.2)
+    scene.rotation_euler = (0.0, 0.0, 0.7)
+    bpy.context.view_layer.update()
+    try:
+        src = source_pose(scene)
+        got = blender_pose(scene, src.frame_index, list(JOINT_NAMES))
+        names, _, _, _, rest = armature_rest(scene)
+        mw = np.array(scene.matrix_world)
+        rest_w = mw[:3, :3] @ rest[[names.index(n) for n in JOINT_NAMES]]
+        D = got[..., :3, :3] @ np.swapaxes(rest_w, -1, -2)[None]
+        assert np.abs(got[..., :3, 3] - src.positions).max() < 1e-5
+        assert np.abs(D - src.rotations).max() < 1e-5
+        assert np.abs(src.positions[-1] - src.positions[0]).max() > 0.05   # it moves
+    finally:
+        scene.location = (0.0, 0.0, 0.0)
+        scene.rotation_euler = (0.0, 0.0, 0.0)
+        bpy.context.view_layer.update()
+
+
 # --------------------------------------------------------------------------- test rigs
 
 @pytest.mark.parametrize("name", ["mixamo", "ue5", "ue4", "unity", "godot", "vrm", "rigify"])
