@@ -75,22 +75,34 @@ def _unity_names() -> dict:
     return m
 
 
-def _ue_twist(names, ue5: bool) -> dict:
-    """UE twist bones -> (SMPL-X joint, share); shares follow the placement in ``_ue_skeleton``."""
+# Where each UE twist bone sits along its limb (0 = the limb's root joint, 1 = its end):
+# UE4 one per limb at the middle; UE5 lowerarm/calf _01 near the wrist/ankle and _02 in
+# the middle of the forearm side, upperarm/thigh _01 near the shoulder/hip. Not verified
+# on an Epic asset (no primary dump; see the reference notes): the reference skeletons
+# place them here and the shares below follow.
+UE_TWIST_AT = {
+    "ue4": {("lowerarm", "01"): 0.5, ("calf", "01"): 0.5, ("upperarm", "01"): 0.5,
+            ("thigh", "01"): 0.5},
+    "ue5": {("lowerarm", "01"): 0.75, ("lowerarm", "02"): 0.25, ("calf", "01"): 0.75,
+            ("calf", "02"): 0.25, ("upperarm", "01"): 0.25, ("upperarm", "02"): 0.75,
+            ("thigh", "01"): 0.25, ("thigh", "02"): 0.75},
+}
+_TWIST_JOINTS = {"lowerarm": ("wrist", +1), "calf": ("ankle", +1),
+                 "upperarm": ("shoulder", -1), "thigh": ("hip", -1)}
+
+
+def _ue_twist(names, key: str) -> dict:
+    """UE twist bones -> (SMPL-X joint, share). A forearm/calf twist bone at fraction f of
+    the limb takes f of the wrist/ankle twist; an upper-arm/thigh one unwinds 1 - f of the
+    limb's own twist (so the twist grows linearly along each limb)."""
     out = {}
     for side, _, s, _ in _SIDES:
-        for k, frac in (((1, 0.5),) if not ue5 else ((1, 0.75), (2, 0.25))):
-            for limb, child_joint, own_joint in (("lowerarm", "wrist", None),
-                                                 ("calf", "ankle", None),
-                                                 ("upperarm", None, "shoulder"),
-                                                 ("thigh", None, "hip")):
-                bone = f"{limb}_twist_0{k}_{s}"
-                if bone not in names:
-                    continue
-                if child_joint:   # near the child joint: a share of its twist
-                    out[bone] = (f"{side}_{child_joint}", round(frac, 3))
-                else:             # unwind the limb's own twist near its root
-                    out[bone] = (f"{side}_{own_joint}", round(-(1.0 - frac), 3))
+        for (limb, k), f in UE_TWIST_AT[key].items():
+            bone = f"{limb}_twist_{k}_{s}"
+            if bone not in names:
+                continue
+            joint, sign = _TWIST_JOINTS[limb]
+            out[bone] = (f"{side}_{joint}", round(f if sign > 0 else -(1.0 - f), 3))
     return out
 
 
@@ -125,7 +137,7 @@ def _target(key: str) -> RigTarget:
                   "ik_hand_r": "hand_r", "ik_hand_l": "hand_l"}
         return RigTarget(name=key, mapping=_roles(key), root_bone="root", root_motion="root",
                          rest_family="A", up_axis="Z", units="cm",
-                         twist=_ue_twist(names, key == "ue5"),
+                         twist=_ue_twist(names, key),
                          follow={k: v for k, v in follow.items() if k in names},
                          shape_keys=_identity_keys(), source=tuple(d["source"]))
     if key == "rigify":
@@ -369,10 +381,7 @@ def _ue_skeleton(key: str) -> TargetSkeleton:
             side = "left" if s == "l" else "right"
             a, b = {"upperarm": ("shoulder", "elbow"), "lowerarm": ("elbow", "wrist"),
                     "thigh": ("hip", "knee"), "calf": ("knee", "ankle")}[limb]
-            frac = 0.5 if key == "ue4" else (0.75 if k == "01" else 0.25)
-            if limb in ("upperarm", "thigh"):
-                frac = 1.0 - frac if key == "ue5" else frac
-            pos[n] = _lerp(J[f"{side}_{a}"], J[f"{side}_{b}"], frac)
+            pos[n] = _lerp(J[f"{side}_{a}"], J[f"{side}_{b}"], UE_TWIST_AT[key][(limb, k)])
         else:
             raise RetargetError(f"{key}: no placement rule for bone {n!r}")
     heads = np.array([pos[n] for n in names])

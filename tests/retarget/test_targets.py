@@ -289,3 +289,22 @@ def test_automap_keeps_face_rigs_off_the_head_chain():
             TargetBone("ear.L", "face", h + [0.08, 0.0, 0.01], h + [0.08, 0.0, 0.06]))
     found = automap(TargetSkeleton("metarig-like", sk.bones + face))
     assert found.mapping["head"] == "spine.006"
+
+
+@pytest.mark.parametrize("name", ["ue4", "ue5"])
+def test_ue_twist_shares_follow_where_the_twist_bones_sit(name):
+    """A forearm/calf twist bone at fraction f along the limb takes f of the wrist/ankle
+    twist; an upper-arm/thigh one unwinds 1 - f of the limb's own."""
+    target = get_target(name)
+    sk = target.skeleton
+    ix = sk.index()
+    H = sk.heads
+    assert len(target.twist) == (8 if name == "ue4" else 16)
+    for bone, (joint, share) in target.twist.items():
+        limb = sk.bones[ix[bone]].parent
+        child = next(b.name for b in sk.bones if b.parent == limb and "twist" not in b.name)
+        f = np.linalg.norm(H[ix[bone]] - H[ix[limb]]) / np.linalg.norm(H[ix[child]] - H[ix[limb]])
+        if joint.endswith(("wrist", "ankle")):
+            assert share == pytest.approx(f, abs=1e-3), bone
+        else:
+            assert share == pytest.approx(-(1 - f), abs=1e-3), bone
