@@ -18,9 +18,8 @@ read with ``allow_pickle=False`` only. Refused by content, with one line:
 holds Python pickles (chumpy objects and a SciPy sparse matrix); unpickling a
 file runs whatever it names. Rather than trust an allow-list unpickler with
 files we cannot test against, we take ``.npz`` only: convert the ``.pkl`` once
-with the ``smplx`` package's own ``tools/clean_ch.py`` or three lines of numpy
-in an environment you trust (``docs/estimators.md``, "SMPL model files"), and
-name it ``smpl/SMPL_NEUTRAL.npz``. The ``smplx`` package's ``SMPL`` class
+with ``tools/smpl_pkl_to_npz.py`` in a throw-away environment (``docs/smpl.md``,
+"SMPL model files"), and name it ``smpl/SMPL_NEUTRAL.npz``. The ``smplx`` package's ``SMPL`` class
 (0.1.28) only opens pickles by path; give it ``data_struct`` built from
 :func:`read_smpl_arrays` instead.
 """

@@ -164,3 +164,37 @@ def test_search_order_for_smpl_files(tmp_path, monkeypatch):
     (empty / "smpl" / "SMPL_NEUTRAL.pkl").write_bytes(b"not opened")
     with pytest.raises(loc.ModelNotFoundError, match=r"SMPL_NEUTRAL\.pkl is a pickle"):
         loc.smpl_model_file(str(empty), "neutral")
+
+
+
+def test_pkl_conversion_tool_gives_a_file_the_loader_takes(tmp_path):
+    """tools/smpl_pkl_to_npz.py on an official-style pickle (plain arrays, a SciPy sparse
+    J_regressor, the release's extra entries; chumpy is not installed here)."""
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    from pose2pose_mocap.weights.standins import smpl_standin_arrays
+
+    a = smpl_standin_arrays("female")
+    official = {k: v for k, v in a.items() if k != "standin"}
+    official["J_regressor"] = scipy_sparse.csc_matrix(a["J_regressor"])
+    official.update(bs_style="lbs", bs_type="lrotmin", pose_training_info={"x": 1},
+                    vert_sym_idxs=np.arange(6890))
+    src = tmp_path / "basicmodel_f_lbs_10_207_0_v1.1.0.pkl"
+    src.write_bytes(pickle.dumps(official, protocol=2))
+    dst = tmp_path / "smpl" / "SMPL_FEMALE.npz"
+    dst.parent.mkdir()
+    tool = Path(__file__).resolve().parents[2] / "tools" / "smpl_pkl_to_npz.py"
+    run = subprocess.run([sys.executable, str(tool), str(src), str(dst)], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    m = sm.load_smpl_model(dst)
+    assert not m.standin and m.gender == "female"
+    np.testing.assert_array_equal(m.J_regressor, a["J_regressor"])
+    np.testing.assert_array_equal(m.v_template, a["v_template"])
+    again = subprocess.run([sys.executable, str(tool), str(src), str(dst)], capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 1 and "not replacing" in again.stderr
