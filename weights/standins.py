@@ -1438,7 +1438,7 @@ _SJ = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
 SMPL_N_SHAPE = 10
 SMPL_STANDIN_NOTE = "pose2pose_mocap stand-in, not the SMPL model"
 SMPL_GENDER_FILES = {"neutral": "SMPL_NEUTRAL.npz", "male": "SMPL_MALE.npz",
-                "female": "SMPL_FEMALE.npz"}
+                     "female": "SMPL_FEMALE.npz"}
 # Vertex ids read as extra joints: smplx.vertex_ids['smplh'] (nose .. heels) and
 # I2L-MeshNet's nose, eyes and ears (§5.1 of its fact sheet).
 SMPL_EXTRA_VERTEX_IDS = {
@@ -1731,7 +1731,8 @@ def smpl_standin_arrays(gender: str = "neutral") -> dict[str, np.ndarray]:
     new2old = _smpl_permutation(len(v), pairs)
     old2new = np.empty(len(v), np.int64)
     old2new[new2old] = np.arange(len(v))
-    kintree = np.array([[ROOT_PARENT] + list(_SMPL_PARENTS[1:]), list(range(SMPL_N_JOINTS))], np.int64)
+    kintree = np.array([[ROOT_PARENT] + list(_SMPL_PARENTS[1:]), list(range(SMPL_N_JOINTS))],
+                       np.int64)
     v_template = v[new2old].astype(np.float64)
     J_regressor = np.ascontiguousarray(jreg[:, new2old])
     return {
