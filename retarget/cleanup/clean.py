@@ -354,6 +354,11 @@ def clean_take(take, model, smoothing, options: CleanOptions) -> CleanResult:
         raise RetargetError(f"clean options must be CleanOptions, got {type(options).__name__}")
     if not isinstance(smoothing, Smoothing):
         raise RetargetError(f"smoothing must be a Smoothing, got {type(smoothing).__name__}")
+    from ..smplx_model import SmplxModel
+
+    if not isinstance(model, SmplxModel):
+        raise RetargetError(f"motion clean-up needs an SMPL-X body model, got "
+                            f"{type(model).__name__}")
     if take.body_model != "smplx":
         raise RetargetError(f"motion clean-up needs an SMPL-X take, this one is "
                             f"{take.body_model!r}")

@@ -9,7 +9,9 @@ flicker at the thresholds). Then gaps shorter than ``min_contact_frames`` /
 2 are closed and contacts shorter than ``min_contact_frames`` dropped; a
 contact that holds two plants (the mean ankle positions of its parts more than
 ``MAX_DRIFT_M`` apart, or the feet turned more than ``MAX_TURN_DEG``) is split
-(``split_drifting``).
+(``split_drifting``), and each contact may grow by ``CONTACT_DILATE`` rows at
+its ends while the point stays low and slow (``dilate_runs``: the low-pass blurs a
+short running stance into its swings).
 Heights and speeds are judged on foot points low-passed at ``ground.FEET_LOWPASS_HZ`` (2.5 Hz)
 (``ground.feet_stack``).
 Speeds are central differences of the points, so the input should already be
@@ -26,6 +28,7 @@ from .kinematics import FOOT_POINTS
 
 MAX_DRIFT_M = 0.09     # plants further apart than this are split (re-planted)
 MAX_TURN_DEG = 25.0    # ... or turned further than this
+CONTACT_DILATE = 2     # rows a contact may grow at each end (dilate_runs)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,33 @@ def find_contacts(motion, ground: Ground, settings) -> Contacts:
     c = np.stack([clean_runs(c[:, i], int(settings.min_contact_frames))
                   for i in range(c.shape[1])], axis=1)
     c = split_drifting(c, motion, ground, int(settings.min_contact_frames))
+    c = dilate_runs(c, keep, CONTACT_DILATE)
     return Contacts(ground=ground, feet=FOOT_POINTS, contact=c)
+
+
+def dilate_runs(contact: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
+    """Each contact run grown by up to ``n`` rows at both ends where ``keep`` (low and
+    slow enough to stay in contact) holds, without joining two runs: the low-pass
+    blurs a short stance (running) into its swings, so it is detected a little late
+    and ends a little early."""
+    c = np.asarray(contact, bool).copy()
+    if n <= 0:
+        return c
+    T = c.shape[0]
+    for i in range(c.shape[1]):
+        orig = c[:, i].copy()
+        for a, b in runs(orig):
+            for k in range(1, n + 1):
+                t = a - k
+                if t < 0 or not keep[t, i] or (t - 1 >= 0 and orig[t - 1]):
+                    break
+                c[t, i] = True
+            for k in range(n):
+                t = b + k
+                if t >= T or not keep[t, i] or (t + 1 < T and orig[t + 1]):
+                    break
+                c[t, i] = True
+    return c
 
 
 TURN_SCALE = 0.5       # m per unit of forward-vector change, to weigh turning with sliding

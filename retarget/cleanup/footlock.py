@@ -174,8 +174,9 @@ def lock_feet(params: dict, motion, contacts, model, *, blend_frames: int = 4,
         Rf_t = _blend_rotations(rots[:, foot], tgt_rot[side][1], w)
         if penetration_fix:
             # heel / toes of the target foot pose; raise the ankle out of the ground
-            rel_h = np.einsum("tij,j->ti", Ra_t, _ankle_offset(motion, side, "heel", ankle))
-            rel_t = np.einsum("tij,j->ti", Ra_t, _ankle_offset(motion, side, "toes", ankle))
+            rel_h = np.einsum("tij,j->ti", Ra_t, _joint_offset(motion, side, "heel", ankle))
+            rel_t = (np.einsum("tij,j->ti", Ra_t, rest[foot] - rest[ankle])
+                     + np.einsum("tij,j->ti", Rf_t, _joint_offset(motion, side, "toes", foot)))
             low = np.minimum(ground.height(target + rel_h), ground.height(target + rel_t))
             target = target + np.maximum(-low, 0.0)[:, None] * n
         active = valid & ((w > 0) | (penetration_fix & (np.linalg.norm(target - A, axis=-1)
@@ -206,13 +207,13 @@ def lock_feet(params: dict, motion, contacts, model, *, blend_frames: int = 4,
     return out, weights
 
 
-def _ankle_offset(motion, side: str, part: str, ankle: int) -> np.ndarray:
-    """Offset ``(3,)`` of a foot point in the ankle's frame (median over valid rows):
-    ``R_ankle @ offset + ankle`` is the point (the toe joint's bend ignored)."""
+def _joint_offset(motion, side: str, part: str, joint: int) -> np.ndarray:
+    """Offset ``(3,)`` of a foot point in a joint's frame (median over valid rows):
+    ``R_joint @ offset + joint`` is the point (heel: the ankle; toes: the toe joint)."""
     v = np.asarray(motion.valid, bool)
     v = v if v.any() else np.ones_like(v)
-    d = motion.foot_points[f"{side}_{part}"][v] - motion.joints[v, ankle]
-    return np.median(np.einsum("tji,tj->ti", motion.rotations[v, ankle], d), axis=0)
+    d = motion.foot_points[f"{side}_{part}"][v] - motion.joints[v, joint]
+    return np.median(np.einsum("tji,tj->ti", motion.rotations[v, joint], d), axis=0)
 
 
 def _spread(mask, w, lock_p, lock_Ra, lock_Rf):

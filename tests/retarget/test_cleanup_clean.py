@@ -106,6 +106,23 @@ def test_unusable_takes_are_one_line_errors(model, walk):
         clean_take(dead, model, Smoothing(), CleanOptions())
     with pytest.raises(RetargetError, match="SMPL-X"):
         clean_take(replace(take, body_model="smpl"), model, Smoothing(), CleanOptions())
+    with pytest.raises(RetargetError, match="body model"):
+        clean_take(take, None, Smoothing(), CleanOptions())
+
+
+def test_junk_in_invalid_rows_stays_out(model, walk):
+    _, noisy = walk
+    take = noisy.take
+    valid = take.valid.copy()
+    valid[40:46] = False
+    params = {k: np.array(v, copy=True) for k, v in take.params.items()}
+    for v in params.values():
+        v[40:46] = np.nan                      # junk rows may hold anything
+    res = clean_take(replace(take, valid=valid, params=params), model, Smoothing(),
+                     CleanOptions())
+    assert res.contacts is not None
+    for k, v in res.take.params.items():
+        assert np.isfinite(v[valid]).all(), k
 
 
 def test_clean_options_validate_and_round_trip():
