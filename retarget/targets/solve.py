@@ -37,14 +37,16 @@ over the rig's): ``m(t) = m_rest + k Q (m_smplx(t) - m_smplx_rest)``; the hips
 bone's head is placed so its hip joints land there. With ``root_motion="root"``
 the root bone carries the hips' ground-plane path.
 
-Feet IK (``ik=True``): in foot-contact runs the target ankle is held at the run's
-mean FK position, plus ``k`` times the source ankle's own drift, by a two-bone
-(thigh, shin) IK that keeps the knee's plane; the offset from FK fades out over
-``IK_BLEND`` frames outside the runs. Contacts come from ``contacts`` (engineer
-A's ``cleanup.contacts.Contacts`` or ``{"left": (T,), "right": (T,)}`` masks); for a
-take, the motion clean-up's contact finder (``take_contacts``); otherwise (a
-``SourceMotion``, or no ground found) a simple height + speed test on the source
-feet (``simple_contacts``).
+Limb IK (``ik=True``): with ``ends=True`` each hand and foot goes where the scaled
+rig puts it relative to the shoulder/hip (``limb-length ratio x`` the SMPL-X
+vector), by a two-bone IK that keeps the elbow/knee plane and leaves the
+hand/foot orientation as transferred; in foot-contact runs the ankle is held at
+the run's mean position plus ``k`` times the source ankle's own drift, the offset
+fading out over ``IK_BLEND`` frames outside the runs. Contacts come from
+``contacts`` (the motion clean-up's ``cleanup.contacts.Contacts`` or
+``{"left": (T,), "right": (T,)}`` masks); for a take, the clean-up's contact
+finder (``take_contacts``); otherwise (a ``SourceMotion``, or no ground found) a
+simple height + speed test on the source feet (``simple_contacts``).
 """
 from __future__ import annotations
 
