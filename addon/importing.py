@@ -24,6 +24,26 @@ def convert_options_from_props(props):
                           pose_correctives=bool(props.pose_correctives))
 
 
+def _smpl_flag(flags: dict, gender: str):
+    """Where Import Take takes the SMPL model from (there is no SMPL preference): the SMPL-X
+    preference when it is a models folder holding ``smpl/`` (one folder serves both bodies),
+    else the add-on's data folder's ``smpl/`` (unless ``P2P_MOCAP_SMPL`` is set), else None:
+    the search order (``weights.locations.find_smpl``)."""
+    import os
+    from pathlib import Path
+
+    from ..common.smpl_file import SMPL_SUBDIR, model_file_in
+    from .paths import data_dir
+
+    folder = flags.get("smplx")
+    if folder and Path(folder).is_dir() and model_file_in(folder, gender) is not None:
+        return folder
+    own = data_dir() / SMPL_SUBDIR
+    if not os.environ.get("P2P_MOCAP_SMPL") and model_file_in(own, gender) is not None:
+        return str(own)
+    return None
+
+
 def import_take_files(context, paths, options=None) -> tuple[list, list]:
     """Build a rig (or add a take to the person's rig) per take file. -> (armatures, notes).
 
@@ -48,8 +68,8 @@ def import_take_files(context, paths, options=None) -> tuple[list, list]:
     for path in paths:
         take = read_take(_as_take_file(context, path, notes))
         gender = options.gender or take.gender
-        if take.body_model == "smpl":  # (I2L-MeshNet takes) the search order, no preference
-            hit = find_smpl(None, gender)
+        if take.body_model == "smpl":  # (I2L-MeshNet takes)
+            hit = find_smpl(_smpl_flag(flags, gender), gender)
             if not hit.found:
                 raise RuntimeError(hit.problem or f"SMPL model file not found ({gender}); put "
                                    f"it at {hit.install_to} (docs/smpl.md)")

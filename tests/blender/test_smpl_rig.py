@@ -138,3 +138,34 @@ def test_convert_cli_reopen_and_resmooth(tmp_path):
     after = posed_bone_heads(arm, sm.SMPL_JOINT_NAMES)
     assert np.abs(after - before).max() > 1e-3  # the keys changed
     bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def test_addon_import_take_builds_the_smpl_rig(repo, tmp_path):
+    """The add-on's Import Take: an SMPL take gets the SMPL rig, its model from the models
+    folder set as the SMPL-X preference (one folder serves both bodies)."""
+    import shutil
+    from importlib import import_module
+
+    from pose2pose_mocap.retarget.take import write_take
+
+    from tests.blender.test_addon_ui import MODULE, disable_dev_addon, enable_dev_addon
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    models = tmp_path / "models"
+    for src in (standin_smplx_path(), standin_smpl_path()):
+        (models / src.parent.name).mkdir(parents=True)
+        shutil.copy(src, models / src.parent.name / src.name)
+    take = write_take(tmp_path / "clip.take.npz", make_smpl_take(smpl_params(4, max_angle=0.5),
+                                                                 source="clip.mp4"))
+    enable_dev_addon(repo, tmp_path)
+    try:
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+        prefs.smplx_path = str(models)
+        importing = import_module(MODULE + ".addon.importing")
+        arms, _notes = importing.import_take_files(bpy.context, [str(take)])
+        assert [a.name for a in arms] == ["SMPL person 0 (stand-in)"]
+        assert arms[0]["p2p_body_model"] == "smpl" and len(arms[0].data.bones) == 24
+        prefs.smplx_path = ""
+    finally:
+        disable_dev_addon()
+        bpy.ops.wm.read_factory_settings(use_empty=True)
