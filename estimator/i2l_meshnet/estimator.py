@@ -76,10 +76,13 @@ class I2LMeshNetEstimator:
                                   "run p2p-mocap doctor)")
         smpl_path, smpl_standin = find_smpl_model(options.smplx)
         net = load_checkpoint(ck.path, smpl_model_path=smpl_path, device=options.device)
-        name = f"{Path(ck.path).name} sha256:{file_sha256(ck.path)}"
-        standin = bool(ck.standin or smpl_standin)
-        if not standin:
-            standin = identify_checkpoint(ck.path).kind == "stand-in"
+        if ck.standin:
+            sha, standin = file_sha256(ck.path), True
+        else:  # a stand-in under a real name is still a stand-in (hashes the file once)
+            info = identify_checkpoint(ck.path)
+            sha, standin = info.sha256, info.kind == "stand-in"
+        name = f"{Path(ck.path).name} sha256:{sha}"
+        standin = bool(standin or smpl_standin)
         return cls(net, model_name=name, standin=standin, device=options.device,
                    precision=options.precision)
 
