@@ -7,6 +7,8 @@
   camera and rows (``take_rows``) and the job (``pipeline.EstimateJob``);
 * ``pose2pose/``: the Pose2Pose (Hand4Whole) whole-body estimator (network,
   checkpoints, its outputs and their take conversion, ``Pose2PoseEstimator``).
+* ``i2l_meshnet/``: the I2L-MeshNet SMPL-body estimator (network, checkpoints,
+  crops, take conversion, ``I2LMeshNetEstimator``; ``docs/estimators.md``).
 
 Never imports bpy. Names are loaded on first use, so ``import
 pose2pose_mocap.estimator`` is cheap and does not pull in torch; e.g.
