@@ -332,6 +332,26 @@ def take_contacts(take, model) -> tuple:
     return contacts, why
 
 
+def _fk_order(parents, anchor: dict) -> list:
+    """Bones in an order where each comes after its parent and its anchor (anchors that
+    would make a cycle are dropped from ``anchor``)."""
+    B = len(parents)
+    done, order, left = set(), [], list(range(B))
+    while left:
+        rest = []
+        for i in left:
+            deps = [int(parents[i])] + ([anchor[i]] if i in anchor else [])
+            if all(d < 0 or d in done for d in deps):
+                order.append(i)
+                done.add(i)
+            else:
+                rest.append(i)
+        if len(rest) == len(left):       # only anchors can make a cycle
+            anchor.pop(rest[0], None)
+        left = rest
+    return order
+
+
 def _torso_spans(bone_joint, mapping, index, parents, excluded) -> dict:
     """Mapped torso bone -> (its span: itself and the unmapped bones up to the next mapped
     one, parents first; that next mapped bone). UE5 spine_01 -> [spine_01, spine_02]."""
@@ -502,8 +522,8 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
     for i, j in bone_joint.items():
         c = _child_joint(j)
         cb = mapping.get(JOINT_NAMES[c]) if c is not None else None
-        if cb is not None and _is_descendant(parents, index[cb], i) and \
-                np.linalg.norm(H[index[cb]] - H[i]) > 1e-6:
+        # (a mapped child that is not a descendant here is anchored to this bone below)
+        if cb is not None and np.linalg.norm(H[index[cb]] - H[i]) > 1e-6:
             ut, us = H[index[cb]] - H[i], src.rest_heads[c] - src.rest_heads[j]
         else:
             ut, us = Tl[i] - H[i], src.rest_tails[j] - src.rest_heads[j]
@@ -578,18 +598,37 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
         fixed_pos[root] = H[root] + ground
         located[root] = True
 
-    def fk(P, bones):
-        for i in bones:
+    # Mapped bones whose SMPL-X parent's bone is not their ancestor here (a flat or odd
+    # hierarchy): their head is put on that bone and keyed as a location.
+    anchor = {}
+    for i, j in bone_joint.items():
+        pj = int(PARENTS[j])
+        while pj >= 0 and JOINT_NAMES[pj] not in mapping:
+            pj = int(PARENTS[pj])
+        if i == hips or pj < 0:
+            continue
+        a = index[mapping[JOINT_NAMES[pj]]]
+        if not _is_descendant(parents, i, a):
+            anchor[i] = a
+    order = _fk_order(parents, anchor)
+    for i in anchor:
+        located[i] = True
+
+    def fk(P):
+        for i in order:
             p = int(parents[i])
             if i in fixed_pos:
                 P[i] = fixed_pos[i]
+            elif i in anchor:
+                a = anchor[i]
+                P[i] = P[a] + mv(D[a], H[i] - H[a])
             elif p < 0:
                 P[i] = H[i]
             else:
                 P[i] = P[p] + mv(D[p], H[i] - H[p])
         return P
 
-    P = fk(np.empty((B, T, 3)), range(B))
+    P = fk(np.empty((B, T, 3)))
 
     # Limb IK: hands and feet where the scaled source puts them (relative to the limb's
     # root joint), and feet held still in contact runs.
@@ -634,16 +673,14 @@ def retarget(take_or_source, model, target: RigTarget, skeleton: TargetSkeleton 
                     turn.setdefault(id(D[x]), (D[x], R1))
             for arr, R in turn.values():
                 arr[active] = mm(R, arr[active])
-            P = fk(P, range(B))
+            P = fk(P)
 
     # Follow bones sit on the bone they follow (rigidly, keeping their rest offset).
     if follow:
         for i, f in follow.items():
             fixed_pos[i] = P[f] + mv(D[f], H[i] - H[f])
             located[i] = True
-        moved = [x for x in range(B) if x in follow or any(
-            _is_descendant(parents, x, i) for i in follow)]
-        P = fk(P, moved)
+        P = fk(P)
 
     # Pose channels.
     quats = np.zeros((T, B, 4))

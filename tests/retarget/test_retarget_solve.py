@@ -73,6 +73,25 @@ def test_mapped_segments_point_where_the_smplx_ones_point(source, name):
     assert (np.einsum("tbi,tbi->tb", q[1:], q[:-1]) >= 0).all(), "sign-continuous quaternions"
 
 
+def test_a_flat_hierarchy_gets_heads_keyed_where_the_smplx_tree_puts_them(source):
+    """Every bone a child of Root (some mocap exports): mapped bones are placed on the bone
+    of their SMPL-X parent joint (location keys), so segments and limbs still match."""
+    t = get_target("godot")
+    sk = t.skeleton
+    flat = TargetSkeleton("flat", tuple(replace(b, parent=None if b.name == "Root" else "Root")
+                                        for b in sk.bones))
+    m = retarget(source, None, t, flat, ik=False)
+    errs = segment_errors(source, t, flat, m)
+    assert max(errs.values()) < 1e-5
+    ix = flat.index()
+    assert m.located[ix["LeftLowerArm"]] and m.located[ix["LeftIndexDistal"]]
+    base = retarget(source, None, t, ik=False)
+    H_flat, _ = evaluated(flat, m)
+    H_base, _ = evaluated(sk, base)
+    mapped = [ix[b] for b in t.mapping.values()]
+    assert np.allclose(H_flat[:, mapped], H_base[:, mapped], atol=1e-9)
+
+
 def test_a_pose_target_gets_arms_raised_for_the_t_pose(model):
     """Zero pose (SMPL-X T-pose): UE5's A-posed upper arm is turned up ~45 deg, Godot's
     T-posed one hardly at all."""
