@@ -16,13 +16,18 @@ def standin_smpl_root():
     global _ROOT
     if _ROOT is None:
         import atexit
+        import os
         import shutil
         import tempfile
         from pathlib import Path
 
         from pose2pose_mocap.weights.standins import write_smpl_standins
 
-        _ROOT = Path(tempfile.mkdtemp(prefix="p2p-smpl-standin-"))
+        # Beside the data folder tests/conftest.py makes: its session folder is removed even
+        # where the bpy 4.2 exit skips atexit (conftest leaves with os._exit there).
+        data = os.environ.get("P2P_MOCAP_DATA_DIR")
+        parent = Path(data).parent if data and Path(data).parent.is_dir() else None
+        _ROOT = Path(tempfile.mkdtemp(prefix="p2p-smpl-standin-", dir=parent))
         atexit.register(shutil.rmtree, _ROOT, True)
         write_smpl_standins(_ROOT)
     return _ROOT
