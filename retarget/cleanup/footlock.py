@@ -3,10 +3,12 @@
 
 For each contact run of a foot (heel or toes on the ground, ``Contacts.foot``):
 
-* the **lock**: the ankle's position and the ankle's and toe joint's global
-  rotations are held at their median / mean over the run (where the foot was
-  planted, robust to per-frame noise), the ankle lowered or raised so the
-  lower of heel and toes touches the ground;
+* the **lock**: while the heel is down, the ankle's position and the ankle's and
+  toe joint's global rotations are held at their median / mean over the heel's
+  rows (where the foot was planted, robust to per-frame noise), lowered or raised
+  so the lower of heel and toes touches the ground; while only the toes are down
+  (push-off, or a run on the toes) the toes stay where they are and the foot turns
+  about them as estimated;
 * a **weight** ``w`` is 1 inside the run and ramps to 0 over ``blend_frames``
   frames before and after it (smoothstep); targets are ``(1-w) estimate + w lock``
   (rotations by normalised quaternion blend);
@@ -18,7 +20,8 @@ For each contact run of a foot (heel or toes on the ground, ``Contacts.foot``):
   thigh and shin lengths fixed; the ankle's and toe's local rotations are set so
   their global rotations are the targets.
 * optional **penetration fix**: an ankle whose heel or toes would be below the
-  ground is raised along the ground normal by that depth (outside contacts too).
+  ground is raised along the ground normal by that depth (outside contacts too;
+  not while only the toes are held, which would make them slide).
 
 Only ``global``-free quantities change: ``body_pose`` of hips, knees, ankles and
 feet, and ``transl``.
@@ -121,35 +124,42 @@ def lock_feet(params: dict, motion, contacts, model, *, blend_frames: int = 4,
 
     sides = ("left", "right")
     weights = np.zeros((T, 2))
-    tgt_pos = {}
-    tgt_rot = {}
+    tgt_pos, tgt_rot = {}, {}
     for s, side in enumerate(sides):
         hip, knee, ankle, foot = LEG_CHAINS[side]
         mask = contacts.foot(side) & valid
+        heel = contacts.contact[:, list(contacts.feet).index(f"{side}_heel")] & mask
         w = lock_weights(mask, blend_frames) * valid
+        wr = np.minimum(lock_weights(heel, blend_frames), w)   # rotation held: heel down
         weights[:, s] = w
-        lock_p = joints[:, ankle].copy()
-        lock_Ra = rots[:, ankle].copy()
-        lock_Rf = rots[:, foot].copy()
+        (u_heel, v_heel), (u_toes, v_toes) = (_point_offsets(motion, side, part)
+                                              for part in ("heel", "toes"))
+        toe_lock = np.zeros((T, 3))
+        lock_Ra, lock_Rf = rots[:, ankle].copy(), rots[:, foot].copy()
         for a, b in runs(mask):
-            # where the foot was planted: robust centre over the run
-            p = np.median(joints[a:b, ankle], axis=0)
-            Ra = _mean_rotation(rots[a:b, ankle])
-            Rf = _mean_rotation(rots[a:b, foot])
-            # heel/toes of that pose on the ground
-            sole = np.stack([motion.foot_points[f"{side}_heel"][a:b],
-                             motion.foot_points[f"{side}_toes"][a:b]], 1)  # (n, 2, 3)
-            rel = sole - joints[a:b, ankle][:, None]
-            # rotate offsets from the estimate's foot pose into the locked pose
-            Rrel = np.einsum("ij,tkj->tik", Ra, rots[a:b, ankle])       # Ra @ R_t^T
-            rel = np.einsum("tij,tkj->tki", Rrel, rel).mean(0)            # (2, 3)
-            p = p - (ground.height(p + rel).min()) * n
-            lock_p[a:b] = p
-            lock_Ra[a:b], lock_Rf[a:b] = Ra, Rf
+            hr = np.flatnonzero(heel[a:b]) + a
+            if hr.size:
+                # heel down: the foot is held where it was planted (robust centre over
+                # the heel's rows), flat as it was then, its lower point on the ground
+                p = np.median(joints[hr, ankle], axis=0)
+                Ra, Rf = _mean_rotation(rots[hr, ankle]), _mean_rotation(rots[hr, foot])
+                tp = p + Ra @ u_toes + Rf @ v_toes
+                low = min(ground.height(p + Ra @ u_heel + Rf @ v_heel), ground.height(tp))
+                toe_lock[a:b] = tp - low * n
+                lock_Ra[a:b], lock_Rf[a:b] = Ra, Rf
+            else:
+                # toes only: they stay put, the foot turns about them as estimated
+                tp = np.median(motion.foot_points[f"{side}_toes"][a:b], axis=0)
+                toe_lock[a:b] = tp - ground.height(tp) * n
         # spread each lock into the blend ramps around its run
-        lock_p, lock_Ra, lock_Rf = _spread(mask, w, lock_p, lock_Ra, lock_Rf)
-        tgt_pos[side] = lock_p
-        tgt_rot[side] = (lock_Ra, lock_Rf)
+        toe_lock, lock_Ra, lock_Rf = _spread(mask, w, toe_lock, lock_Ra, lock_Rf)
+        Ra_t = _blend_rotations(rots[:, ankle], lock_Ra, wr)
+        Rf_t = _blend_rotations(rots[:, foot], lock_Rf, wr)
+        # the ankle where the (possibly turning) foot keeps its toes on their lock
+        ankle_lock = toe_lock - np.einsum("tij,j->ti", Ra_t, u_toes) - np.einsum(
+            "tij,j->ti", Rf_t, v_toes)
+        tgt_pos[side] = ankle_lock
+        tgt_rot[side] = (Ra_t, Rf_t, wr)
 
     # root correction: weighted mean of (lock - estimate) over the feet, low-passed
     shift = np.zeros((T, 3))
@@ -170,15 +180,17 @@ def lock_feet(params: dict, motion, contacts, model, *, blend_frames: int = 4,
         w = weights[:, s]
         H, K, A = J[:, hip], J[:, knee], J[:, ankle]
         target = (1 - w)[:, None] * A + w[:, None] * tgt_pos[side]
-        Ra_t = _blend_rotations(rots[:, ankle], tgt_rot[side][0], w)
-        Rf_t = _blend_rotations(rots[:, foot], tgt_rot[side][1], w)
+        Ra_t, Rf_t, wr = tgt_rot[side]
         if penetration_fix:
             # heel / toes of the target foot pose; raise the ankle out of the ground
-            rel_h = np.einsum("tij,j->ti", Ra_t, _joint_offset(motion, side, "heel", ankle))
-            rel_t = (np.einsum("tij,j->ti", Ra_t, rest[foot] - rest[ankle])
-                     + np.einsum("tij,j->ti", Rf_t, _joint_offset(motion, side, "toes", foot)))
+            (uh, vh), (ut, vt) = (_point_offsets(motion, side, part) for part in ("heel", "toes"))
+            rel_h = np.einsum("tij,j->ti", Ra_t, uh) + np.einsum("tij,j->ti", Rf_t, vh)
+            rel_t = np.einsum("tij,j->ti", Ra_t, ut) + np.einsum("tij,j->ti", Rf_t, vt)
             low = np.minimum(ground.height(target + rel_h), ground.height(target + rel_t))
-            target = target + np.maximum(-low, 0.0)[:, None] * n
+            # not while only the toes are held: they stay, a heel the estimate puts a
+            # little below the ground is the lesser evil
+            lift = np.maximum(-low, 0.0) * (1.0 - w * (1.0 - wr))
+            target = target + lift[:, None] * n
         active = valid & ((w > 0) | (penetration_fix & (np.linalg.norm(target - A, axis=-1)
                                                           > 1e-6)))
         if not active.any():
@@ -205,6 +217,16 @@ def lock_feet(params: dict, motion, contacts, model, *, blend_frames: int = 4,
         body[valid, j - 1] = matrix_to_axis_angle(local[valid, j])
     out["body_pose"] = body.reshape(T, 63)
     return out, weights
+
+
+def _point_offsets(motion, side: str, part: str):
+    """``(u, v)``: the foot point is ``ankle + R_ankle u + R_foot v``
+    (``kinematics.foot_offsets``; estimated from the motion when it has none)."""
+    name = f"{side}_{part}"
+    if motion.foot_offsets is not None:
+        return motion.foot_offsets[name]
+    _, _, ankle, foot = LEG_CHAINS[side]
+    return _joint_offset(motion, side, part, ankle), np.zeros(3)
 
 
 def _joint_offset(motion, side: str, part: str, joint: int) -> np.ndarray:

@@ -47,6 +47,9 @@ class TakeMotion:
     valid: np.ndarray         # (T,) bool
     fps: float                # rows per second (take.fps / take.stride)
     rest: np.ndarray | None = None   # (J, 3) rest joints used (median betas)
+    # FOOT_POINTS name -> (u (3,), v (3,)): the point is ankle + R_ankle u + R_foot v
+    # (linear blend skinning of its vertices by the ankle and toe joints; foot_offsets)
+    foot_offsets: dict | None = None
 
     @property
     def num_frames(self) -> int:
@@ -99,6 +102,26 @@ def skin_points(model: SmplxModel, ids: np.ndarray, betas: np.ndarray, A: np.nda
     return np.einsum("tvab,vb->tva", M[..., :3], v) + M[..., 3]
 
 
+def foot_offsets(model: SmplxModel, betas: np.ndarray, rest: np.ndarray) -> dict:
+    """FOOT_POINTS name -> ``(u, v)`` with ``point = ankle + R_ankle u + R_foot v``.
+
+    For a vertex skinned by the ankle (weight a) and toe joint (weight f), LBS gives
+    ``a (A + R_a (x - J_a)) + f (F + R_f (x - J_f))`` with ``F = A + R_a (J_f - J_a)``;
+    weights are renormalised over those two joints (the rest is tiny on a sole) and
+    the point is the mean of its vertices."""
+    out = {}
+    for name, ids in foot_vertex_ids(model).items():
+        _, _, ankle, foot = LEG_CHAINS[name.split("_")[0]]
+        x = model.v_template[ids] + np.einsum("k,vck->vc", betas, model.shapedirs[ids])
+        a, f = model.lbs_weights[ids, ankle], model.lbs_weights[ids, foot]
+        tot = np.maximum(a + f, 1e-9)
+        a, f = a / tot, f / tot
+        u = (a[:, None] * (x - rest[ankle]) + f[:, None] * (rest[foot] - rest[ankle])).mean(0)
+        v = (f[:, None] * (x - rest[foot])).mean(0)
+        out[name] = (u, v)
+    return out
+
+
 def pose_rotations(params: dict) -> np.ndarray:
     """Local rotation matrices of the 55 joints. -> ``(T, 55, 3, 3)``."""
     return axis_angle_to_matrix(full_pose(params))
@@ -124,7 +147,8 @@ def motion_from_params(params: dict, valid, fps: float, model: SmplxModel,
     feet = {name: skin_points(model, ids, betas, A).mean(axis=1) + transl
             for name, ids in foot_vertex_ids(model).items()}
     return TakeMotion(joints=joints, rotations=rots, foot_points=feet,
-                      valid=np.asarray(valid, bool).copy(), fps=float(fps), rest=rest)
+                      valid=np.asarray(valid, bool).copy(), fps=float(fps), rest=rest,
+                      foot_offsets=foot_offsets(model, betas, rest))
 
 
 def take_motion(take, model: SmplxModel) -> TakeMotion:

@@ -196,3 +196,19 @@ def test_one_euro_smoothing_setting_round_trips():
         Smoothing(method="one_euro", one_euro_beta=-1.0)
     with pytest.raises(RetargetError):
         Smoothing.from_dict({"method": "one_euro", "one_euro_beta": "x"})
+
+
+def test_toes_only_contact_pivots_about_the_toes(model, walk):
+    noisy = smooth_take(add_noise(walk, seed=4, faults=False).take, Smoothing())
+    m = take_motion(noisy, model)
+    g = estimate_ground(m)
+    c = np.zeros((walk.num_frames, 4), bool)
+    c[:, 1] = walk.contact[:, 0]               # left toes only
+    params, _ = lock_feet(noisy.params, m, Contacts(g, FOOT_POINTS, c), model,
+                          blend_frames=2, root_correction=False, penetration_fix=False)
+    locked = take_motion(noisy.with_params(params), model)
+    both = walk.contact[1:, 0] & walk.contact[:-1, 0]
+    toes = np.linalg.norm(np.diff(locked.foot_points["left_toes"], axis=0), axis=1)[both]
+    heel = np.linalg.norm(np.diff(locked.foot_points["left_heel"], axis=0), axis=1)[both]
+    assert toes.mean() < 1e-4                  # the toes stay
+    assert heel.mean() > 3 * toes.mean()       # the foot still turns as estimated
