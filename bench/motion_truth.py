@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pose2pose_mocap.retarget.cleanup.footlock import _frame, _two_bone
+from pose2pose_mocap.retarget.cleanup.footlock import bone_frame, two_bone_ik
 from pose2pose_mocap.retarget.cleanup.kinematics import LEG_CHAINS, foot_vertex_ids
 from pose2pose_mocap.retarget.rotations import (axis_angle_to_matrix, matrix_to_axis_angle)
 from pose2pose_mocap.retarget.smplx_model import JOINT_NAMES, rest_joints
@@ -304,10 +304,10 @@ def make_truth(name: str, model, seconds: float = 6.0, fps: float = FPS,
         K_guess = 0.5 * (H + target) + 0.3 * fwd
         l1 = np.linalg.norm(rest[knee] - rest[hip])
         l2 = np.linalg.norm(rest[ankle] - rest[knee])
-        K2, A2, pole = _two_bone(H, K_guess, target, target, l1, l2)
-        Fh = _frame(K2 - H, pole) @ _frame((rest[knee] - rest[hip])[None], np.array(
+        K2, A2, pole = two_bone_ik(H, K_guess, target, l1, l2)
+        Fh = bone_frame(K2 - H, pole) @ bone_frame((rest[knee] - rest[hip])[None], np.array(
             [[0.0, 0.0, 1.0]])).swapaxes(-1, -2)
-        Fk = _frame(A2 - K2, pole) @ _frame((rest[ankle] - rest[knee])[None], np.array(
+        Fk = bone_frame(A2 - K2, pole) @ bone_frame((rest[ankle] - rest[knee])[None], np.array(
             [[0.0, 0.0, 1.0]])).swapaxes(-1, -2)
         local[:, hip] = Rroot.swapaxes(-1, -2) @ Fh
         local[:, knee] = Fh.swapaxes(-1, -2) @ Fk

@@ -150,11 +150,12 @@ def _split_points(x: np.ndarray, min_frames: int, max_drift: float, cos_turn: fl
 
 
 def split_drifting(contact: np.ndarray, motion, ground: Ground, min_frames: int,
-                   max_drift: float = None, max_turn_deg: float = None) -> np.ndarray:
+                   max_drift: float | None = None,
+                   max_turn_deg: float | None = None) -> np.ndarray:
     """Split a foot's contact into plants whose mean (low-passed) ankle positions on
     the ground differ by more than ``max_drift`` m, or whose feet point more than
-    ``max_turn_deg`` apart (binary segmentation, ``_split_points``): a step that the thresholds merged into its
-    neighbour (small steps when turning on the spot) becomes two plants.
+    ``max_turn_deg`` apart (binary segmentation, ``_split_points``): a step that the
+    thresholds merged into its neighbour (small steps when turning on the spot) becomes two plants.
     ``contact (T, 4)`` in FOOT_POINTS order -> a copy."""
     from ..smoothing import filter_series
     from .kinematics import JOINT

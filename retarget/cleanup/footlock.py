@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..rotations import (matrix_to_axis_angle, matrix_to_quaternion, quaternion_continuity,
-                         quaternion_to_matrix)
+from ..rotations import matrix_to_axis_angle, matrix_to_quaternion, quaternion_to_matrix
 from .contacts import runs
 from .kinematics import LEG_CHAINS, pose_rotations
 
@@ -83,16 +82,23 @@ def _lowpass(x: np.ndarray, fps: float, hz: float) -> np.ndarray:
     return filter_series(x, fps, "butterworth", hz)
 
 
-def _two_bone(H, K, A, target, l1, l2):
-    """Analytic two-bone IK. H, K, A, target ``(T, 3)``; l1, l2 lengths.
+POLE_BIAS_M = 0.02   # a nearly straight knee bends towards ``forward``
+
+
+def two_bone_ik(H, K, target, l1, l2, forward=None):
+    """Analytic two-bone IK. Hip H, knee K, target ``(T, 3)``; l1, l2 bone lengths.
 
     -> (new knee ``(T, 3)``, reached ankle ``(T, 3)``, pole ``(T, 3)``); the knee stays
-    in the plane through H, target and the estimate's knee (its pole)."""
+    in the plane through H, target and the estimate's knee (its pole). ``forward
+    (T, 3)``: the knee's front, added with ``POLE_BIAS_M`` so a straight leg (no
+    pole to see) bends forwards, not in a direction its noise picks."""
     d_vec = target - H
     d = np.linalg.norm(d_vec, axis=-1)
     u = d_vec / np.maximum(d, _EPS)[:, None]
     d = np.clip(d, abs(l1 - l2) + 1e-4, (l1 + l2) * 0.9999)
     k = K - H
+    if forward is not None:
+        k = k + POLE_BIAS_M * _unit(forward)
     pole = k - (k * u).sum(-1, keepdims=True) * u
     pole = _unit(pole)
     a = (l1 * l1 - l2 * l2 + d * d) / (2 * d)
@@ -101,7 +107,7 @@ def _two_bone(H, K, A, target, l1, l2):
     return K2, H + d[:, None] * u, pole
 
 
-def _frame(direction, pole):
+def bone_frame(direction, pole):
     """Orthonormal frames ``(T, 3, 3)`` with columns (direction, pole-ish, cross)."""
     e1 = _unit(direction)
     e2 = _unit(pole - (pole * e1).sum(-1, keepdims=True) * e1)
@@ -197,11 +203,11 @@ def lock_feet(params: dict, motion, contacts, model, *, blend_frames: int = 4,
             continue
         l1 = np.linalg.norm(rest[knee] - rest[hip])
         l2 = np.linalg.norm(rest[ankle] - rest[knee])
-        K2, A2, pole = _two_bone(H, K, A, target, l1, l2)
+        K2, A2, pole = two_bone_ik(H, K, target, l1, l2, forward=rots[:, knee, :, 2])
         Rh_old, Rk_old = rots[:, hip], rots[:, knee]
-        Fh_old, Fh_new = _frame(K - H, pole), _frame(K2 - H, pole)
-        Fk_old = _frame(A - K, pole)
-        Fk_new = _frame(A2 - K2, pole)
+        Fh_old, Fh_new = bone_frame(K - H, pole), bone_frame(K2 - H, pole)
+        Fk_old = bone_frame(A - K, pole)
+        Fk_new = bone_frame(A2 - K2, pole)
         Rh_new = Fh_new @ np.swapaxes(Fh_old, -1, -2) @ Rh_old
         Rk_new = Fk_new @ np.swapaxes(Fk_old, -1, -2) @ Rk_old
         Rp = rots[:, parents[hip]]

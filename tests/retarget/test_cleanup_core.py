@@ -7,7 +7,7 @@ import pytest
 from bench.motion_truth import add_noise, make_truth, truth_skate
 from pose2pose_mocap.retarget.cleanup.clean import CleanOptions
 from pose2pose_mocap.retarget.cleanup.contacts import Contacts, find_contacts, runs
-from pose2pose_mocap.retarget.cleanup.footlock import _two_bone, lock_feet, lock_weights
+from pose2pose_mocap.retarget.cleanup.footlock import two_bone_ik, lock_feet, lock_weights
 from pose2pose_mocap.retarget.cleanup.ground import estimate_ground, ground_problem
 from pose2pose_mocap.retarget.cleanup.kinematics import (FOOT_POINTS, foot_vertex_ids,
                                                          motion_from_params, take_motion)
@@ -123,7 +123,7 @@ def test_two_bone_ik_reaches_and_keeps_lengths():
     K = H + rng.normal(size=(T, 3))
     target = H + rng.normal(size=(T, 3)) * 0.3
     l1, l2 = 0.4, 0.38
-    K2, A2, pole = _two_bone(H, K, None, target, l1, l2)
+    K2, A2, pole = two_bone_ik(H, K, target, l1, l2)
     np.testing.assert_allclose(np.linalg.norm(K2 - H, axis=1), l1, atol=1e-9)
     np.testing.assert_allclose(np.linalg.norm(A2 - K2, axis=1), l2, atol=1e-9)
     reach = np.linalg.norm(target - H, axis=1) < (l1 + l2) * 0.999
@@ -212,3 +212,12 @@ def test_toes_only_contact_pivots_about_the_toes(model, walk):
     heel = np.linalg.norm(np.diff(locked.foot_points["left_heel"], axis=0), axis=1)[both]
     assert toes.mean() < 1e-4                  # the toes stay
     assert heel.mean() > 3 * toes.mean()       # the foot still turns as estimated
+
+
+def test_a_straight_leg_bends_forwards():
+    H = np.zeros((1, 3))
+    K = np.array([[0.0, -0.4, 0.0]])               # straight: no pole to see
+    target = np.array([[0.0, -0.6, 0.0]])          # closer: the knee must bend
+    K2, A2, _ = two_bone_ik(H, K, target, 0.4, 0.38, forward=np.array([[0.0, 0.0, 1.0]]))
+    assert K2[0, 2] > 0.1 and abs(K2[0, 0]) < 1e-9
+    np.testing.assert_allclose(A2, target, atol=1e-9)
