@@ -356,12 +356,12 @@ def clean_take(take, model, smoothing, options: CleanOptions) -> CleanResult:
         raise RetargetError(f"smoothing must be a Smoothing, got {type(smoothing).__name__}")
     from ..smplx_model import SmplxModel
 
-    if not isinstance(model, SmplxModel):
-        raise RetargetError(f"motion clean-up needs an SMPL-X body model, got "
-                            f"{type(model).__name__}")
     if take.body_model != "smplx":
         raise RetargetError(f"motion clean-up needs an SMPL-X take, this one is "
                             f"{take.body_model!r}")
+    if not isinstance(model, SmplxModel):
+        raise RetargetError(f"motion clean-up needs an SMPL-X body model, got "
+                            f"{type(model).__name__}")
     source = source_take(take)
     if not np.asarray(source.valid, bool).any():
         raise RetargetError("the take has no valid frames: nothing to clean")
