@@ -4,14 +4,15 @@
 
 Modules, each importing only those listed before it (no import circles): ``state``
 (shared state), ``modal`` (the modal loop), ``preferences``, ``paths``, ``jobs`` (step
-objects), ``runtime``, ``importing``, ``props``, ``panels``, ``operators``, ``retarget_ui`` (the
-Retarget panel, its settings and operators)."""
+objects), ``runtime``, ``cleaning`` (the motion clean-up of a take, live), ``importing``,
+``qa_ui`` (the Clean-Up & QA panel: QA flags, timeline markers; registered last), ``props``,
+``panels``, ``operators``, ``retarget_ui`` (the Retarget panel, its settings and operators)."""
 from __future__ import annotations
 
 import bpy
 from bpy.app.handlers import persistent
 
-from . import operators, panels, preferences, props, retarget_ui, state
+from . import operators, panels, preferences, props, qa_ui, retarget_ui, state
 
 _CLASSES = (
     preferences.P2P_AddonPreferences,
@@ -58,6 +59,7 @@ def register():
         setattr(bpy.types.WindowManager, name, make())
     bpy.types.Scene.p2p_mocap = bpy.props.PointerProperty(type=props.P2P_MocapSettings)
     retarget_ui.register()  # (after panels: its panel is a child of P2P_PT_mocap)
+    qa_ui.register()
     bpy.app.handlers.load_pre.append(_stop_jobs_on_load)
 
 
@@ -67,6 +69,7 @@ def unregister():
         if getattr(h, "__name__", "") == _stop_jobs_on_load.__name__ and \
                 getattr(h, "__module__", "") == __name__:
             bpy.app.handlers.load_pre.remove(h)
+    qa_ui.unregister()
     retarget_ui.unregister()
     if hasattr(bpy.types.Scene, "p2p_mocap"):
         del bpy.types.Scene.p2p_mocap

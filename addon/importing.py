@@ -11,7 +11,7 @@ from .paths import have_scipy, model_flags, new_log_path, worker_python
 def smoothing_from_props(props):
     from ..retarget.smoothing import Smoothing
 
-    return Smoothing(method=props.smooth_method,
+    return Smoothing(method=props.smooth_method, one_euro_beta=float(props.smooth_beta),
                      root_hz=props.smooth_root or None, body_hz=props.smooth_body or None,
                      hands_hz=props.smooth_hands or None, face_hz=props.smooth_face or None)
 
@@ -19,9 +19,11 @@ def smoothing_from_props(props):
 def convert_options_from_props(props):
     """The sidebar's settings as the one ``ConvertOptions`` the CLI and batch use too."""
     from ..retarget.options import ConvertOptions
+    from .cleaning import clean_options_from_props
 
     return ConvertOptions(smoothing=smoothing_from_props(props),
-                          pose_correctives=bool(props.pose_correctives))
+                          pose_correctives=bool(props.pose_correctives),
+                          clean=clean_options_from_props(props))
 
 
 def _smpl_flag(flags: dict, gender: str):
@@ -85,7 +87,16 @@ def import_take_files(context, paths, options=None) -> tuple[list, list]:
                                  shape_keys=options.shape_keys)
         arm = built.rig.armature
         notes += built.notes
-        if wanted is not None:
+        if options.clean is not None:  # re-solved from the stored raw take (cleaning.py)
+            from .cleaning import clean_take_keys, solver_for
+
+            try:
+                _, flags, more = clean_take_keys(context.scene, arm, options, built.actions.body,
+                                                 solver=solver_for(context))
+                notes += more + [f"cleaned: {len(flags)} QA flag(s) remain"]
+            except Exception as exc:  # noqa: BLE001 -- the take stays as imported; say why
+                notes.append(f"the take was imported without the clean-up: {exc}")
+        elif wanted is not None:
             try:
                 notes.append(_resmooth_in_worker(context, arm, wanted, built.actions.body))
             except Exception as exc:  # noqa: BLE001 -- the take stays raw; say why

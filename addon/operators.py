@@ -302,11 +302,11 @@ class P2P_OT_apply_smoothing(bpy.types.Operator):
         return selected_take_armature(context) is not None
 
     def execute(self, context):
-        from .importing import resmooth_selected, smoothing_from_props
+        from .qa_ui import resolve_selected
 
         props = context.scene.p2p_mocap
         try:
-            msg = resmooth_selected(context, smoothing_from_props(props))
+            msg = resolve_selected(context, props)  # with the clean-up when it is on
         except Exception as exc:  # noqa: BLE001
             props.smoothing_message = f"Smoothing failed: {exc}"
             self.report({'ERROR'}, props.smoothing_message)

@@ -10,9 +10,11 @@ from ..common import options as opt
 from ..estimator.options import PRECISIONS
 from ..estimator.registry import DEFAULT_ESTIMATOR, ESTIMATORS
 from ..retarget.export_presets import PRESETS, ROOT_MODES
+from ..retarget.cleanup.clean import CleanOptions
 from ..retarget.smoothing import Smoothing
 
 _SMOOTHING = Smoothing()   # the defaults of the smoothing properties (the CLI's too)
+_CLEAN = CleanOptions()    # the defaults of the clean-up properties (the CLI's too)
 
 # Ranges: the same as the CLI's options and the worker's requests (common.options).
 _FRAME_MAX = opt.MAX_FRAME_NUMBER  # (also IntProperty's own maximum)
@@ -55,6 +57,8 @@ METHOD_ITEMS = (
     ('savgol', "Savitzky–Golay", "Polynomial fit in a sliding window", 1),
     ('gaussian', "Gaussian", "Gaussian window; no overshoot", 2),
     ('none', "None", "Raw network output, no smoothing", 3),
+    ('one_euro', "One Euro", "Adaptive: steady when slow, responsive when fast (the cutoffs "
+     "are its floor; the clean-up's bench choice)", 4),
 )
 
 
@@ -63,13 +67,14 @@ PRESET_ITEMS = [(name, {"gltf": "glTF", "bvh": "BVH"}.get(name, name.capitalize(
 
 
 def _smoothing_changed(self, context):
-    """Re-apply the smoothing to the selected take live (no re-inference)."""
+    """Re-solve the selected take live with the smoothing and clean-up settings (from its
+    stored raw take; no re-inference)."""
     if not self.live_smoothing:
         return
-    from .importing import resmooth_selected, smoothing_from_props
+    from .qa_ui import resolve_selected
 
     try:
-        msg = resmooth_selected(context, smoothing_from_props(self))
+        msg = resolve_selected(context, self)
         self.smoothing_message = msg
     except Exception as exc:  # noqa: BLE001 -- shown in the panel, never a silent failure
         self.smoothing_message = f"Smoothing failed: {exc}"
@@ -160,6 +165,42 @@ class P2P_MocapSettings(bpy.types.PropertyGroup):
         soft_max=15.0,
         update=_smoothing_changed,
         description="Cutoff in Hz for jaw, eyes and expression (0 = raw)")
+    smooth_beta: bpy.props.FloatProperty(
+        name="Beta", default=_SMOOTHING.one_euro_beta, min=opt.ONE_EURO_BETA.low,
+        max=opt.ONE_EURO_BETA.high, soft_max=10.0, update=_smoothing_changed,
+        description="One Euro speed coefficient: how fast the cutoff opens with speed")
+    clean_enabled: bpy.props.BoolProperty(
+        name="Clean-Up", default=False, update=_smoothing_changed,
+        description="Clean the motion (QA fixes, smoothing, ground, foot locking), re-solved "
+                    "from the take's stored raw data; the raw take is never changed")
+    clean_foot_lock: bpy.props.BoolProperty(
+        name="Foot Locking", default=_CLEAN.foot_lock, update=_smoothing_changed,
+        description="Keep a foot where its ground contact began (two-bone leg IK), and the "
+                    "root from drifting while both feet are planted")
+    clean_penetration_fix: bpy.props.BoolProperty(
+        name="Above Ground", default=_CLEAN.penetration_fix, update=_smoothing_changed,
+        description="Keep the feet from going below the estimated ground")
+    clean_contact_height: bpy.props.FloatProperty(
+        name="Contact Height", default=_CLEAN.contact_height, min=opt.CONTACT_HEIGHT.low,
+        max=opt.CONTACT_HEIGHT.high, soft_max=0.2, unit='LENGTH', update=_smoothing_changed,
+        description="How far above the ground a heel or toe may be to start a contact (m)")
+    clean_contact_speed: bpy.props.FloatProperty(
+        name="Contact Speed", default=_CLEAN.contact_speed, min=opt.CONTACT_SPEED.low,
+        max=opt.CONTACT_SPEED.high, soft_max=3.0, update=_smoothing_changed,
+        description="How fast a heel or toe may move to start a contact (m/s)")
+    clean_min_contact: bpy.props.IntProperty(
+        name="Shortest Contact", default=_CLEAN.min_contact_frames,
+        min=int(opt.MIN_CONTACT.low), max=int(opt.MIN_CONTACT.high), soft_max=30,
+        update=_smoothing_changed, description="Fewest frames a contact lasts")
+    clean_lock_blend: bpy.props.IntProperty(
+        name="Lock Blend", default=_CLEAN.blend_frames, min=int(opt.LOCK_BLEND.low),
+        max=int(opt.LOCK_BLEND.high), soft_max=20, update=_smoothing_changed,
+        description="Frames to blend a foot lock in and out")
+    clean_fix_flags: bpy.props.StringProperty(
+        name="Fix Flags", default="", update=_smoothing_changed,
+        description="QA flags repaired before filtering, KIND=FIX pairs (FIX: interpolate, "
+                    "refilter or invalidate), e.g. wrist_flip=interpolate,dropout=interpolate; "
+                    "the QA list's Fix adds to it")
     smoothing_message: bpy.props.StringProperty(
         name="Smoothing Result", options={'SKIP_SAVE'},
         description="What the last smoothing change did")

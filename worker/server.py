@@ -32,6 +32,12 @@ Requests (one JSON object per line on stdin)::
     {"cmd": "smooth", "take": path.npz, "settings": {Smoothing.to_dict()}, "out": path.npz}
                              the take file (``p2p-take/2``) smoothed, written as a take
                              file to ``out``; scipy lives here, not in Blender
+    {"cmd": "clean", "take": path.npz, "options": {ConvertOptions.to_dict() with "clean"},
+     "smplx": path|null, "out": path.npz}
+                             the take re-solved from its raw data with the motion clean-up
+                             (``cleanup.clean.clean_take``: QA fixes, smoothing, foot
+                             locking), written as a take file to ``out``; its QA flags and
+                             notes come back in the event
     {"cmd": "import", "path": FILE, "format": "auto"|NAME, "smplx": path|null, "out": path.npz}
                              another tool's result (retarget.importers) as a take file;
                              here because GVHMR's .pt needs torch
@@ -48,6 +54,7 @@ Events (one JSON object per line on stdout; nothing else is ever written there):
      "frames_done": .., "frames_total": .., "standin": bool, "notes": [..], "seconds": ..}
     {"event": "doctor", "report": text, "ready": bool, "standins": bool}
     {"event": "smoothed", "path": ..}
+    {"event": "cleaned", "path": .., "flags": [Flag.to_dict(), ..], "notes": [..]}
     {"event": "imported", "path": .., "estimator": .., "notes": [..]}
     {"event": "error", "message": one line, "log": path}
 
@@ -77,7 +84,7 @@ from pathlib import Path
 
 PROTOCOL = 1
 MAX_REQUEST_BYTES = 16 * 2**20   # one request line (a list of many image paths fits)
-COMMANDS = ("estimate", "cancel", "doctor", "smooth", "import", "ping", "quit")
+COMMANDS = ("estimate", "cancel", "doctor", "smooth", "clean", "import", "ping", "quit")
 log = logging.getLogger("p2p.worker")
 
 
@@ -265,6 +272,32 @@ class Worker:
         take = read_take(src, strict=True)
         written = write_take(out, smooth_take(take, smoothing), overwrite=True)
         self.ch.emit("smoothed", path=str(written))
+
+    def cmd_clean(self, req: dict) -> None:
+        """``take``: a take file (read like ``smooth``'s); ``options``: a ``ConvertOptions``
+        dict whose ``clean`` is set; ``smplx``: the model flag (the search order finds the
+        take's gender). The cleaned take (it keeps its raw source) is written to ``out``."""
+        from ..retarget.options import ConvertOptions
+        from ..retarget.resolve import clean_with_model
+        from ..retarget.smplx_model import load_body_model
+        from ..retarget.take import read_take, write_take
+        from ..weights.locations import smplx_model_file
+
+        src, out = _path_field(req, "take"), _path_field(req, "out")
+        if out.suffix.lower() != ".npz":
+            raise RequestError(f"clean: out must name an .npz file, got {str(out)!r}"[:300])
+        options, flag = req.get("options"), req.get("smplx")
+        if not isinstance(options, dict):
+            raise RequestError("clean: options must be an object")
+        if flag is not None and not isinstance(flag, str):
+            raise RequestError("clean: smplx must be a path or null")
+        opts = ConvertOptions.from_dict(options)
+        take = read_take(src, strict=True)
+        model = load_body_model(smplx_model_file(flag, opts.gender or take.gender),
+                                take.body_model)
+        cleaned, flags, notes = clean_with_model(take, model, opts)
+        written = write_take(out, cleaned, overwrite=True)
+        self.ch.emit("cleaned", path=str(written), flags=flags, notes=notes)
 
     def cmd_import(self, req: dict) -> None:
         """``path``: another tool's result (``retarget.importers``: SMPLer-X, GVHMR, .smpl,

@@ -1,0 +1,211 @@
+"""Issue 14 in Blender: the clean-up as live settings of a take (re-solved from the raw take
+stored on its action, never estimating again), QA flags as a list and as timeline markers
+(only ours replaced), jump / fix / ignore, and the worker's ``clean`` request."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import import_module
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tests.blender.test_addon_ui import MODULE, _Layout, disable_dev_addon, enable_dev_addon
+
+bpy = pytest.importorskip("bpy")
+pytestmark = pytest.mark.blender
+# the runtime interpreter as given when the tests start (the fixtures below hide it)
+_WORKER_PYTHON = os.environ.get("P2P_MOCAP_WORKER_PYTHON")
+
+
+@pytest.fixture(scope="module")
+def addon(repo, tmp_path_factory):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    mod = enable_dev_addon(repo, tmp_path_factory.mktemp("p2p_dev"))
+    yield mod
+    disable_dev_addon()
+
+
+@pytest.fixture(scope="module")
+def smplx_root(tmp_path_factory):
+    from pose2pose_mocap.weights.standins import write_smplx_standins
+
+    root = tmp_path_factory.mktemp("smplx_standin")
+    write_smplx_standins(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def walk_take(smplx_root, tmp_path_factory):
+    """A noisy 3 s walk (bench.motion_truth) with an injected dropout at rows 75..79."""
+    from bench.motion_truth import add_noise, make_truth
+    from pose2pose_mocap.retarget.smplx_model import load_body_model
+    from pose2pose_mocap.retarget.take import write_take
+
+    model = load_body_model(smplx_root / "smplx" / "SMPLX_NEUTRAL.npz")
+    noisy = add_noise(make_truth("walk", model, seconds=3.0), seed=1)
+    assert ("dropout", 75, 80) in noisy.faults
+    return write_take(tmp_path_factory.mktemp("takes") / "walk.take.npz", noisy.take)
+
+
+@pytest.fixture
+def clean_props(addon, smplx_root, monkeypatch):
+    """The panel with the clean-up on, the stand-in model, and no worker to reach (the
+    local re-solve must not need one)."""
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.smplx_path = str(smplx_root)
+    monkeypatch.setenv("P2P_MOCAP_WORKER_PYTHON", "/nonexistent/python")
+    props = bpy.context.scene.p2p_mocap
+    props.live_smoothing = False
+    props.pose_correctives = False
+    props.smooth_method = 'butterworth'
+    props.clean_fix_flags = ""
+    props.clean_foot_lock = True
+    props.clean_enabled = True
+    props.live_smoothing = True
+    yield props
+    props.live_smoothing = False
+    props.clean_enabled = False
+    props.clean_fix_flags = ""
+    prefs.smplx_path = ""
+
+
+def _curve_values(action, arm, bone, path="rotation_quaternion"):
+    from pose2pose_mocap.retarget.blender.fcurves import action_channelbag
+
+    bag = action_channelbag(action, arm)
+    fcs = [fc for fc in bag.fcurves if fc.data_path == f'pose.bones["{bone}"].{path}']
+    assert fcs, (bone, path)
+    n = len(fcs[0].keyframe_points)
+    co = np.empty((len(fcs), 2 * n), np.float32)
+    for i, fc in enumerate(sorted(fcs, key=lambda f: f.array_index)):
+        fc.keyframe_points.foreach_get("co", co[i])
+    return co[0, 0::2].copy(), co[:, 1::2].T.copy()       # frames (n,), values (n, C)
+
+
+def _our_markers(scene):
+    return sorted((m.name, m.frame) for m in scene.timeline_markers if m.name.startswith("QA "))
+
+
+def _import(path):
+    assert bpy.ops.p2p.import_take(filepath=str(path)) == {'FINISHED'}
+    arm = bpy.context.view_layer.objects.active
+    from pose2pose_mocap.retarget.blender.anim import top_take_action
+
+    return arm, top_take_action(arm)
+
+
+def test_clean_up_live_flags_markers_jump_fix_ignore(clean_props, walk_take):
+    cleaning = import_module(MODULE + ".addon.cleaning")
+    scene, props = bpy.context.scene, clean_props
+    file_hash = hashlib.sha256(walk_take.read_bytes()).hexdigest()
+    # the user's markers: one of another name, one named like ours at another frame
+    mine = scene.timeline_markers.new("my marker", frame=10)
+    lookalike = scene.timeline_markers.new("QA dropout", frame=3)
+
+    arm, action = _import(walk_take)
+    raw_bytes = bytes(action["p2p_take_data"])
+    assert json.loads(action[cleaning.CLEAN_PROP])["foot_lock"] is True
+    flags = action.p2p_qa_flags
+    kinds = [(f.kind, f.frame, f.end_frame) for f in flags]
+    assert ("dropout", 76, 81) in kinds, kinds      # rows 75..79 = frames 76..80
+    assert ("QA dropout", 76) in _our_markers(scene)
+    assert len(_our_markers(scene)) == len(flags) + 1       # + the user's look-alike
+    i = next(k for k, f in enumerate(flags) if f.kind == "dropout")
+    frames, _ = _curve_values(action, arm, "pelvis", "location")
+    assert not np.isin(np.arange(76, 81), frames).any()     # a dropout has no keys
+
+    # jump: the operator and selecting the row both go to the flag's first frame
+    scene.frame_set(1)
+    assert bpy.ops.p2p.qa_jump(index=i) == {'FINISHED'} and scene.frame_current == 76
+    scene.frame_set(1)
+    action.p2p_qa_index = i
+    assert scene.frame_current == 76
+
+    # live settings: foot locking off/on re-solves the legs from the raw take
+    _, knee_locked = _curve_values(action, arm, "left_knee")
+    props.clean_foot_lock = False
+    assert "cleaned" in props.smoothing_message, props.smoothing_message
+    _, knee_free = _curve_values(action, arm, "left_knee")
+    assert np.abs(knee_free - knee_locked).max() > 1e-3
+    props.clean_foot_lock = True
+    _, knee_again = _curve_values(action, arm, "left_knee")
+    np.testing.assert_allclose(knee_again, knee_locked, atol=1e-6)
+
+    # ignore: hidden from the timeline and the list, and stays ignored through a re-solve
+    assert bpy.ops.p2p.qa_ignore(index=i) == {'FINISHED'}
+    assert flags[i].ignored and ("QA dropout", 76) not in _our_markers(scene)
+    ul = SimpleNamespace(show_ignored=False, bitflag_filter_item=1 << 30)  # (UILST_FLT_ITEM)
+    shown, _ = bpy.types.P2P_UL_qa_flags.filter_items(ul, bpy.context, action, "p2p_qa_flags")
+    assert shown[i] == 0 and sum(1 for s in shown if s) == len(flags) - 1
+    props.clean_contact_height = 0.06
+    i = next(k for k, f in enumerate(action.p2p_qa_flags) if f.kind == "dropout")
+    assert action.p2p_qa_flags[i].ignored and ("QA dropout", 76) not in _our_markers(scene)
+    assert bpy.ops.p2p.qa_ignore(index=i) == {'FINISHED'}       # shown again
+    assert ("QA dropout", 76) in _our_markers(scene)
+
+    # fix: the kind's fix goes into the settings, the take is re-solved, the flag is gone
+    assert bpy.ops.p2p.qa_fix(index=i) == {'FINISHED'}
+    assert "dropout=interpolate" in props.clean_fix_flags
+    assert "dropout" not in [f.kind for f in action.p2p_qa_flags]
+    assert ("QA dropout", 76) not in _our_markers(scene)
+    frames, _ = _curve_values(action, arm, "pelvis", "location")
+    assert np.isin(np.arange(76, 81), frames).all()         # keyed again, interpolated
+
+    # off: plain smoothing from the raw take; our markers and flags go, the user's stay
+    props.clean_enabled = False
+    assert cleaning.CLEAN_PROP not in action and len(action.p2p_qa_flags) == 0
+    assert _our_markers(scene) == [("QA dropout", 3)]
+    assert mine.name == "my marker" and lookalike.frame == 3
+    _, knee_plain = _curve_values(action, arm, "left_knee")
+    assert np.abs(knee_plain - knee_locked).max() > 1e-3
+
+    # the raw take on the action and the take file were never changed
+    assert bytes(action["p2p_take_data"]) == raw_bytes
+    assert hashlib.sha256(walk_take.read_bytes()).hexdigest() == file_hash
+    for m in (mine, lookalike):
+        scene.timeline_markers.remove(m)
+
+
+def test_qa_panel_draws(clean_props, walk_take):
+    qa_ui = import_module(MODULE + ".addon.qa_ui")
+    _import(walk_take)
+
+    class _L(_Layout):
+        def template_list(self, listtype, list_id, data, prop, active_data, active_prop, **kw):
+            assert hasattr(bpy.types, listtype) and prop in data.bl_rna.properties
+            self.calls.append(("list", prop))
+
+    calls = []
+    fake = SimpleNamespace(layout=_L(calls))
+    qa_ui.P2P_PT_qa.draw(fake, bpy.context)
+    qa_ui.P2P_PT_qa.draw_header(fake, bpy.context)
+    assert ("list", "p2p_qa_flags") in calls and ("prop", "clean_enabled") in calls
+    assert {("operator", f"p2p.qa_{n}") for n in ("jump", "fix", "ignore")} <= set(calls)
+
+
+def test_bad_fix_flags_are_a_message_not_a_traceback(clean_props, walk_take):
+    _import(walk_take)
+    clean_props.clean_fix_flags = "dropout=melt"
+    assert "failed" in clean_props.smoothing_message and "melt" in clean_props.smoothing_message
+
+
+def test_worker_clean_equals_the_local_one(clean_props, walk_take, monkeypatch):
+    """Blender without scipy: the worker's ``clean`` request gives the same keys and flags."""
+    import sys
+
+    cleaning = import_module(MODULE + ".addon.cleaning")
+    qa_ui = import_module(MODULE + ".addon.qa_ui")
+    arm, action = _import(walk_take)
+    _, local = _curve_values(action, arm, "left_knee")
+    local_flags = [(f.kind, f.frame, f.end_frame) for f in action.p2p_qa_flags]
+    monkeypatch.setenv("P2P_MOCAP_WORKER_PYTHON", _WORKER_PYTHON or sys.executable)
+    monkeypatch.setattr(cleaning, "have_scipy", lambda: False)
+    msg = qa_ui.resolve_selected(bpy.context, clean_props)
+    assert "cleaned" in msg
+    _, remote = _curve_values(action, arm, "left_knee")
+    np.testing.assert_allclose(remote, local, atol=1e-5)
+    assert [(f.kind, f.frame, f.end_frame) for f in action.p2p_qa_flags] == local_flags
+
