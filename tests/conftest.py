@@ -15,7 +15,8 @@ for _var, _sub in (("BLENDER_USER_CONFIG", "config"), ("BLENDER_USER_SCRIPTS", "
 # Model files must come from the tests' own folders, never from the developer's data dir.
 os.environ["P2P_MOCAP_DATA_DIR"] = str(_BLENDER_HOME / "p2p_data")
 os.environ["P2P_MOCAP_IGNORE_CHECKOUT"] = "1"
-for _var in ("P2P_MOCAP_SMPLX", "P2P_MOCAP_SMPL", "P2P_MOCAP_CHECKPOINT", "P2P_MOCAP_DETECTOR"):
+for _var in ("P2P_MOCAP_SMPLX", "P2P_MOCAP_SMPL", "P2P_MOCAP_CHECKPOINT", "P2P_MOCAP_DETECTOR",
+             "P2P_MOCAP_I2L_CHECKPOINT"):
     os.environ.pop(_var, None)
 
 REPO = Path(__file__).resolve().parent.parent
