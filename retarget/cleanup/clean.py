@@ -278,22 +278,29 @@ def _with_source(cleaned, source, smoothing, options):
 
 # --------------------------------------------------------------------------- steps
 
-def feet_in_view(take, motion) -> float | None:
-    """Share of valid rows whose four foot points project inside the image (None: the
-    take has no camera)."""
+def feet_visible(take, motion) -> np.ndarray | None:
+    """``(T, 4) bool``: the foot points (FOOT_POINTS order) project inside the image in
+    valid rows (None: the take has no camera)."""
     if take.focal is None or take.princpt is None or take.image_size is None:
         return None
-    v = np.asarray(motion.valid, bool)
-    if not v.any():
-        return 0.0
-    p = np.stack([motion.foot_points[k][v] for k in FOOT_POINTS], 1)    # (n, 4, 3)
+    p = np.stack([motion.foot_points[k] for k in FOOT_POINTS], 1)        # (T, 4, 3)
     z = p[..., 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         u = take.focal[0] * p[..., 0] / z + take.princpt[0]
         w = take.focal[1] * p[..., 1] / z + take.princpt[1]
     W, H = float(take.image_size[0]), float(take.image_size[1])
     inside = (z > 0) & (u >= 0) & (u < W) & (w >= 0) & (w < H)
-    return float(inside.all(axis=1).mean())
+    return inside & np.asarray(motion.valid, bool)[:, None]
+
+
+def feet_in_view(take, motion) -> float | None:
+    """Share of valid rows whose four foot points project inside the image (None: the
+    take has no camera)."""
+    vis = feet_visible(take, motion)
+    v = np.asarray(motion.valid, bool)
+    if vis is None:
+        return None
+    return float(vis[v].all(axis=1).mean()) if v.any() else 0.0
 
 
 def smooth_contact_aware(take, smoothing, breaks=()):
@@ -332,14 +339,19 @@ def _find_contacts_of(take, model, options):
     why = ground_problem(motion)
     if why is not None:
         return motion, None, why
+    vis = feet_visible(take, motion)
     share = feet_in_view(take, motion)
     if share is not None and share < FEET_IN_VIEW_MIN:
         return motion, None, (f"the feet are in view in only {share:.0%} of the frames "
                               "(an upper-body shot?); foot locking skipped")
-    ground = estimate_ground(motion)
+    seen = motion if vis is None else replace(motion, valid=motion.valid & vis.all(axis=1))
+    ground = estimate_ground(seen)
     if ground is None:
         return motion, None, "no ground found (the feet never rest); foot locking skipped"
-    return motion, find_contacts(motion, ground, options), None
+    contacts = find_contacts(motion, ground, options)
+    if vis is not None:  # a foot outside the image is a guess: never lock it
+        contacts = replace(contacts, contact=contacts.contact & vis)
+    return motion, contacts, None
 
 
 def clean_take(take, model, smoothing, options: CleanOptions) -> CleanResult:

@@ -9,7 +9,7 @@ import pytest
 
 from bench.motion_truth import add_noise, make_truth
 from pose2pose_mocap.retarget.cleanup.clean import (SOURCE_PREFIX, CleanOptions, clean_take,
-                                                    settings_of, source_take)
+                                                    feet_visible, settings_of, source_take)
 from pose2pose_mocap.retarget.cleanup.kinematics import take_motion
 from pose2pose_mocap.retarget.errors import RetargetError
 from pose2pose_mocap.retarget.options import ConvertOptions
@@ -148,3 +148,18 @@ def test_convert_options_carry_the_clean_up():
     assert ConvertOptions.from_args(ap.parse_args([]), clean_default=True).clean == CleanOptions()
     with pytest.raises(SystemExit):
         ap.parse_args(["--contact-height", "-3"])
+
+
+def test_feet_outside_the_image_are_never_locked(model, walk):
+    _, noisy = walk
+    take = noisy.take
+    m = take_motion(take, model)
+    u = take.focal[0] * m.foot_points["left_toes"][:, 0] / m.foot_points["left_toes"][:, 2]
+    # move the image so the feet leave it for the last part of the walk
+    cut = np.quantile(u, 0.7)
+    shifted = replace(take, princpt=np.array([take.image_size[0] - 1 - cut,
+                                              take.princpt[1]]))
+    res = clean_take(shifted, model, Smoothing(), CleanOptions())
+    vis = feet_visible(shifted, take_motion(smooth_take(shifted, Smoothing()), model))
+    assert res.contacts is not None and (~vis).any() and vis.any()
+    assert not (res.contacts.contact & ~vis).any()
