@@ -134,7 +134,8 @@ def estimate_request(context, props) -> dict:
         "precision": props.precision,
         "fov": math.degrees(props.fov) if props.use_fov else None,
         "smplx": flags["smplx"],
-        "checkpoint": flags["checkpoint"],
+        # the preference is the Hand4Whole file: other estimators use their search order
+        "checkpoint": flags["checkpoint"] if props.estimator == "pose2pose" else None,
         "detector": flags["detector"] or "auto",
     }, labels=_REQUEST_LABELS)
     return {"inputs": source_inputs(context, props),

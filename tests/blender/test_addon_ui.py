@@ -171,6 +171,17 @@ def test_estimator_choice_from_the_registry(addon, tmp_path):
     props.movie_path = "/footage/clip.mp4"
     props.output_dir = str(tmp_path)
     assert ops.estimate_request(bpy.context, props)["estimator"] == "pose2pose"
+    # The checkpoint preference is the Hand4Whole file: I2L-MeshNet uses its search order.
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.checkpoint_path = str(tmp_path / "snapshot_6.pth.tar")
+    try:
+        assert ops.estimate_request(bpy.context, props)["checkpoint"] == prefs.checkpoint_path
+        props.estimator = "i2l-meshnet"
+        req = ops.estimate_request(bpy.context, props)
+        assert req["estimator"] == "i2l-meshnet" and req["checkpoint"] is None
+    finally:
+        prefs.checkpoint_path = ""
+        props.estimator = registry.DEFAULT_ESTIMATOR
 
 
 def test_estimate_without_runtime_says_so(addon, monkeypatch):
