@@ -119,7 +119,7 @@ def estimate_request(context, props) -> dict:
     ``EstimateOptions.to_dict()`` (every value checked as the CLI and the worker check
     it, messages naming the sidebar's fields). Raises ValueError."""
     from ..estimator.options import EstimateOptions
-    from .paths import model_flags, takes_dir
+    from .paths import data_dir, model_flags, takes_dir
 
     prefs = get_prefs(context)
     flags = model_flags(context)
@@ -134,8 +134,10 @@ def estimate_request(context, props) -> dict:
         "precision": props.precision,
         "fov": math.degrees(props.fov) if props.use_fov else None,
         "smplx": flags["smplx"],
-        # the preference is the Hand4Whole file: other estimators use their search order
-        "checkpoint": flags["checkpoint"] if props.estimator == "pose2pose" else None,
+        # the preference is the Hand4Whole file; I2L-MeshNet: the add-on's data folder when
+        # it holds i2l_meshnet/, else its search order
+        "checkpoint": flags["checkpoint"] if props.estimator == "pose2pose" else (
+            str(data_dir()) if (data_dir() / "i2l_meshnet").is_dir() else None),
         "detector": flags["detector"] or "auto",
     }, labels=_REQUEST_LABELS)
     return {"inputs": source_inputs(context, props),

@@ -179,6 +179,13 @@ def test_estimator_choice_from_the_registry(addon, tmp_path):
         props.estimator = "i2l-meshnet"
         req = ops.estimate_request(bpy.context, props)
         assert req["estimator"] == "i2l-meshnet" and req["checkpoint"] is None
+        # ... or the add-on's data folder when it holds i2l_meshnet/
+        folder = import_module(MODULE + ".addon.paths").data_dir() / "i2l_meshnet"
+        folder.mkdir(parents=True)
+        try:
+            assert ops.estimate_request(bpy.context, props)["checkpoint"] == str(folder.parent)
+        finally:
+            folder.rmdir()
     finally:
         prefs.checkpoint_path = ""
         props.estimator = registry.DEFAULT_ESTIMATOR
