@@ -221,3 +221,25 @@ def test_a_straight_leg_bends_forwards():
     K2, A2, _ = two_bone_ik(H, K, target, 0.4, 0.38, forward=np.array([[0.0, 0.0, 1.0]]))
     assert K2[0, 2] > 0.1 and abs(K2[0, 0]) < 1e-9
     np.testing.assert_allclose(A2, target, atol=1e-9)
+
+
+
+def test_a_contact_holding_two_plants_is_split():
+    from pose2pose_mocap.retarget.cleanup.contacts import (MAX_DRIFT_M, MAX_TURN_DEG,
+                                                           TURN_SCALE, _split_points)
+
+    rng = np.random.default_rng(0)
+    fwd = np.array([0.0, 0.0, 1.0]) * TURN_SCALE
+    x = np.zeros((30, 6))
+    x[:, 3:] = fwd
+    x[15:, :3] = [0.15, 0.0, 0.0]               # the second plant: 15 cm away
+    x[:, :3] += rng.normal(scale=0.01, size=(30, 3))
+    cos = np.cos(np.radians(MAX_TURN_DEG))
+    assert _split_points(x, 4, MAX_DRIFT_M, cos) in ([14], [15])
+    x[15:, :3] = 0.0                            # one plant, only noise: no split
+    x[:, :3] += rng.normal(scale=0.01, size=(30, 3))
+    assert _split_points(x, 4, MAX_DRIFT_M, cos) == []
+    turned = x.copy()                           # same place, the foot turned 40 deg
+    a = np.radians(40)
+    turned[15:, 3:] = np.array([np.sin(a), 0.0, np.cos(a)]) * TURN_SCALE
+    assert _split_points(turned, 4, MAX_DRIFT_M, cos) in ([14], [15])
