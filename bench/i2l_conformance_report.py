@@ -1,6 +1,7 @@
 """Print I2L-MeshNet's max |difference| from the official outputs, key by key, and its speed.
 
-    .venv/bin/python -m bench.i2l_conformance_report [--device cpu|cuda] [--precision fp32|bf16|fp16]
+    .venv/bin/python -m bench.i2l_conformance_report [--device cpu|cuda]
+        [--precision fp32|bf16|fp16] [--no-speed]
 
 Stand-in weights (seed 1, ``weights/i2l_standins.py``) and the conformance
 input ``make_images(2, 1)`` against tests/data/i2l_seed1_b2.npz (the official

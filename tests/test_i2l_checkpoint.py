@@ -179,8 +179,9 @@ def test_safetensors_copy_has_no_smpl_data_and_loads(tmp, official_file):
 
 
 def test_identify(tmp):
-    standin = save_official_container(tmp / "standin.pth.tar", _light(
-        **{"param_regressor.fc_shape.0.bias": standin_tensors(1)["param_regressor.fc_shape.0.bias"]}))
+    probe = "param_regressor.fc_shape.0.bias"  # the tensor a stand-in is recognised by
+    standin = save_official_container(tmp / "standin.pth.tar",
+                                      _light(**{probe: standin_tensors(1)[probe]}))
     info = identify_checkpoint(standin)
     assert info.kind == "stand-in" and info.standin_seed == 1 and info.num_keys == 730
     assert info.sha256 == hashlib.sha256(standin.read_bytes()).hexdigest()

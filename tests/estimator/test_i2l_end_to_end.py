@@ -1,6 +1,6 @@
 """``--estimator i2l-meshnet`` end to end on the sample clip (stand-ins): estimate -> an SMPL
-take -> convert -> a .blend with the 24-bone SMPL rig -> every export preset (amass is SMPL-X only); and
-``p2p-mocap weights check`` / ``weights convert`` on an I2L-MeshNet checkpoint."""
+take -> convert -> a .blend with the 24-bone SMPL rig -> every rig export preset (amass is
+SMPL-X only); and ``p2p-mocap weights check`` / ``weights convert`` on an I2L-MeshNet checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
