@@ -101,6 +101,7 @@ def test_product_weight_rule_matches_the_reference_rule():
     assert i2l_standins.standin_seed_of(other) is None
 
 
+@pytest.mark.slow
 def test_outputs_match_the_official_network():
     ref, out = reference(), standin_outputs_b2()
     for key, tol in TOL.items():
@@ -112,6 +113,7 @@ def test_outputs_match_the_official_network():
     assert np.ptp(out["mesh_coord_img"][..., :2]) > 5
 
 
+@pytest.mark.slow
 def test_batch_items_are_independent():
     """Item 1 of the batch of two equals the network run on that image alone."""
     from ._i2l_support import images, standin_model
@@ -218,6 +220,7 @@ def test_smpl_layer_matches_the_smplx_package(smpl_arrays):
     assert float((got - want).abs().max()) < 1e-5
 
 
+@pytest.mark.slow
 def test_mesh_coord_cam_is_pelvis_relative(smpl_arrays, tmp_path):
     """With an SMPL model the network adds ``mesh_coord_cam`` = SMPL(pose, shape) minus the
     J_regressor-row-0 pelvis of that mesh, and regresses its joints with the file's rows."""
