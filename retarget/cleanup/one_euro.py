@@ -35,17 +35,20 @@ def one_euro(x: np.ndarray, fs: float, min_cutoff: float, beta: float,
     out = np.empty_like(x)
     if T == 0:
         return out
-    a_d = _alpha(d_cutoff, fs)
-    prev = x[0].copy()
-    dprev = np.zeros(C)
-    out[0] = prev
+    a_d = float(_alpha(d_cutoff, fs))
+    x3 = x.reshape(T, G, g)
+    o3 = out.reshape(T, G, g)
+    prev = x3[0].copy()
+    dprev = np.zeros((G, g))
+    o3[0] = prev
+    two_pi = 2.0 * np.pi
     for t in range(1, T):  # O(T), vectorised over channels
-        dx = (x[t] - prev) * fs
-        dprev = dprev + a_d * (dx - dprev)
-        speed = np.linalg.norm(dprev.reshape(G, g), axis=1)
-        a = np.repeat(_alpha(min_cutoff + beta * speed, fs), g)
-        prev = prev + a * (x[t] - prev)
-        out[t] = prev
+        xt = x3[t]
+        dprev += a_d * ((xt - prev) * fs - dprev)
+        speed = np.sqrt(np.einsum("gc,gc->g", dprev, dprev))
+        a = 1.0 / (1.0 + fs / (two_pi * (min_cutoff + beta * speed)))
+        prev += a[:, None] * (xt - prev)
+        o3[t] = prev
     return out
 
 
