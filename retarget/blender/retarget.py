@@ -647,6 +647,11 @@ def retarget_rig(rig_obj, arm_obj, target, *, preview: bool = False, name: str |
     written = write_motion(arm_obj, names, motion.rotations[:, keep], frames,
                            locations=locations, name=name, preview=preview)
     written.notes = list(motion.notes)
+    connected = [n for n in locations if arm_obj.data.bones[n].use_connect]
+    if connected:   # Blender ignores the location of a connected bone
+        written.notes.append(f"{arm_obj.name}: {', '.join(connected)} is connected to its "
+                             "parent, so its location keys (root motion) have no effect; "
+                             "disconnect it to get the root motion")
     keys = _shape_key_targets(arm_obj, motion.shape_keys) if not preview else []
     for key in keys:
         face = bpy.data.actions.new(f"{written.action.name} face")
