@@ -122,6 +122,8 @@ class P2P_PT_smoothing(_MocapPanel, bpy.types.Panel):
         col.active = props.smooth_method != 'none'
         for name in ("smooth_root", "smooth_body", "smooth_hands", "smooth_face"):
             col.prop(props, name)
+        if props.smooth_method == 'one_euro':
+            layout.prop(props, "smooth_beta")
         layout.operator("p2p.apply_smoothing", icon='IPO_EASE_IN_OUT')
         if props.smoothing_message:
             layout.label(text=props.smoothing_message,

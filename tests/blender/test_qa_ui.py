@@ -192,6 +192,7 @@ def test_bad_fix_flags_are_a_message_not_a_traceback(clean_props, walk_take):
     assert "failed" in clean_props.smoothing_message and "melt" in clean_props.smoothing_message
 
 
+@pytest.mark.slow
 def test_worker_clean_equals_the_local_one(clean_props, walk_take, monkeypatch):
     """Blender without scipy: the worker's ``clean`` request gives the same keys and flags."""
     import sys
@@ -209,3 +210,26 @@ def test_worker_clean_equals_the_local_one(clean_props, walk_take, monkeypatch):
     np.testing.assert_allclose(remote, local, atol=1e-5)
     assert [(f.kind, f.frame, f.end_frame) for f in action.p2p_qa_flags] == local_flags
 
+
+
+@pytest.mark.slow
+def test_worker_clean_request_refuses_bad_input_in_one_line(walk_take, tmp_path):
+    """The ``clean`` request: bad options or a file that is not a take give one error line
+    and write nothing."""
+    import sys
+
+    from pose2pose_mocap.worker.client import run_worker_request
+
+    python = _WORKER_PYTHON or sys.executable
+    out = tmp_path / "out.take.npz"
+    not_a_take = tmp_path / "junk.npz"
+    not_a_take.write_bytes(b"PK\x03\x04 not a take")
+    for req, why in (({"options": {"clean": {"fix_flags": {"dropout": "melt"}}}}, "melt"),
+                     ({"options": {"clean": {}}, "take": str(not_a_take)}, "junk.npz")):
+        full = {"cmd": "clean", "take": str(walk_take), "smplx": None, "out": str(out),
+                **req}
+        with pytest.raises(RuntimeError) as err:
+            run_worker_request(python, full, "cleaned", timeout=120,
+                               log_path=tmp_path / "worker.log")
+        assert why in str(err.value) and "\n" not in str(err.value).strip(), str(err.value)
+        assert not out.exists()
