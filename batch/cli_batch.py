@@ -43,7 +43,9 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="folder of footage: every video file and every folder of images "
                              "(one image sequence) under it is a clip")
     parser.add_argument("-o", "--output", metavar="OUT_FOLDER", required=True,
-                        help="output folder (created; mirrors IN_FOLDER's structure); holds the "
+                        help="output folder, always a folder (as -o OUT/ elsewhere: created "
+                             "when missing, with its parents; removed again when the run "
+                             "writes nothing); mirrors IN_FOLDER's structure; holds the "
                              "manifest batch.jsonl")
     parser.add_argument("--preset", choices=tuple(PRESETS),
                         help="also export each .blend with this preset (see p2p-mocap export)")
@@ -57,6 +59,9 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help=opt.RETARGET_WORKERS.help("convert/export processes at once "
                                                        "(default: the cores left, at most half "
                                                        "the cores)"))
+    parser.add_argument("--fresh-blender", action="store_true",
+                        help="a fresh Blender process for every convert/export task (slower; "
+                             "by default a few processes are reused, reset between tasks)")
     parser.add_argument("--ray", metavar="ADDRESS",
                         help="run the clips as Ray tasks: 'local' starts a small Ray instance "
                              "here; else a cluster address (HEAD:6379, ray://HEAD:10001, auto). "
@@ -142,6 +147,23 @@ def _write_qa_summary(summary, dst: Path, err) -> Path | None:
         return None
 
 
+def _standins_expected(args) -> str:
+    """What the run will use that is a STAND-IN ("" when nothing is): the SMPL-X file and the
+    Pose2Pose checkpoint by the search order (the summary says what the clips really used)."""
+    from ..weights.locations import find_checkpoint, find_smplx
+
+    found = []
+    for what, look in (("SMPL-X", lambda: find_smplx(getattr(args, "smplx", None))),
+                       ("checkpoint", lambda: find_checkpoint(getattr(args, "checkpoint", None)))):
+        try:
+            hit = look()
+        except Exception:  # noqa: BLE001 - a hint only; the run reports real problems
+            continue
+        if getattr(hit, "found", False) and hit.standin:
+            found.append(what)
+    return " and ".join(found)
+
+
 def run_batch(args, out=None, err=None) -> int:
     """Run ``p2p-mocap batch`` with parsed ``args``; return the exit code."""
     from .driver import format_summary, run_batch_loop
@@ -155,8 +177,12 @@ def run_batch(args, out=None, err=None) -> int:
     if not src.is_dir():
         print(f"p2p-mocap: error: {src}: no such folder", file=err)
         return EXIT_FAIL
-    if dst.exists() and not dst.is_dir():
-        print(f"p2p-mocap: error: -o {dst}: exists and is not a folder", file=err)
+    from ..common.outputs import resolve_output_folder
+
+    try:
+        dest = resolve_output_folder(args.output)   # the one -o rule: always a folder
+    except ValueError as exc:
+        print(f"p2p-mocap: error: {exc}", file=err)
         return EXIT_FAIL
     if args.workers < 1 or (args.retarget_workers is not None and args.retarget_workers < 1):
         print("p2p-mocap: error: --workers / --retarget-workers must be 1 or more", file=err)
@@ -178,8 +204,11 @@ def run_batch(args, out=None, err=None) -> int:
         print(f"p2p-mocap: error: no video or image folder in {src}"
               + (f" matching {args.pattern!r}" if args.pattern else ""), file=err)
         return EXIT_FAIL
-    dst.mkdir(parents=True, exist_ok=True)
     settings = settings_from_args(args)
+    standin = _standins_expected(args)
+    if standin:
+        print(f"batch: STAND-IN model files ({standin}): the motion will be meaningless "
+              "(for trying the pipeline only; see p2p-mocap doctor)", file=err)
 
     if args.ray:
         from .ray_runner import RayRunner
@@ -192,7 +221,8 @@ def run_batch(args, out=None, err=None) -> int:
 
         def make_runner():
             return LocalRunner(workers=args.workers, retarget_workers=args.retarget_workers,
-                               device=args.device)
+                               device=args.device,
+                               fresh_blender=getattr(args, "fresh_blender", False))
 
     old_term = None
     got: list[int] = []
@@ -202,7 +232,7 @@ def run_batch(args, out=None, err=None) -> int:
         raise KeyboardInterrupt
 
     try:
-        with _Lock(dst):
+        with dest.folder_made(), _Lock(dst):
             # Temporary files of writes the manifest says were in progress (a killed run).
             remove_leftovers(dst, clips, Manifest(dst / MANIFEST_NAME).records())
             if hasattr(signal, "SIGTERM"):

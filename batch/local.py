@@ -6,9 +6,10 @@
   (``CUDA_VISIBLE_DEVICES`` set before torch is imported in it), otherwise
   ``--workers N`` CPU processes sharing the cores (torch threads = cores / N).
   An estimator process keeps its loaded network for the next clip.
-* Convert + export: a ``ProcessPoolExecutor(mp_context=spawn,
-  max_tasks_per_child=1)``: every task gets a fresh process, so each has its
-  own bpy (``convert_take`` / ``export_scene`` reset the bpy session).
+* Convert + export: ``blender_pool.BlenderPool``, persistent bpy processes
+  reset between tasks and replaced after ``TASKS_PER_PROCESS`` tasks or a
+  crash (the task is retried once); ``fresh_blender=True`` gives every task
+  a fresh process (the old behaviour, ``batch --fresh-blender``).
 
 Every worker asks Linux to kill it when the batch process dies
 (``PR_SET_PDEATHSIG``) and also exits when it sees its parent gone, so a
@@ -28,6 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from . import worker
+from .blender_pool import TASKS_PER_PROCESS, BlenderPool
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -96,7 +98,7 @@ class LocalRunner:
     kind = "local"
 
     def __init__(self, *, workers: int = 1, retarget_workers: int | None = None,
-                 device: str | None = "auto"):
+                 device: str | None = "auto", fresh_blender: bool = False):
         self.ctx = mp.get_context("spawn")
         self.gpus = visible_gpus(device)
         cores = os.cpu_count() or 1
@@ -108,11 +110,13 @@ class LocalRunner:
         self._progress = self.ctx.Queue()
         self._est_pools: list[ProcessPoolExecutor | None] = [None] * self.est_slots
         self._busy: dict = {}        # future -> ("estimate", slot) / ("retarget", None)
-        self._ret_pool: ProcessPoolExecutor | None = None
+        self._ret_pool: BlenderPool | None = None
+        self.tasks_per_blender = 1 if fresh_blender else TASKS_PER_PROCESS
         self.description = (f"{self.est_slots} estimator process(es) on "
                             f"{'GPU ' + ','.join(self.gpus) if self.gpus else 'CPU'}"
                             f" ({self.threads} threads each), {self.ret_slots} "
-                            "convert/export process(es)")
+                            "convert/export process(es)"
+                            + (" (a fresh one per task)" if fresh_blender else ""))
 
     # -- pools ---------------------------------------------------------------------------------
     def _est_pool(self, slot: int) -> ProcessPoolExecutor:
@@ -125,17 +129,19 @@ class LocalRunner:
             self._est_pools[slot] = pool
         return pool
 
-    def _retarget_pool(self) -> ProcessPoolExecutor:
+    def _retarget_pool(self) -> BlenderPool:
         if self._ret_pool is None:
-            self._ret_pool = ProcessPoolExecutor(
-                max_workers=self.ret_slots, mp_context=self.ctx, max_tasks_per_child=1,
-                initializer=_init_retarget, initargs=(os.getpid(),))
+            self._ret_pool = BlenderPool(self.ctx, self.ret_slots,
+                                         tasks_per_process=self.tasks_per_blender,
+                                         initializer=_init_retarget, initargs=(os.getpid(),))
         return self._ret_pool
 
     # -- the runner interface -------------------------------------------------------------------
     def free(self, what: str) -> int:
+        if what == "retarget":
+            return self._retarget_pool().free()
         busy = sum(1 for k, _ in self._busy.values() if k == what)
-        return (self.est_slots if what == "estimate" else self.ret_slots) - busy
+        return self.est_slots - busy
 
     def submit(self, what: str, spec: dict):
         if what == "estimate":
@@ -145,11 +151,19 @@ class LocalRunner:
             fut = self._est_pool(slot).submit(worker.estimate_clip, spec)
             self._busy[fut] = ("estimate", slot)
         else:
-            fut = self._retarget_pool().submit(worker.retarget_clip, spec)
-            self._busy[fut] = ("retarget", None)
+            return self._retarget_pool().submit(worker.retarget_clip, spec)
         return fut
 
     def wait(self, handles, timeout: float) -> list[tuple[object, dict]]:
+        tasks = [h for h in handles if h not in self._busy]   # the Blender pool's
+        futs = [h for h in handles if h in self._busy]
+        if not tasks:
+            return self._wait_futures(futs, timeout)
+        wait(futs + [t.future for t in tasks], timeout=timeout, return_when=FIRST_COMPLETED)
+        # the pool collects its own (it retries a task whose process died)
+        return self._retarget_pool().wait(tasks, 0) + self._wait_futures(futs, 0)
+
+    def _wait_futures(self, handles, timeout: float) -> list[tuple[object, dict]]:
         if not handles:
             time.sleep(timeout)
             return []
@@ -165,9 +179,6 @@ class LocalRunner:
                 if what == "estimate" and slot is not None:
                     self._shutdown(self._est_pools[slot])
                     self._est_pools[slot] = None
-                elif what == "retarget":
-                    self._shutdown(self._ret_pool)
-                    self._ret_pool = None
             except Exception as exc:  # noqa: BLE001
                 res = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
             out.append((fut, res))
@@ -200,7 +211,8 @@ class LocalRunner:
         for i, pool in enumerate(self._est_pools):
             self._shutdown(pool, kill)
             self._est_pools[i] = None
-        self._shutdown(self._ret_pool, kill)
+        if self._ret_pool is not None:
+            self._ret_pool.close(kill)
         self._ret_pool = None
         try:
             self._progress.close()
