@@ -204,14 +204,14 @@ def _cmd_clean(args) -> int:
     from .retarget.clean_cli import run_clean
     from .weights.locations import smplx_lookup
 
-    return run_clean(args, smplx=smplx_lookup(args.smplx))
+    return run_clean(args, smplx=_model_lookups(args))  # --smplx / --smpl by the take's body
 
 
 def _cmd_qa(args) -> int:
     from .retarget.clean_cli import run_qa
     from .weights.locations import smplx_lookup
 
-    return run_qa(args, smplx=smplx_lookup(args.smplx))
+    return run_qa(args, smplx=_model_lookups(args))  # --smplx / --smpl by the take's body
 
 
 def _cmd_retarget(args) -> int:
