@@ -210,10 +210,12 @@ class EstimateOptions:
         parser.add_argument("--device", default="auto", choices=DEVICES,
                             help="where the network runs (default: cuda when available)")
         parser.add_argument("--pipeline", default="auto", choices=PIPELINES,
-                            help="classic: frame by frame on the host; batched: frames decoded "
-                                 "on threads, crops cut on the device, the next frames' crops "
-                                 "predicted and checked (docs/speed.md, GPU pipeline); auto "
-                                 "(default): batched on CUDA, classic on the CPU")
+                            help="classic: crops cut on the host, a few frames per batch "
+                                 "framed from the newest output without a check; batched: "
+                                 "frames decoded on threads, crops cut on the device, the "
+                                 "next frames' crops predicted, checked and re-run where they "
+                                 "missed (docs/gpu_pipeline.md); auto (default): batched on "
+                                 "CUDA, classic on the CPU")
         parser.add_argument("--batch", type=opt.BATCH.arg, metavar="N",
                             help=opt.BATCH.help("crops per forward pass (default: from free "
                                                 "memory; small on CPU)"))
