@@ -43,6 +43,8 @@ def add_clean_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="the cleaned take (default: next to IN, IN.clean.take.npz, "
                              "numbered if taken)")
     parser.add_argument("--smplx", metavar="PATH", help="SMPL-X model file or folder")
+    parser.add_argument("--smpl", metavar="PATH",
+                        help="SMPL model file or folder, for SMPL takes (I2L-MeshNet)")
     ConvertOptions.add_arguments(parser)
     _add_report_arguments(parser)
     parser.add_argument("--force", action="store_true", help="replace existing output files")
@@ -53,6 +55,8 @@ def add_qa_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     """The options of ``p2p-mocap qa``."""
     parser.add_argument("input", metavar="TAKE.npz", help="the take to check (never changed)")
     parser.add_argument("--smplx", metavar="PATH", help="SMPL-X model file or folder")
+    parser.add_argument("--smpl", metavar="PATH",
+                        help="SMPL model file or folder, for SMPL takes (I2L-MeshNet)")
     parser.add_argument("--gender", choices=("neutral", "male", "female"),
                         help="SMPL-X model to use (default: the take's)")
     _add_report_arguments(parser)
@@ -95,15 +99,15 @@ def _report_outputs(args) -> tuple[Path | None, Path | None]:
 
 
 def _read(path: str):
-    """The take at ``path``, SMPL-X, with enough valid rows (else one line)."""
+    """The take at ``path``, SMPL-X or SMPL, with enough valid rows (else one line)."""
     import numpy as np
 
     from .take import read_take
 
     take = read_take(Path(path).expanduser())
     name = Path(path).name
-    if take.body_model != "smplx":
-        raise RetargetError(f"{name}: clean-up and QA need an SMPL-X take, this one is "
+    if take.body_model not in ("smplx", "smpl"):
+        raise RetargetError(f"{name}: clean-up and QA need an SMPL-X or SMPL take, this one is "
                             f"{take.body_model!r}")
     n = int(np.asarray(take.valid, bool).sum())
     if n == 0:
@@ -115,11 +119,15 @@ def _read(path: str):
     return take
 
 
-def _model(smplx, gender: str):
-    from .convert import model_file
-    from .smplx_model import load_smplx_model
+def _model(smplx, gender: str, body_model: str = "smplx", smpl=None):
+    """The take's body model: ``smplx`` (a file, folder, lookup or ``BodyModelFiles``);
+    for an SMPL take ``smpl`` (``--smpl``) when ``smplx`` is not a ``BodyModelFiles``."""
+    from .convert import BodyModelFiles, model_file
+    from .smplx_model import load_body_model
 
-    return load_smplx_model(model_file(smplx, gender))
+    if body_model == "smpl" and not isinstance(smplx, BodyModelFiles):
+        smplx = BodyModelFiles(smplx, smpl)
+    return load_body_model(model_file(smplx, gender, body_model), body_model)
 
 
 def _write_reports(rep, json_path, plot_path, force: bool, out) -> None:
@@ -138,7 +146,8 @@ def run_qa(args, out=None, *, smplx=None) -> int:
     out = out or sys.stdout
     json_path, plot_path = _report_outputs(args)
     take = _read(args.input)
-    model = _model(smplx if smplx is not None else args.smplx, args.gender or take.gender)
+    model = _model(smplx if smplx is not None else args.smplx, args.gender or take.gender,
+                   take.body_model, getattr(args, "smpl", None))
     rep = build_report(take, model)
     print(report_text(rep, Path(args.input).name), file=out)
     _write_reports(rep, json_path, plot_path, args.force, out)
@@ -186,7 +195,8 @@ def run_clean(args, out=None, *, smplx=None) -> int:
             raise RetargetError(f"{target.parent}: {problem}")
     json_path, plot_path = _report_outputs(args)
     take = _read(args.input)
-    model = _model(smplx if smplx is not None else args.smplx, conv.gender or take.gender)
+    model = _model(smplx if smplx is not None else args.smplx, conv.gender or take.gender,
+                   take.body_model, getattr(args, "smpl", None))
     result = clean_take(take, model, conv.smoothing, clean)
     written = write_take(target, result.take, overwrite=bool(args.output) and args.force,
                          numbered=not args.output)

@@ -357,8 +357,9 @@ def _find_contacts_of(take, model, options):
 def clean_take(take, model, smoothing, options: CleanOptions) -> CleanResult:
     """The cleaned copy of ``take`` (see the module docstring); ``model``: an SmplxModel.
 
-    Raises RetargetError (one line) for a take that cannot be cleaned at all (not
-    SMPL-X, no valid frame); everything else that is skipped is in ``notes``.
+    Raises RetargetError (one line) for a take that cannot be cleaned at all (neither
+    SMPL-X nor SMPL, a model of the other body, no valid frame); everything else that
+    is skipped is in ``notes``. An SMPL take (I2L-MeshNet) needs an SMPL model.
     """
     from ..smoothing import Smoothing
 
@@ -367,13 +368,17 @@ def clean_take(take, model, smoothing, options: CleanOptions) -> CleanResult:
     if not isinstance(smoothing, Smoothing):
         raise RetargetError(f"smoothing must be a Smoothing, got {type(smoothing).__name__}")
     from ..smplx_model import SmplxModel
+    from .kinematics import model_problem
 
-    if take.body_model != "smplx":
-        raise RetargetError(f"motion clean-up needs an SMPL-X take, this one is "
+    if take.body_model not in ("smplx", "smpl"):
+        raise RetargetError(f"motion clean-up needs an SMPL-X or SMPL take, this one is "
                             f"{take.body_model!r}")
     if not isinstance(model, SmplxModel):
-        raise RetargetError(f"motion clean-up needs an SMPL-X body model, got "
+        raise RetargetError(f"motion clean-up needs an SMPL-X or SMPL body model, got "
                             f"{type(model).__name__}")
+    why = model_problem(take, model)
+    if why is not None:
+        raise RetargetError(why)
     source = source_take(take)
     if not np.asarray(source.valid, bool).any():
         raise RetargetError("the take has no valid frames: nothing to clean")

@@ -180,7 +180,7 @@ def lock_feet(params: dict, motion, contacts, model, *, blend_frames: int = 4,
     out["transl"] = out["transl"] + shift
     J = joints + shift[:, None]
 
-    local = pose_rotations(out)                                 # (T, 55, 3, 3)
+    local = pose_rotations(out, model.kind)                     # (T, J, 3, 3)
     for s, side in enumerate(sides):
         hip, knee, ankle, foot = LEG_CHAINS[side]
         w = weights[:, s]
@@ -217,11 +217,11 @@ def lock_feet(params: dict, motion, contacts, model, *, blend_frames: int = 4,
         lf = np.swapaxes(Ra_t, -1, -2) @ Rf_t
         for j, Rl in ((hip, lh), (knee, lk), (ankle, la), (foot, lf)):
             local[active, j] = Rl[active]
-    body = out["body_pose"].reshape(T, 21, 3).copy()
+    body = out["body_pose"].reshape(T, -1, 3).copy()            # SMPL-X 21, SMPL 23 joints
     legs = [j for side in sides for j in LEG_CHAINS[side]]
     for j in legs:  # only the solved joints are re-encoded
         body[valid, j - 1] = matrix_to_axis_angle(local[valid, j])
-    out["body_pose"] = body.reshape(T, 63)
+    out["body_pose"] = body.reshape(T, -1)
     return out, weights
 
 

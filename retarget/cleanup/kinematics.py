@@ -13,6 +13,12 @@ joint), within ``SOLE_BAND`` of that foot's lowest vertex, and of those the
 rearmost (heel) or frontmost (toes) ``SOLE_FRACTION``. Only those vertices are
 skinned per frame (linear blend skinning without pose correctives), never the mesh.
 This works on the real SMPL-X layout and the stand-in alike (both face +Z, Y up).
+
+SMPL takes (``take.body_model == "smpl"``, I2L-MeshNet) work the same with an SMPL
+model (``smplx_model.load_body_model(path, "smpl")``): SMPL's 24 joints begin with the
+SMPL-X body's 22 (same names and order: ankles, ``*_foot`` = toe bases), so the leg
+chains and the joint indices here are the same; the sole vertices are picked from
+the SMPL mesh by the same rule. ``motion.joints`` then has 24 joints.
 """
 from __future__ import annotations
 
@@ -22,8 +28,8 @@ from functools import lru_cache
 import numpy as np
 
 from ..rotations import axis_angle_to_matrix
-from ..smplx_model import (JOINT_NAMES, NUM_BETAS, SmplxModel, full_pose, global_transforms,
-                           rest_joints, skinning_transforms)
+from ..smplx_model import (JOINT_NAMES, NUM_BETAS, SMPLX_KIND, BodyKind, SmplxModel, full_pose,
+                           global_transforms, rest_joints, skinning_transforms)
 
 FOOT_POINTS = ("left_heel", "left_toes", "right_heel", "right_toes")
 JOINT = {name: i for i, name in enumerate(JOINT_NAMES)}
@@ -122,9 +128,9 @@ def foot_offsets(model: SmplxModel, betas: np.ndarray, rest: np.ndarray) -> dict
     return out
 
 
-def pose_rotations(params: dict) -> np.ndarray:
-    """Local rotation matrices of the 55 joints. -> ``(T, 55, 3, 3)``."""
-    return axis_angle_to_matrix(full_pose(params))
+def pose_rotations(params: dict, kind: BodyKind = SMPLX_KIND) -> np.ndarray:
+    """Local rotation matrices of the model's joints. -> ``(T, 55, 3, 3)`` (SMPL: 24)."""
+    return axis_angle_to_matrix(full_pose(params, kind))
 
 
 def forward_kinematics(local: np.ndarray, rest: np.ndarray, parents: np.ndarray,
@@ -140,7 +146,7 @@ def motion_from_params(params: dict, valid, fps: float, model: SmplxModel,
     """``TakeMotion`` of take-style parameter arrays with one body shape ``betas (10,)``."""
     betas = np.asarray(betas, float).reshape(NUM_BETAS)
     rest = rest_joints(model, betas)
-    local = pose_rotations(params)
+    local = pose_rotations(params, model.kind)
     transl = np.asarray(params["transl"], float)
     joints, rots, G = forward_kinematics(local, rest, model.parents, transl)
     A = skinning_transforms(G, rest)
@@ -151,16 +157,31 @@ def motion_from_params(params: dict, valid, fps: float, model: SmplxModel,
                       foot_offsets=foot_offsets(model, betas, rest))
 
 
+def model_problem(take, model) -> str | None:
+    """Why ``model`` cannot compute ``take``'s motion (one line), or None: the take's
+    ``body_model`` ("smplx" or "smpl") must be the model's kind."""
+    body = getattr(take, "body_model", "smplx")
+    kind = getattr(model, "kind", SMPLX_KIND)
+    if body not in ("smplx", "smpl"):
+        return f"motion clean-up needs an SMPL-X or SMPL take, this one is {body!r}"
+    if body != kind.name:
+        return (f"the take is {'SMPL-X' if body == 'smplx' else 'SMPL'} but the body model "
+                f"given is {kind.label}")
+    return None
+
+
 def take_motion(take, model: SmplxModel) -> TakeMotion:
-    """The motion of an SMPL-X take (``retarget.take.Take``) with ``model``.
+    """The motion of an SMPL-X or SMPL take (``retarget.take.Take``) with ``model`` (of
+    the take's body model).
 
     Rows with ``valid=False`` are computed too (their values are junk); look at
-    ``motion.valid``. Raises RetargetError for a take that is not SMPL-X.
+    ``motion.valid``. Raises RetargetError for a take whose body model is not
+    ``model``'s.
     """
     from ..errors import RetargetError
 
-    if getattr(take, "body_model", "smplx") != "smplx":
-        raise RetargetError(f"motion clean-up needs an SMPL-X take, this one is "
-                            f"{take.body_model!r}")
+    why = model_problem(take, model)
+    if why is not None:
+        raise RetargetError(why)
     return motion_from_params(take.params, take.valid, float(take.fps) / take.stride, model,
                               median_betas(take))

@@ -543,8 +543,8 @@ def find_flags(take, motion=None, contacts=None, *, model=None) -> list[Flag]:
     ``contacts.Contacts`` (foot skate, penetration); model: a ``SmplxModel`` to
     compute ``motion`` from when it is not given.
     """
-    if take.body_model != "smplx":
-        raise RetargetError(f"the QA pass needs an SMPL-X take, not {take.body_model}")
+    if take.body_model not in ("smplx", "smpl"):  # SMPL: the same first 22 body joints
+        raise RetargetError(f"the QA pass needs an SMPL-X or SMPL take, not {take.body_model}")
     if motion is None and model is not None:
         from .kinematics import take_motion
 
