@@ -15,8 +15,10 @@ without estimating again. On the body action:
 * the flags that are not ignored are timeline markers ``QA <kind>``
   (``retarget.blender.markers``).
 
-The clean-up runs here when Blender's Python has scipy (the model is read once and
-kept), else in the worker (``clean`` request).
+The clean-up runs here (the model is read once and kept) when Blender's Python has scipy
+or the settings need none (One Euro or no smoothing, no foot locking, no ``refilter``
+fix), else in the
+worker (``clean`` request: a fresh worker per re-solve, seconds).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ FIX_OF_KIND = {"dropout": "interpolate", "low_confidence": "interpolate",
                "wrist_flip": "interpolate", "lr_swap": "interpolate",
                "joint_limit": "interpolate", "reprojection": "interpolate"}
 SETTING_OF_KIND = {"foot_skate": "clean_foot_lock", "penetration": "clean_penetration_fix"}
+NUMPY_METHODS = ("none", "one_euro")   # smoothing that needs no scipy (Blender's own Python)
 
 _MODELS: dict = {}   # (path, mtime) -> SmplxModel: a live re-solve does not re-read the model
 
@@ -108,8 +111,21 @@ def worker_solver(context):
     return solve
 
 
-def solver_for(context):
-    return local_solver(context) if have_scipy() else worker_solver(context)
+def needs_scipy(options) -> bool:
+    """Whether re-solving with ``options`` (``ConvertOptions``) needs scipy: smoothing other
+    than One Euro / none, foot locking (the ground and contacts low-pass the feet with a
+    Butterworth filter) or a ``refilter`` fix (it filters with the default smoothing)."""
+    clean = options.clean
+    fixes = dict(clean.fix_flags) if clean is not None else {}
+    return (options.smoothing.method not in NUMPY_METHODS or "refilter" in fixes.values()
+            or (clean is not None and clean.foot_lock))
+
+
+def solver_for(context, options):
+    """Here when this Python can (scipy, or numpy-only settings), else the worker."""
+    if have_scipy() or not needs_scipy(options):
+        return local_solver(context)
+    return worker_solver(context)
 
 
 # --------------------------------------------------------------------------- the take

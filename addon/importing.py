@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from .cleaning import NUMPY_METHODS
 from .paths import have_scipy, model_flags, new_log_path, worker_python
 
 
@@ -63,7 +64,7 @@ def import_take_files(context, paths, options=None) -> tuple[list, list]:
     flags = model_flags(context)
     notes: list[str] = []
     arms = []
-    if smoothing is not None and smoothing.method != "none" and not have_scipy():
+    if smoothing is not None and smoothing.method not in NUMPY_METHODS and not have_scipy():
         wanted, smoothing = smoothing, NO_SMOOTHING
     else:
         wanted = None
@@ -92,7 +93,7 @@ def import_take_files(context, paths, options=None) -> tuple[list, list]:
 
             try:
                 _, flags, more = clean_take_keys(context.scene, arm, options, built.actions.body,
-                                                 solver=solver_for(context))
+                                                 solver=solver_for(context, options))
                 notes += more + [f"cleaned: {len(flags)} QA flag(s) remain"]
             except Exception as exc:  # noqa: BLE001 -- the take stays as imported; say why
                 notes.append(f"the take was imported without the clean-up: {exc}")
@@ -161,7 +162,7 @@ def resmooth_selected(context, settings) -> str:
     arm = selected_take_armature(context)
     if arm is None:
         return ""
-    if settings.method == "none" or have_scipy():
+    if settings.method in NUMPY_METHODS or have_scipy():
         action = resmooth_take(arm, settings)
         return f"smoothed {action.name}"
     return _resmooth_in_worker(context, arm, settings)

@@ -29,7 +29,7 @@ def resolve_selected(context, props) -> str:
             cleaning.clear_clean(context.scene, action)
         return msg
     action, flags, notes = cleaning.clean_take_keys(context.scene, arm, options,
-                                                    solver=cleaning.solver_for(context))
+                                                    solver=cleaning.solver_for(context, options))
     text = f"cleaned {action.name}: {len(flags)} QA flag(s)"
     return "; ".join([text] + notes)[:400]
 

@@ -221,7 +221,8 @@ def filter_series(x: np.ndarray, fs: float, method: str, cutoff_hz: float | None
     nyquist = fs / 2.0
     if cutoff_hz >= nyquist:
         return out  # nothing above the cutoff can be represented
-    signal, ndimage = _scipy()
+    # (One Euro is numpy only: it runs in Blender's own Python, which has no scipy)
+    signal, ndimage = _scipy() if method != "one_euro" else (None, None)
     valid = np.ones(x.shape[0], bool) if valid is None else np.asarray(valid, bool)
     flat = x.reshape(x.shape[0], -1)
     res = out.reshape(x.shape[0], -1)

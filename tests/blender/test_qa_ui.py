@@ -192,6 +192,37 @@ def test_bad_fix_flags_are_a_message_not_a_traceback(clean_props, walk_take):
     assert "failed" in clean_props.smoothing_message and "melt" in clean_props.smoothing_message
 
 
+def test_one_euro_clean_up_runs_without_scipy(clean_props, walk_take, monkeypatch):
+    """Blender's own Python has no scipy: with One Euro smoothing and no foot locking the
+    clean-up still runs here (numpy only); foot locking or a filter that needs scipy goes
+    to the worker (unreachable here: a message, not a traceback)."""
+    import sys
+
+    cleaning = import_module(MODULE + ".addon.cleaning")
+    arm, action = _import(walk_take)
+    for name in [m for m in sys.modules if m == "scipy" or m.startswith("scipy.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "scipy", None)     # import scipy fails from here on
+    monkeypatch.setattr(cleaning, "have_scipy", lambda: False)
+    _, before = _curve_values(action, arm, "left_knee")
+    clean_props.live_smoothing = False
+    clean_props.clean_foot_lock = False
+    clean_props.live_smoothing = True
+    clean_props.smooth_method = 'one_euro'
+    assert "cleaned" in clean_props.smoothing_message, clean_props.smoothing_message
+    assert json.loads(action["p2p_smoothing"])["method"] == "one_euro"
+    _, after = _curve_values(action, arm, "left_knee")
+    assert np.abs(after - before).max() > 1e-4
+    clean_props.clean_foot_lock = True
+    assert "failed" in clean_props.smoothing_message, clean_props.smoothing_message
+    clean_props.clean_foot_lock = False
+    assert "cleaned" in clean_props.smoothing_message, clean_props.smoothing_message
+    clean_props.smooth_method = 'butterworth'
+    assert "failed" in clean_props.smoothing_message, clean_props.smoothing_message
+    clean_props.live_smoothing = False
+    clean_props.smooth_method = 'butterworth'
+
+
 @pytest.mark.slow
 def test_worker_clean_equals_the_local_one(clean_props, walk_take, monkeypatch):
     """Blender without scipy: the worker's ``clean`` request gives the same keys and flags."""
