@@ -149,7 +149,7 @@ def store_flags(action, flags) -> None:
         f.frame, f.end_frame = int(d["frame"]), int(d["end_frame"])
         f.reason, f.joint = str(d.get("reason", ""))[:1000], str(d.get("joint") or "")
         f.ignored = _flag_key(f.kind, f.frame, f.end_frame, f.joint) in ignored
-    action.p2p_qa_index = min(action.p2p_qa_index, max(len(items) - 1, 0))
+    # (p2p_qa_index is left as it is: setting it would jump the current frame)
 
 
 def update_markers(scene, action) -> list:

@@ -6,8 +6,8 @@ of N seconds (``bench.motion_truth``, with its injected faults), then times, per
 the clean-up itself (``cleanup.clean.clean_take``: QA, fixes, smoothing, contacts, foot
 locking, remaining flags), writing the cleaned keys back onto the take's action
 (``anim.resmooth_take``, which also reads the stored raw take) and the QA markers
-(``markers.replace_flag_markers``); the second of two runs is timed. The same path as the add-on's local re-solve
-(``addon.cleaning.clean_take_keys``), without the add-on's flag list.
+(``markers.replace_flag_markers``); the second of two runs is timed. The same path as
+the add-on's local re-solve (``addon.cleaning.clean_take_keys``), without its flag list.
 
 Run: ``.venv/bin/python -m bench.clean_blender [--seconds 10,60]``
 """

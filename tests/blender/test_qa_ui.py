@@ -124,9 +124,12 @@ def test_clean_up_live_flags_markers_jump_fix_ignore(clean_props, walk_take):
     action.p2p_qa_index = i
     assert scene.frame_current == 76
 
-    # live settings: foot locking off/on re-solves the legs from the raw take
+    # live settings: foot locking off/on re-solves the legs from the raw take (and leaves
+    # the current frame where it is)
     _, knee_locked = _curve_values(action, arm, "left_knee")
+    scene.frame_set(33)
     props.clean_foot_lock = False
+    assert scene.frame_current == 33
     assert "cleaned" in props.smoothing_message, props.smoothing_message
     _, knee_free = _curve_values(action, arm, "left_knee")
     assert np.abs(knee_free - knee_locked).max() > 1e-3
