@@ -161,7 +161,7 @@ class BatchedRunner:
         if tracker.needs_detection(s0):
             job._find_people(frames[0], s0)
         plan = [Planned(frames[0], s0, tracker.crop_boxes(s0))]
-        if plan[0].boxes:  # nobody followed: detect frame by frame
+        if plan[0].boxes:  # (nobody followed: one frame per round, each with a detection)
             for k, fr in enumerate(frames[1:], start=1):
                 s = s0 + k
                 if job.detector is not None and spec_mod.scheduled_detection(tracker, s):
