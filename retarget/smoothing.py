@@ -284,6 +284,10 @@ def filter_rotations(axis_angle: np.ndarray, fs: float, method: str, cutoff_hz: 
 
 def smooth_params(params: dict, valid: np.ndarray, fs: float, settings: Smoothing) -> dict:
     """Smoothed copies of a take's parameter arrays (see the module docstring)."""
+    if settings.method == "one_euro":  # every region in one loop over time (same numbers)
+        from .cleanup.one_euro import smooth_params_one_euro
+
+        return smooth_params_one_euro(params, valid, fs, settings)
     out = {k: np.asarray(v) for k, v in params.items()}
     for region, keys in REGIONS.items():
         hz = settings.cutoff(region)

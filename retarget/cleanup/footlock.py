@@ -32,7 +32,7 @@ import numpy as np
 
 from ..rotations import matrix_to_axis_angle, matrix_to_quaternion, quaternion_to_matrix
 from .contacts import runs
-from .kinematics import LEG_CHAINS, pose_rotations
+from .kinematics import BODY_JOINTS, LEG_CHAINS, pose_rotations
 
 ROOT_CUTOFF_HZ = 2.0    # low-pass of the root correction
 _EPS = 1e-9
@@ -180,7 +180,7 @@ def lock_feet(params: dict, motion, contacts, model, *, blend_frames: int = 4,
     out["transl"] = out["transl"] + shift
     J = joints + shift[:, None]
 
-    local = pose_rotations(out, model.kind)                     # (T, J, 3, 3)
+    local = pose_rotations(out, model.kind, BODY_JOINTS)        # (T, 22, 3, 3)
     for s, side in enumerate(sides):
         hip, knee, ankle, foot = LEG_CHAINS[side]
         w = weights[:, s]

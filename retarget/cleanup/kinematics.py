@@ -4,7 +4,7 @@
 The world is the take's camera frame (OpenCV axes, metres), like ``take.transl``.
 The body shape is the take's median ``betas`` over valid rows (what the rig uses),
 without expression, so the rest joints are computed once for the whole take; the
-forward kinematics (``smplx_model.global_transforms``) is vectorised over T.
+forward kinematics (``body_kinematics``) is vectorised over T.
 
 Foot points: four points per frame, ``left_heel``, ``left_toes``, ``right_heel``,
 ``right_toes``. Each is the mean of a few sole vertices picked once from the rest
@@ -18,7 +18,12 @@ SMPL takes (``take.body_model == "smpl"``, I2L-MeshNet) work the same with an SM
 model (``smplx_model.load_body_model(path, "smpl")``): SMPL's 24 joints begin with the
 SMPL-X body's 22 (same names and order: ankles, ``*_foot`` = toe bases), so the leg
 chains and the joint indices here are the same; the sole vertices are picked from
-the SMPL mesh by the same rule. ``motion.joints`` then has 24 joints.
+the SMPL mesh by the same rule.
+
+Only the body's first 22 joints (``BODY_JOINTS``, pelvis to wrists: all the
+clean-up looks at) are posed, with 3x3 rotations (``body_kinematics``), and each
+foot point is its vertices' skinning reduced to a few joints
+(``mean_point_skinning``): about 0.1 ms per frame.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import numpy as np
 
 from ..rotations import axis_angle_to_matrix
 from ..smplx_model import (JOINT_NAMES, NUM_BETAS, SMPLX_KIND, BodyKind, SmplxModel, full_pose,
-                           global_transforms, rest_joints, skinning_transforms)
+                           global_transforms, rest_joints)
 
 FOOT_POINTS = ("left_heel", "left_toes", "right_heel", "right_toes")
 JOINT = {name: i for i, name in enumerate(JOINT_NAMES)}
@@ -41,14 +46,15 @@ LEG_CHAINS = {  # side -> (hip, knee, ankle, foot) joint indices
 SOLE_BAND = 0.015       # m above the foot's lowest rest vertex that count as sole
 SOLE_FRACTION = 0.25    # rearmost / frontmost share of the sole for heel / toes
 MIN_SOLE_VERTS = 3
+BODY_JOINTS = 22        # pelvis .. right_wrist: the joints SMPL-X and SMPL share, all posed here
 
 
 @dataclass(frozen=True)
 class TakeMotion:
     """What a take's body does, per row. World = the take's camera frame (OpenCV, metres)."""
 
-    joints: np.ndarray        # (T, J, 3) posed joint positions, transl included
-    rotations: np.ndarray     # (T, J, 3, 3) global joint rotations
+    joints: np.ndarray        # (T, 22, 3) posed body joints (BODY_JOINTS), transl included
+    rotations: np.ndarray     # (T, 22, 3, 3) their global rotations
     foot_points: dict         # FOOT_POINTS name -> (T, 3)
     valid: np.ndarray         # (T,) bool
     fps: float                # rows per second (take.fps / take.stride)
@@ -108,6 +114,22 @@ def skin_points(model: SmplxModel, ids: np.ndarray, betas: np.ndarray, A: np.nda
     return np.einsum("tvab,vb->tva", M[..., :3], v) + M[..., 3]
 
 
+def mean_point_skinning(model: SmplxModel, ids: np.ndarray, betas: np.ndarray,
+                        rest: np.ndarray, num_joints: int) -> tuple:
+    """The mean of the vertices ``ids`` under linear blend skinning, reduced to its joints:
+    ``point = sum_j R_j m_j + c_j P_j`` for the global rotations ``R_j`` and positions
+    ``P_j`` of the joints ``cols`` (``c_j`` the vertices' mean weight, ``m_j`` their
+    mean weighted rest offset from the joint). Exact (LBS is linear); weights on
+    joints from ``num_joints`` on are dropped (none on a sole).
+    -> (cols ``(k,)``, m ``(k, 3)``, c ``(k,)``)."""
+    x = model.v_template[ids] + np.einsum("k,vck->vc", betas, model.shapedirs[ids])
+    w = model.lbs_weights[ids, :num_joints]
+    cols = np.flatnonzero(np.abs(w).max(axis=0) > 0)
+    c = w[:, cols].mean(axis=0)
+    m = np.einsum("vj,vb->jb", w[:, cols], x) / len(ids) - c[:, None] * rest[cols]
+    return cols, m, c
+
+
 def foot_offsets(model: SmplxModel, betas: np.ndarray, rest: np.ndarray) -> dict:
     """FOOT_POINTS name -> ``(u, v)`` with ``point = ankle + R_ankle u + R_foot v``.
 
@@ -128,9 +150,12 @@ def foot_offsets(model: SmplxModel, betas: np.ndarray, rest: np.ndarray) -> dict
     return out
 
 
-def pose_rotations(params: dict, kind: BodyKind = SMPLX_KIND) -> np.ndarray:
-    """Local rotation matrices of the model's joints. -> ``(T, 55, 3, 3)`` (SMPL: 24)."""
-    return axis_angle_to_matrix(full_pose(params, kind))
+def pose_rotations(params: dict, kind: BodyKind = SMPLX_KIND,
+                   num_joints: int | None = None) -> np.ndarray:
+    """Local rotation matrices of the model's joints (the first ``num_joints``).
+    -> ``(T, 55, 3, 3)`` (SMPL: 24)."""
+    aa = full_pose(params, kind)
+    return axis_angle_to_matrix(aa if num_joints is None else aa[:, :num_joints])
 
 
 def forward_kinematics(local: np.ndarray, rest: np.ndarray, parents: np.ndarray,
@@ -141,18 +166,37 @@ def forward_kinematics(local: np.ndarray, rest: np.ndarray, parents: np.ndarray,
     return G[..., :3, 3] + transl[:, None], G[..., :3, :3], G
 
 
+def body_kinematics(local: np.ndarray, rest: np.ndarray, parents: np.ndarray):
+    """Forward kinematics of the first ``J`` joints with 3x3 rotations and positions (no
+    4x4 matrices). local ``(T, J, 3, 3)``, rest ``(>=J, 3)`` -> (positions ``(T, J, 3)``
+    without transl, global rotations ``(T, J, 3, 3)``)."""
+    T, J = local.shape[:2]
+    R = np.empty_like(local)
+    P = np.empty((T, J, 3))
+    R[:, 0] = local[:, 0]
+    P[:, 0] = rest[0]
+    for i in range(1, J):  # parents come before children
+        p = parents[i]
+        np.matmul(R[:, p], local[:, i], out=R[:, i])
+        P[:, i] = P[:, p] + R[:, p] @ (rest[i] - rest[p])
+    return P, R
+
+
 def motion_from_params(params: dict, valid, fps: float, model: SmplxModel,
                        betas: np.ndarray) -> TakeMotion:
-    """``TakeMotion`` of take-style parameter arrays with one body shape ``betas (10,)``."""
+    """``TakeMotion`` of take-style parameter arrays with one body shape ``betas (10,)``.
+    Only the body's first ``BODY_JOINTS`` joints are posed (what the clean-up uses)."""
     betas = np.asarray(betas, float).reshape(NUM_BETAS)
     rest = rest_joints(model, betas)
-    local = pose_rotations(params, model.kind)
+    local = pose_rotations(params, model.kind, BODY_JOINTS)
     transl = np.asarray(params["transl"], float)
-    joints, rots, G = forward_kinematics(local, rest, model.parents, transl)
-    A = skinning_transforms(G, rest)
-    feet = {name: skin_points(model, ids, betas, A).mean(axis=1) + transl
-            for name, ids in foot_vertex_ids(model).items()}
-    return TakeMotion(joints=joints, rotations=rots, foot_points=feet,
+    P, rots = body_kinematics(local, rest, model.parents)
+    feet = {}
+    for name, ids in foot_vertex_ids(model).items():
+        cols, m, c = mean_point_skinning(model, ids, betas, rest, BODY_JOINTS)
+        feet[name] = (np.einsum("tjab,jb->ta", rots[:, cols], m)
+                      + np.einsum("j,tja->ta", c, P[:, cols]) + transl)
+    return TakeMotion(joints=P + transl[:, None], rotations=rots, foot_points=feet,
                       valid=np.asarray(valid, bool).copy(), fps=float(fps), rest=rest,
                       foot_offsets=foot_offsets(model, betas, rest))
 

@@ -40,7 +40,8 @@ def test_take_motion_matches_the_body_model(model):
     p["expression"][:] = 0.0
     m = take_motion(make_take(p), model)
     out = forward(model, p, pose_correctives=False)
-    np.testing.assert_allclose(m.joints, out.joints, atol=1e-9)
+    assert m.joints.shape == (5, 22, 3) and m.rotations.shape == (5, 22, 3, 3)
+    np.testing.assert_allclose(m.joints, out.joints[:, :22], atol=1e-9)   # the body joints
     for name, ids in foot_vertex_ids(model).items():
         np.testing.assert_allclose(m.foot_points[name], out.vertices[:, ids].mean(1), atol=1e-9)
     # global rotations: child joint = parent + R_parent (rest offset)
@@ -186,6 +187,63 @@ def test_one_euro_beta_follows_fast_motion():
     ramp = np.linspace(0, 1, 90)[:, None]
     zp = one_euro_zero_phase(ramp, 30.0, 1.0, 0.0)
     assert np.abs(zp - ramp)[20:-20].max() < 0.01   # no lag in the middle
+
+
+def _one_euro_reference(x, fs, min_cutoff, beta, d_cutoff=1.0):
+    """The paper's filter, one sample and one quantity (x ``(T, g)``) at a time."""
+    def alpha(c):
+        return 1.0 / (1.0 + fs / (2 * np.pi * c))
+    out = np.empty_like(x)
+    out[0], dx = x[0], np.zeros(x.shape[1])
+    for t in range(1, x.shape[0]):
+        dx = dx + alpha(d_cutoff) * ((x[t] - out[t - 1]) * fs - dx)
+        out[t] = out[t - 1] + alpha(min_cutoff + beta * np.linalg.norm(dx)) * (x[t] - out[t - 1])
+    return out
+
+
+def test_one_euro_runs_every_group_at_once_like_one_at_a_time():
+    rng = np.random.default_rng(4)
+    x = np.cumsum(rng.normal(size=(80, 12)), axis=0) * 0.1
+    y = one_euro(x, 30.0, 1.5, 2.0, group=4)
+    for g in range(3):
+        np.testing.assert_allclose(y[:, 4 * g:4 * g + 4],
+                                   _one_euro_reference(x[:, 4 * g:4 * g + 4], 30.0, 1.5, 2.0),
+                                   atol=1e-12)
+    zp = one_euro_zero_phase(x, 30.0, 1.5, 2.0, group=3)
+    ref = 0.5 * (one_euro(x, 30.0, 1.5, 2.0, group=3)
+                 + one_euro(x[::-1], 30.0, 1.5, 2.0, group=3)[::-1])
+    np.testing.assert_allclose(zp, ref, atol=1e-12)
+
+
+def test_one_euro_take_smoothing_in_one_pass_matches_each_parameter_alone():
+    """smooth_params with One Euro filters all regions in one loop: the same numbers as
+    filter_rotations / filter_series on each parameter (valid runs, short runs)."""
+    from pose2pose_mocap.retarget.cleanup.one_euro import smooth_params_one_euro
+    from pose2pose_mocap.retarget.smoothing import (REGIONS, ROTATION_PARAMS, filter_rotations,
+                                                    filter_series)
+
+    T = 150
+    p = random_params(T, seed=9, max_angle=2.5)
+    p["transl"] = np.cumsum(np.random.default_rng(1).normal(size=(T, 3)) * 0.02, axis=0)
+    valid = np.ones(T, bool)
+    valid[[20, 21, 60]] = False
+    valid[100:103] = False                      # a run of 3 rows (too short) in between
+    valid[105:108] = False
+    st = Smoothing(method="one_euro", root_hz=1.0, body_hz=2.0, hands_hz=4.0, face_hz=None,
+                   one_euro_beta=0.7)
+    got = smooth_params_one_euro(p, valid, 30.0, st)
+    for region, keys in REGIONS.items():
+        hz = st.cutoff(region)
+        for k in keys:
+            a = np.asarray(p[k], float)
+            if k in ROTATION_PARAMS:
+                want = filter_rotations(a.reshape(T, -1, 3), 30.0, "one_euro", hz, valid,
+                                        beta=0.7).reshape(a.shape)
+            else:
+                want = filter_series(a, 30.0, "one_euro", hz, valid, beta=0.7)
+            np.testing.assert_allclose(got[k], want, atol=1e-10, err_msg=k)
+    np.testing.assert_array_equal(got["betas"], p["betas"])
+    np.testing.assert_array_equal(got["jaw_pose"], p["jaw_pose"])     # face left raw
 
 
 def test_one_euro_smoothing_setting_round_trips():

@@ -11,10 +11,11 @@ import pytest
 from bench.motion_truth import add_noise, make_truth
 from pose2pose_mocap.common.errors import P2PError
 from pose2pose_mocap.retarget.cleanup.clean import CleanOptions, clean_take
-from pose2pose_mocap.retarget.cleanup.kinematics import FOOT_POINTS, take_motion
+from pose2pose_mocap.retarget.cleanup.kinematics import FOOT_POINTS, foot_vertex_ids, take_motion
 from pose2pose_mocap.retarget.errors import RetargetError
 from pose2pose_mocap.retarget.smoothing import Smoothing, smooth_take
-from pose2pose_mocap.retarget.smplx_model import SMPL_KIND, load_body_model, load_smplx_model
+from pose2pose_mocap.retarget.smplx_model import (SMPL_KIND, forward, load_body_model,
+                                                   load_smplx_model)
 from pose2pose_mocap.retarget.take import read_take, write_take
 
 from .smpl_support import standin_smpl_path, standin_smpl_root
@@ -54,13 +55,20 @@ def _skate(contact, motion, rows):
     return np.concatenate(out).mean()
 
 
-def test_smpl_motion_has_24_joints_and_sole_points(smpl, walk):
+def test_smpl_motion_is_the_smpl_body_and_its_soles(smpl, walk):
     _, take = walk
     m = take_motion(take, smpl)
     T = take.num_frames
     assert smpl.kind is SMPL_KIND
-    assert m.joints.shape == (T, 24, 3) and m.rotations.shape == (T, 24, 3, 3)
+    assert m.joints.shape == (T, 22, 3) and m.rotations.shape == (T, 22, 3, 3)
     assert set(m.foot_points) == set(FOOT_POINTS)
+    # the SMPL body model's own forward pass (one body shape, no correctives)
+    p = {k: v.copy() for k, v in take.params.items()}
+    p["betas"][:] = np.median(p["betas"], axis=0)
+    out = forward(smpl, p, pose_correctives=False)
+    np.testing.assert_allclose(m.joints, out.joints[:, :22], atol=1e-9)
+    for name, ids in foot_vertex_ids(smpl).items():
+        np.testing.assert_allclose(m.foot_points[name], out.vertices[:, ids].mean(1), atol=1e-9)
     # heels behind toes along each foot, soles below the ankles (camera y points down)
     for side, ankle in (("left", 7), ("right", 8)):
         fwd = m.rotations[:, ankle, :, 2]
