@@ -363,7 +363,8 @@ def clear_preview(arm_obj) -> bool:
 
 
 def write_motion(arm_obj, bone_names, rotations, frames, *, locations=None,
-                 name: str = "retarget", preview: bool = False) -> WrittenMotion:
+                 name: str = "retarget", preview: bool = False,
+                 extra_curves=()) -> WrittenMotion:
     """Key pose rotations ``(T, B, 4)`` and ``locations {bone: (T, 3)}`` on ``arm_obj`` as a
     new action on a new NLA track; nothing of the user's changes.
 
@@ -377,6 +378,7 @@ def write_motion(arm_obj, bone_names, rotations, frames, *, locations=None,
     if len(set(bone_names)) != len(bone_names):
         raise RetargetError("a bone is keyed twice")
     curves = motion_curves(arm_obj, bone_names, rotations, locations)  # before any write
+    curves += list(extra_curves)   # (a control rig's switches, keyed in the same action)
     had_ad = arm_obj.animation_data is not None
     action = track = None
     try:
@@ -476,11 +478,21 @@ def target_for_armature(arm_obj, mapping=None):
 
     skeleton = read_skeleton(arm_obj)
     notes = []
-    if mapping is None:
+    from ..targets import rigify_controls
+
+    generated = rigify_controls.is_generated_rigify(skeleton.names)
+    if mapping is None and not generated:
         target = automap(skeleton)
         notes.append(f"{arm_obj.name}: mapped automatically ({len(target.mapping)} bones)")
+    elif mapping is None:
+        target = get_target("rigify")
     else:
         target = mapping if not isinstance(mapping, str) else get_target(mapping)
+    if generated and target.name == rigify_controls.NAME and target.drive == "deform":
+        # What users have is the rig Rigify generates: keys go on its FK controls.
+        target = rigify_controls.controls_target(target)
+        notes.append(f"{arm_obj.name}: a rig Rigify generated: its FK controls are keyed "
+                     "(FK switches keyed in the same action)")
     target = target.with_skeleton(skeleton)
     bones = set(skeleton.names)
     absent = [f"{j} -> {b}" for j, b in target.mapping.items() if b not in bones]
@@ -594,6 +606,30 @@ def check_not_constrained(arm_obj, target) -> None:
             "metarig or a deform-only armature")
 
 
+def _controls_motion(arm_obj, skeleton, target, src, *, ik=True, contacts=None):
+    """The solve on a generated Rigify rig's DEF bones, as keys on its FK controls
+    (``targets.rigify_controls``). -> ``(motion, names, rotations (T, N, 4), locations,
+    extra curves: the switches and the finger masters' scale)``."""
+    from ..targets import retarget, rigify_controls
+
+    missing = rigify_controls.missing_controls(skeleton.names)
+    if missing:
+        raise RetargetError(f"{arm_obj.name}: not a rig Rigify generated, so its controls "
+                            f"cannot be driven (no bone {', '.join(repr(m) for m in missing[:4])})")
+    deform = rigify_controls.deform_skeleton(skeleton)
+    motion = retarget(src, None, target, deform, ik=ik, contacts=contacts, spread=False)
+    names, rotations, locations = rigify_controls.control_channels(motion, deform, skeleton)
+    T = rotations.shape[0]
+    extra = []
+    for bone, prop, value in rigify_controls.SWITCHES:
+        pb = arm_obj.pose.bones[bone]
+        if prop in pb.keys():
+            extra.append(Curve(f'pose.bones["{bone}"]["{prop}"]', 0, np.full(T, value), bone))
+    for bone in rigify_controls.rest_scale_bones(names):
+        extra += [Curve(f'pose.bones["{bone}"].scale', c, np.ones(T), bone) for c in range(3)]
+    return motion, names, rotations, locations, extra
+
+
 def _shape_key_targets(arm_obj, names):
     """Child meshes of the armature whose shape keys include some of ``names``."""
     out = []
@@ -626,7 +662,8 @@ def retarget_rig(rig_obj, arm_obj, target, *, preview: bool = False, name: str |
     if arm_obj.mode != 'OBJECT' or rig_obj.mode != 'OBJECT':
         raise RetargetError("switch to Object Mode first")
     skeleton = read_skeleton(arm_obj)
-    check_not_constrained(arm_obj, target)
+    if target.drive != "controls":
+        check_not_constrained(arm_obj, target)
     if action is None:
         from .anim import take_actions
 
@@ -635,17 +672,22 @@ def retarget_rig(rig_obj, arm_obj, target, *, preview: bool = False, name: str |
             raise RetargetError(f"{rig_obj.name} has no take to retarget")
         action = takes[0]
     src = source_pose(rig_obj, action)
-    motion = retarget(src, None, target, skeleton, ik=ik, contacts=contacts)
-    # Every bone is keyed, unmapped ones too (at rest relative to their parent, as the
-    # solve has them), so the action plays the solve whatever the pose was before.
-    keep = list(range(len(motion.bone_names)))
-    names = list(motion.bone_names)
-    locations = {motion.bone_names[i]: motion.locations[:, i]
-                 for i in keep if motion.located[i]}
     frames = np.asarray(src.frame_index, dtype=np.float64)
+    extra = []
+    if target.drive == "controls":
+        motion, names, rotations, locations, extra = _controls_motion(
+            arm_obj, skeleton, target, src, ik=ik, contacts=contacts)
+    else:
+        motion = retarget(src, None, target, skeleton, ik=ik, contacts=contacts)
+        # Every bone is keyed, unmapped ones too (at rest relative to their parent, as the
+        # solve has them), so the action plays the solve whatever the pose was before.
+        names = list(motion.bone_names)
+        rotations = motion.rotations
+        locations = {motion.bone_names[i]: motion.locations[:, i]
+                     for i in range(len(names)) if motion.located[i]}
     name = name or f"{action.name} -> {arm_obj.name}"
-    written = write_motion(arm_obj, names, motion.rotations[:, keep], frames,
-                           locations=locations, name=name, preview=preview)
+    written = write_motion(arm_obj, names, rotations, frames, locations=locations, name=name,
+                           preview=preview, extra_curves=extra)
     written.notes = list(motion.notes)
     connected = [n for n in locations if arm_obj.data.bones[n].use_connect]
     if connected:   # Blender ignores the location of a connected bone
