@@ -285,9 +285,7 @@ def filter_rotations(axis_angle: np.ndarray, fs: float, method: str, cutoff_hz: 
 def smooth_params(params: dict, valid: np.ndarray, fs: float, settings: Smoothing) -> dict:
     """Smoothed copies of a take's parameter arrays (see the module docstring)."""
     if settings.method == "one_euro":  # every region in one loop over time (same numbers)
-        from .cleanup.one_euro import smooth_params_one_euro
-
-        return smooth_params_one_euro(params, valid, fs, settings)
+        return _smooth_one_euro(params, valid, fs, settings)
     out = {k: np.asarray(v) for k, v in params.items()}
     for region, keys in REGIONS.items():
         hz = settings.cutoff(region)
@@ -305,6 +303,46 @@ def smooth_params(params: dict, valid: np.ndarray, fs: float, settings: Smoothin
             else:
                 out[k] = filter_series(a, fs, settings.method, hz, valid,
                                        beta=settings.one_euro_beta)
+    return out
+
+
+def _smooth_one_euro(params: dict, valid, fs: float, settings: Smoothing) -> dict:
+    """``smooth_params`` for One Euro: the same rules as ``filter_rotations`` /
+    ``filter_series`` per parameter, but every parameter filtered in one loop over
+    time (``cleanup.one_euro.one_euro_take``)."""
+    from .cleanup.one_euro import one_euro_take
+
+    out = {k: np.asarray(v) for k, v in params.items()}
+    T = np.asarray(params["global_orient" if "global_orient" in params else "transl"]).shape[0]
+    valid = np.ones(T, bool) if valid is None else np.asarray(valid, bool)
+    runs = [(a, b) for a, b in valid_runs(valid) if b - a >= MIN_RUN]
+    keys, blocks, cutoffs = [], [], []
+    for region, names in REGIONS.items():
+        hz = settings.cutoff(region)
+        if hz is None or hz >= fs / 2.0:
+            continue
+        for k in (n for n in names if n in params):
+            a = np.asarray(params[k], dtype=np.float64)
+            if k in ROTATION_PARAMS:
+                q = axis_angle_to_quaternion(a.reshape(T, -1, 3))
+                for s, e in runs:   # signs continuous within each run
+                    q[s:e] = quaternion_continuity(q[s:e], axis=0)
+                blocks.append(q)
+            else:
+                blocks.append(a.reshape(T, 1, -1))
+            keys.append(k)
+            cutoffs.append(hz)
+    done = np.zeros(T, bool)
+    for s, e in runs:
+        done[s:e] = True
+    for k, sm in zip(keys, one_euro_take(blocks, cutoffs, runs, fs, settings.one_euro_beta)):
+        a = np.asarray(params[k], dtype=np.float64)
+        if k in ROTATION_PARAMS:
+            aa = a.reshape(T, -1, 3).copy()
+            aa[done] = quaternion_to_axis_angle(quaternion_normalize(sm[done]))
+            out[k] = aa.reshape(a.shape)
+        else:
+            out[k] = sm.reshape(a.shape)
     return out
 
 

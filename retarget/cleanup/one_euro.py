@@ -16,9 +16,9 @@ Speed: the recursion's per-sample cutoff depends on its own output, so it cannot
 written as one linear filter (``lfilter``); instead one Python loop over time runs
 every quantity of a take at once (``one_euro_groups``: all joints, the root, both
 passes, each group its own ``min_cutoff``), a dozen numpy calls per row whatever
-the number of channels. ``smooth_params_one_euro`` is ``smoothing.smooth_params``
-for method ``one_euro`` built on it: the same numbers as filtering each parameter
-on its own, in one pass over the take.
+the number of channels. ``one_euro_take`` (what ``smoothing.smooth_params`` uses
+for method ``one_euro``) gives the same numbers as filtering each parameter on its
+own, in one pass over the take.
 """
 from __future__ import annotations
 
@@ -90,74 +90,33 @@ def one_euro_zero_phase(x: np.ndarray, fs: float, min_cutoff: float, beta: float
     return (0.5 * (both[:, :G] + both[::-1, G:])).reshape(T, C)
 
 
-def smooth_params_one_euro(params: dict, valid: np.ndarray, fs: float, settings) -> dict:
-    """``smoothing.smooth_params`` for ``settings.method == "one_euro"``: every region's
-    parameters filtered together, both passes in one loop over each valid run.
+def one_euro_take(blocks: list, cutoffs, runs, fs: float, beta: float) -> list:
+    """Zero-phase One Euro of several quantities of one take in one loop over time.
 
-    Same rules as ``smoothing.filter_series`` / ``filter_rotations``: rotations as
-    sign-continuous quaternions (one speed group per joint), renormalised; a linear
-    parameter is one speed group; each region at its own cutoff; a region whose
-    cutoff is unset or at or above Nyquist, rows outside valid runs and runs shorter
-    than ``MIN_RUN`` are left as they are. -> new dict (the input is not modified)."""
-    from ..rotations import (axis_angle_to_quaternion, quaternion_continuity,
-                             quaternion_normalize, quaternion_to_axis_angle)
-    from ..smoothing import MIN_RUN, REGIONS, ROTATION_PARAMS, valid_runs
-
-    out = {k: np.asarray(v) for k, v in params.items()}
-    jobs = []                       # (key, is rotation, (T, G, g) array, cutoff)
-    for region, keys in REGIONS.items():
-        hz = settings.cutoff(region)
-        if hz is None or hz >= fs / 2.0:
-            continue
-        for key in keys:
-            if key not in params:
-                continue
-            a = np.asarray(params[key], dtype=np.float64)
-            T = a.shape[0]
-            if key in ROTATION_PARAMS:
-                jobs.append((key, True, axis_angle_to_quaternion(a.reshape(T, -1, 3)), hz))
-            else:
-                jobs.append((key, False, a.reshape(T, 1, -1), hz))
-    if not jobs:
+    blocks: arrays ``(T, G_k, g_k)`` (G_k quantities of g_k channels, e.g. a parameter's
+    joints as quaternions); cutoffs: ``min_cutoff`` per block; runs: ``[(start, stop)]``
+    rows to filter, each run on its own (rows outside them are copied). The same
+    numbers as ``one_euro_zero_phase`` on each block and run alone.
+    -> filtered float64 copies, in order."""
+    blocks = [np.asarray(b, dtype=np.float64) for b in blocks]
+    out = [b.copy() for b in blocks]
+    if not blocks:
         return out
-    T = jobs[0][2].shape[0]
-    g = max(j[2].shape[2] for j in jobs)
-    sizes = [j[2].shape[1] for j in jobs]
+    g = max(b.shape[2] for b in blocks)
+    sizes = [b.shape[1] for b in blocks]
     G = sum(sizes)
-    minc = np.concatenate([np.full(n, j[3]) for n, j in zip(sizes, jobs)])
-    res = {key: (arr.copy() if rot else np.asarray(params[key], np.float64).reshape(
-        T, 1, -1).copy()) for key, rot, arr, _ in jobs}
-    valid = np.ones(T, bool) if valid is None else np.asarray(valid, bool)
-    for start, stop in valid_runs(valid):
-        n = stop - start
-        if n < MIN_RUN:
-            continue
-        x = np.zeros((n, G, g))
+    minc = np.concatenate([np.full(n, float(c)) for n, c in zip(sizes, cutoffs)])
+    for start, stop in runs:
+        x = np.zeros((stop - start, G, g))          # narrower quantities: zero channels
         at = 0
-        for (key, rot, arr, _), m in zip(jobs, sizes):
-            seg = arr[start:stop]
-            if rot:
-                seg = quaternion_continuity(seg, axis=0)
-            x[:, at:at + m, :seg.shape[2]] = seg
+        for b, m in zip(blocks, sizes):
+            x[:, at:at + m, :b.shape[2]] = b[start:stop]
             at += m
         both = one_euro_groups(np.concatenate([x, x[::-1]], axis=1), fs,
-                               np.concatenate([minc, minc]), settings.one_euro_beta)
+                               np.concatenate([minc, minc]), beta)
         sm = 0.5 * (both[:, :G] + both[::-1, G:])
         at = 0
-        for (key, rot, arr, _), m in zip(jobs, sizes):
-            res[key][start:stop] = sm[:, at:at + m, :arr.shape[2]]
+        for o, m in zip(out, sizes):
+            o[start:stop] = sm[:, at:at + m, :o.shape[2]]
             at += m
-    for key, rot, arr, _ in jobs:
-        a = np.asarray(params[key], dtype=np.float64)
-        if rot:
-            q = res[key]
-            aa = a.reshape(T, -1, 3).copy()
-            done = np.zeros(T, bool)
-            for start, stop in valid_runs(valid):
-                if stop - start >= MIN_RUN:
-                    done[start:stop] = True
-            aa[done] = quaternion_to_axis_angle(quaternion_normalize(q[done]))
-            out[key] = aa.reshape(a.shape)
-        else:
-            out[key] = res[key].reshape(a.shape)
     return out

@@ -218,9 +218,8 @@ def test_one_euro_runs_every_group_at_once_like_one_at_a_time():
 def test_one_euro_take_smoothing_in_one_pass_matches_each_parameter_alone():
     """smooth_params with One Euro filters all regions in one loop: the same numbers as
     filter_rotations / filter_series on each parameter (valid runs, short runs)."""
-    from pose2pose_mocap.retarget.cleanup.one_euro import smooth_params_one_euro
     from pose2pose_mocap.retarget.smoothing import (REGIONS, ROTATION_PARAMS, filter_rotations,
-                                                    filter_series)
+                                                    filter_series, smooth_params)
 
     T = 150
     p = random_params(T, seed=9, max_angle=2.5)
@@ -231,7 +230,7 @@ def test_one_euro_take_smoothing_in_one_pass_matches_each_parameter_alone():
     valid[105:108] = False
     st = Smoothing(method="one_euro", root_hz=1.0, body_hz=2.0, hands_hz=4.0, face_hz=None,
                    one_euro_beta=0.7)
-    got = smooth_params_one_euro(p, valid, 30.0, st)
+    got = smooth_params(p, valid, 30.0, st)
     for region, keys in REGIONS.items():
         hz = st.cutoff(region)
         for k in keys:
