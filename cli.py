@@ -202,14 +202,12 @@ def _model_lookups(args):
 
 def _cmd_clean(args) -> int:
     from .retarget.clean_cli import run_clean
-    from .weights.locations import smplx_lookup
 
     return run_clean(args, smplx=_model_lookups(args))  # --smplx / --smpl by the take's body
 
 
 def _cmd_qa(args) -> int:
     from .retarget.clean_cli import run_qa
-    from .weights.locations import smplx_lookup
 
     return run_qa(args, smplx=_model_lookups(args))  # --smplx / --smpl by the take's body
 
@@ -222,58 +220,66 @@ def _cmd_retarget(args) -> int:
 
 
 def _cmd_convert(args) -> int:
-    """A take is converted as is; footage is estimated first (a take is kept beside the .blend)."""
+    """A take is converted as is; footage is estimated first (a take is kept beside the .blend).
+    ``-o``: the one rule of ``common.outputs`` (a folder gets the default name inside it)."""
+    from .common.outputs import resolve_output
+    from .retarget.blender_runner import blender_executable
+    from .retarget.convert import default_output
+
+    src = Path(args.input).expanduser()
+    blender = blender_executable(getattr(args, "blender", None))
+    if src.suffix.lower() == ".npz":
+        stem = default_output(src).stem
+    else:
+        stem = src.stem if src.is_file() else src.name
+    dest = resolve_output(args.output, stem, ".blend", next_to=src.parent, what="output")
+    if not dest.numbered and dest.path.exists() and not args.force:  # before any work
+        raise UserError(f"{dest.path} exists; not overwriting it (use --force)")
+    with dest.folder_made():
+        return _convert(args, src, dest, blender)
+
+
+def _convert(args, src: Path, dest, blender) -> int:
     from .estimator.cli_estimate import estimate_footage
     from .estimator.options import EstimateOptions
+    from .retarget.convert import default_output
     from .retarget.convert_cli import convert_file
     from .retarget.options import ConvertOptions
 
-    src = Path(args.input).expanduser()
     options = ConvertOptions.from_args(args)
     smplx = _model_lookups(args)
+
+    def convert(take, target, numbered) -> int:
+        return convert_file(str(take), str(target), smplx, options, overwrite=args.force,
+                            numbered=numbered, blender=blender)
+
     if src.suffix.lower() == ".npz":
-        return convert_file(args.input, args.output, smplx, options, overwrite=args.force)
+        return convert(src, dest.path, dest.numbered)
     from .retarget.importers import detect_format
 
     fmt = detect_format(src) if src.exists() else None
     if fmt is not None:  # another tool's results (SMPLer-X folder, GVHMR .pt, .smpl)
         from .retarget.take import write_take
 
-        if args.output and Path(args.output).expanduser().exists() and not args.force:
-            raise UserError(f"{args.output} exists; not overwriting it (use --force)")
         take = _import_take(src, fmt, args.smplx)
-        stem = src.stem if src.is_file() else src.name
-        kept = write_take(src.parent / f"{stem}.take.npz", take, numbered=True)
+        kept = write_take(dest.folder / f"{dest.path.stem}.take.npz", take, numbered=True)
         print(f"wrote {kept} (imported from {fmt})")
-        return convert_file(str(kept), args.output, smplx, options, overwrite=args.force,
-                            numbered=args.output is None)
-    # Footage. -o may name the .blend or a folder; by default both files go next to the input
-    # under new names, so a second run never replaces the first.
+        # a default name follows the take's number (clip-2.take.npz -> clip-2.blend)
+        return convert(kept, default_output(kept) if dest.numbered else dest.path, dest.numbered)
+    # Footage: the takes go into the .blend's folder under default names (numbered, so a
+    # second run never replaces the first); each .blend is named after its take by default.
     estimate = EstimateOptions.from_args(args)
-    out = Path(args.output).expanduser() if args.output else None
-    if out is not None and (out.is_dir() or str(args.output).endswith(("/", "\\"))):
-        if not out.is_dir():
-            raise UserError(f"-o {args.output}: no such folder")
-        folder, blend = out, None
-    elif out is not None:
-        if out.suffix.lower() != ".blend":
-            raise UserError(f"-o {args.output}: the output must be a .blend file or a folder")
-        if out.exists() and not args.force:
-            raise UserError(f"{out} exists; not overwriting it (use --force)")
-        folder, blend = out.parent, out
-    else:
-        folder, blend = src.parent, None
-    stem = src.stem if src.is_file() else src.name
-    done = estimate_footage(str(src), str(folder) + "/", estimate, force=False, debug=args.debug)
+    done = estimate_footage(str(src), str(dest.folder) + "/", estimate, force=False,
+                            debug=args.debug)
     if done.code != 0 or not done.takes:
         return done.code or EXIT_FAIL
-    takes = done.takes
-    for i, take in enumerate(takes):
-        person = f".person{i + 1}" if len(takes) > 1 else ""
-        target = blend.with_name(blend.stem + person + ".blend") if blend else \
-            folder / f"{stem}{person}.blend"
-        code = convert_file(str(take), str(target), smplx, options, overwrite=args.force,
-                            numbered=blend is None)  # a default name: stem-2.blend, ... if taken
+    for i, take in enumerate(done.takes):
+        if dest.numbered:
+            target = default_output(Path(take))
+        else:
+            person = f".person{i + 1}" if len(done.takes) > 1 else ""
+            target = dest.path.with_name(dest.path.stem + person + ".blend")
+        code = convert(take, target, dest.numbered)
         if code != 0:
             return code
     return EXIT_OK
@@ -295,10 +301,13 @@ def _cmd_import(args) -> int:
 
     src = Path(args.file).expanduser()
     fmt = args.format if args.format != "auto" else (detect_format(src) or "auto")
+    from .common.outputs import resolve_output
+
+    dest = resolve_output(args.output, src.stem if src.is_file() else src.name, ".take.npz",
+                          next_to=src.parent, suffixes=(".npz",), what="take file")
     take = _import_take(src, fmt, args.smplx, person=args.person, fps=args.fps)
-    out = Path(args.output).expanduser() if args.output else \
-        src.parent / f"{src.stem if src.is_file() else src.name}.take.npz"
-    written = write_take(out, take, overwrite=args.force, numbered=not args.output)
+    with dest.folder_made():
+        written = write_take(dest.path, take, overwrite=args.force, numbered=dest.numbered)
     print(f"wrote {written} ({take.num_frames} frames, {take.fps:g} fps, from {fmt} "
           f"via the {take.estimator} importer)")
     for note in take.notes:
@@ -393,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_retarget_arguments(rt)
     rt.set_defaults(func=_cmd_retarget)
 
+    from .common.outputs import output_help
     from .retarget.importers import FORMAT_NAMES
 
     im = sub.add_parser("import", help="turn another tool's results (AMASS, SMPLer-X, GVHMR, "
@@ -403,8 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("file", metavar="FILE")
     im.add_argument("--format", choices=("auto",) + FORMAT_NAMES, default="auto",
                     help="the tool that wrote FILE (default: detected from its content)")
-    im.add_argument("-o", "--output", help="the take to write (.npz; default: next to FILE, "
-                                           "FILE.take.npz, numbered if taken)")
+    im.add_argument("-o", "--output", help=output_help("the take to write (.npz)",
+                                                       "next to FILE, FILE.take.npz"))
     im.add_argument("--person", type=int, default=0,
                     help="which person of a multi-person result (SMPLer-X bbox id)")
     im.add_argument("--fps", type=float, help="frame rate, for results that have none")

@@ -107,9 +107,24 @@ def _bpy_line() -> Line:
         return Line("Blender", f"{bpy.app.version_string} (running inside Blender)", OK)
     ver = _version("bpy")
     if ver:
-        return Line("Blender (bpy)", f"{ver} (headless Blender module)", OK)
+        return Line("Blender (bpy)", f"{ver} (headless Blender module)", OK,
+                    [_blend_format_hint(ver)])
     return Line("Blender (bpy)", "not installed", FAIL,
                 ["needed to build rigs and export files headless: pip install -e ."])
+
+
+def _blend_format_hint(ver: str) -> str:
+    """Which Blender opens the .blend files the CLI writes (the bpy module's own format)."""
+    import os
+
+    major_minor = ".".join(ver.split(".")[:2])
+    chosen = os.environ.get("P2P_MOCAP_BLENDER")
+    if chosen:
+        return (f"convert builds .blend files in P2P_MOCAP_BLENDER={chosen} (that Blender's "
+                "format)")
+    return (f"convert writes Blender {major_minor} .blend files: Blender {major_minor} or newer "
+            "opens them, older ones cannot ('not a blend file'); for an older Blender use "
+            "convert --blender PATH (or P2P_MOCAP_BLENDER), or the add-on")
 
 
 _ENV_AND_FLAG = {

@@ -37,6 +37,7 @@ class ClipRun:
     error: str = ""
     progress: tuple = (0, 0)
     replace: list = field(default_factory=list)   # outputs of its own the batch may replace
+    standin: bool = False         # estimated with STAND-IN model files (meaningless motion)
 
 
 @dataclass
@@ -230,6 +231,7 @@ def run_batch_loop(clips: list[Clip], settings: Settings, out_root, make_runner,
                     r.frames_estimated = res["frames"]
                     r.estimate_s = float(res.get("estimate_s") or 0.0)
                     r.people = res.get("people", [])
+                    r.standin = bool(res.get("standin"))
                     r.outputs = {"takes": [file_record(p, out_root) for p in res["takes"]]}
                     r.progress = (res["frames"], res.get("frames_total", res["frames"]))
                     pend_ret.appendleft(r)
@@ -246,7 +248,7 @@ def run_batch_loop(clips: list[Clip], settings: Settings, out_root, make_runner,
                                     hashes=hashes, outputs=r.outputs, frames=r.frames,
                                     people=r.people, estimate_s=r.estimate_s or None,
                                     retarget_s=r.retarget_s, notes=r.notes or None,
-                                    stages=r.stages)
+                                    stages=r.stages, standin=r.standin or None)
                     rate = (f", {r.frames_estimated / r.estimate_s:.2f} frames/s"
                             if r.estimate_s > 0 else "")
                     what_ran = _stages_text(r)
@@ -304,4 +306,8 @@ def format_summary(s: BatchSummary) -> str:
                  f"wall {s.seconds:.1f} s, {per_min}")
     for r in s.failed:
         lines.append(f"FAILED {r.clip.rel}: {r.error}")
+    standin = [r.clip.rel for r in s.runs if r.standin]
+    if standin:
+        lines.append(f"STAND-IN model files were used for {len(standin)} clip(s): their motion "
+                     "is meaningless (for trying the pipeline only; see p2p-mocap doctor)")
     return "\n".join(lines)

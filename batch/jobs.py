@@ -274,7 +274,7 @@ def _latest_state(records: list[dict], rel: str) -> dict | None:
 
 def is_clip_output_name(clip: Clip, name: str) -> bool:
     """True for a name the clip's outputs can have: ``stem.take.npz``, ``stem.blend``,
-    ``stem.qa.json``, ``stem.qa.png``, ``stem.<preset><suffix>``,
+    ``stem.qa.json``, ``stem.qa.png``, ``stem.<preset><suffix>`` (``stem.glb`` for a format preset),
     ``stem.<target>.<preset><suffix>``, each also with ``.personN`` after the stem."""
     if not name.startswith(clip.stem + "."):
         return False
@@ -284,12 +284,15 @@ def is_clip_output_name(clip: Clip, name: str) -> bool:
         parts = parts[1:]
     if parts in (["take", "npz"], ["blend"], ["qa", "json"], ["qa", "png"]):
         return True
+    from ..retarget.export_cli import default_export_name
     from ..retarget.export_presets import PRESETS
 
-    if len(parts) == 3:   # stem.<target>.<preset><suffix> (export --target)
-        parts = parts[1:]
-    return (len(parts) == 2 and parts[0] in PRESETS
-            and PRESETS[parts[0]].suffix.lower() == "." + parts[1].lower())
+    # stem[.<target>]<tail>, the tail of each preset's default name (.unity.fbx, .glb)
+    tails = {default_export_name(Path("x.blend"), n)[1].lower() for n in PRESETS}
+    tail = "." + ".".join(parts).lower()
+    if tail in tails:
+        return True
+    return len(parts) >= 2 and "." + ".".join(parts[1:]).lower() in tails
 
 
 def replaceable_outputs(clip: Clip, records: list[dict], out_root) -> list[str]:

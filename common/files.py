@@ -56,7 +56,7 @@ def numbered_names(path, suffix: str | None = None) -> Iterator[Path]:
     """``path`` itself, then ``stem-2 + suffix``, ``stem-3 + suffix``, ... (endless).
 
     ``suffix`` is the part kept at the end (default ``path.suffix``; pass
-    ``".npz"`` to number ``clip.take.npz`` as ``clip.take-2.npz``).
+    ``".take.npz"`` to number ``clip.take.npz`` as ``clip-2.take.npz``).
     """
     path = Path(path)
     suffix = path.suffix if suffix is None else suffix

@@ -36,6 +36,7 @@ def add_estimate_arguments(parser: argparse.ArgumentParser, *, io: bool = True
     command (``convert``) that has its own and estimates footage first. Every number
     is checked when parsed, against its range in ``common.options``.
     """
+    from ..common.outputs import output_help
     from .options import EstimateOptions
 
     if io:
@@ -43,9 +44,9 @@ def add_estimate_arguments(parser: argparse.ArgumentParser, *, io: bool = True
                             help="a video file, an image, several images, or a folder of images "
                                  "(natural sort: 2.png before 10.png)")
         parser.add_argument("-o", "--output", metavar="OUT",
-                            help="take file to write (refused if it exists, unless --force) or "
-                                 "a folder; default: next to the input, NAME.take.npz or the "
-                                 "next free NAME.take-2.npz, ...")
+                            help=output_help("the take file to write (.npz; refused if it "
+                                         "exists, unless --force)", "next to the input, "
+                                         "NAME.take.npz"))
     EstimateOptions.add_arguments(parser, smplx=io)
     if io:
         parser.add_argument("--force", action="store_true",
@@ -145,7 +146,9 @@ def _error_line(exc: BaseException, err) -> None:
 def run_estimate(args) -> int:
     """Run ``p2p-mocap estimate`` with parsed ``args``; return the exit code."""
     from ..common.errors import P2PError
+    from ..common.outputs import resolve_output
     from .options import EstimateOptions
+    from .pipeline import TAKE_SUFFIX
 
     try:
         options = EstimateOptions.from_args(args)
@@ -155,8 +158,15 @@ def run_estimate(args) -> int:
         _error_line(exc, sys.stderr)
         return EXIT_FAIL
     inputs = args.input if len(args.input) > 1 else args.input[0]
-    return estimate_footage(inputs, args.output, options, force=args.force,
-                            debug=getattr(args, "debug", False)).code
+    try:  # the -o rule (common.outputs): only a missing folder named with a trailing / is made
+        dest = resolve_output(args.output, "", TAKE_SUFFIX, next_to=".", suffixes=(".npz",),
+                              what="take file")
+    except P2PError as exc:
+        _error_line(exc, sys.stderr)
+        return EXIT_FAIL
+    with dest.folder_made():
+        return estimate_footage(inputs, args.output, options, force=args.force,
+                                debug=getattr(args, "debug", False)).code
 
 
 def estimate_footage(inputs, output, options, *, force: bool = False, debug: bool = False,

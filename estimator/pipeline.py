@@ -157,8 +157,9 @@ def _with_person(name: str, pid: int) -> str:
 
 
 def numbered_take_names(name: str):
-    """``clip.take.npz``, ``clip.take-2.npz``, ``clip.take-3.npz``, ... (names only)."""
-    for path in numbered_names(Path(name), ".npz"):
+    """``clip.take.npz``, ``clip-2.take.npz``, ``clip-3.take.npz``, ... (names only; the one
+    numbering scheme, ``common.outputs``: ``clip-2.take.npz`` converts to ``clip-2.blend``)."""
+    for path in numbered_names(Path(name), TAKE_SUFFIX if name.endswith(TAKE_SUFFIX) else ".npz"):
         yield path.name
 
 
@@ -227,7 +228,7 @@ def _checked_folder(plan: OutputPlan) -> OutputPlan:
 
 def write_take_file(plan: OutputPlan, pid: int | None, arrays: dict) -> Path:
     """Write atomically with a no-replace commit (``common.files``): the next free
-    numbered name for default outputs (``clip.take-2.npz``; also when another run
+    numbered name for default outputs (``clip-2.take.npz``; also when another run
     takes a name meanwhile), refuse/force for explicit ones. Our own temporary
     files left in the folder by killed runs are removed first."""
     from ..common.files import remove_stale_temps
@@ -247,7 +248,7 @@ class EstimateJob:
     inputs: a path (image, video, folder of images) or a list of image paths.
     output: a take file (refused if it exists unless ``force``) or a folder;
         None = next to the input, ``<name>.take.npz`` or the next free
-        ``<name>.take-N.npz``. With ``person="all"`` ``.personID`` is inserted.
+        ``<name>-N.take.npz``. With ``person="all"`` ``.personID`` is inserted.
     frames: ``"A:B:STEP"`` or a ``FrameRange``.
     person: ``"auto"`` (the largest, most central person of the first frame with
         anyone in it; only that person is estimated), ``"all"`` (everyone, one

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..common.outputs import output_help
+from .blender_runner import ENV_VAR
 from .convert import BodyModelFiles, convert_take, stop_signals
 from .options import ConvertOptions
 
@@ -23,11 +25,17 @@ from .options import ConvertOptions
 def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of ``p2p-mocap convert``."""
     parser.add_argument("input", metavar="INPUT",
-                        help="take file (.npz from 'p2p-mocap estimate', or another SMPL-X "
-                             "parameter .npz)")
+                        help="a take file (.npz from 'p2p-mocap estimate', or another SMPL-X "
+                             "parameter .npz), or footage: a video, an image or a folder of "
+                             "images (estimated first; the take is kept beside the .blend)")
     parser.add_argument("-o", "--output", metavar="BLEND",
-                        help="the .blend to write (default: next to INPUT, clip.take.npz -> "
-                             "clip.blend)")
+                        help=output_help("the .blend to write", "next to INPUT, clip.blend "
+                                         "(clip.take.npz -> clip.blend)"))
+    parser.add_argument("--blender", metavar="PATH",
+                        help="build the rig in this Blender (its executable, or a Python with "
+                             f"its bpy module; or set {ENV_VAR}), so the .blend opens in that "
+                             "Blender version; default: the bpy module here, whose .blend "
+                             "needs Blender 5.0 or newer")
     parser.add_argument("--smplx", metavar="PATH", help="SMPL-X model file or folder")
     parser.add_argument("--smpl", metavar="PATH",
                         help="SMPL model file (SMPL_NEUTRAL.npz) or folder, for SMPL takes; "
@@ -40,7 +48,7 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
 
 
 def convert_file(take, output, smplx, options: ConvertOptions, *, overwrite: bool = False,
-                 numbered: bool = False, out=None) -> int:
+                 numbered: bool = False, out=None, blender=None) -> int:
     """Convert one take file to a .blend, printing the notes and ``wrote PATH``; 0 on
     success.
 
@@ -52,6 +60,9 @@ def convert_file(take, output, smplx, options: ConvertOptions, *, overwrite: boo
     import signal
 
     out = out or sys.stdout
+    if blender is not None:
+        return _convert_in_blender(blender, take, output, smplx, options, overwrite=overwrite,
+                                   numbered=numbered, out=out)
     notes: list[str] = []
     with stop_signals() as got:
         try:
@@ -73,5 +84,36 @@ def run_convert(args, out=None, *, smplx=None) -> int:
     ``smplx``: the model (the caller's lookup); default ``--smplx`` as given."""
     if smplx is None:
         smplx = BodyModelFiles(args.smplx, getattr(args, "smpl", None))
-    return convert_file(args.input, args.output, smplx,
-                        ConvertOptions.from_args(args), overwrite=args.force, out=out)
+    from .blender_runner import blender_executable
+
+    return convert_file(args.input, args.output, smplx, ConvertOptions.from_args(args),
+                        overwrite=args.force, out=out,
+                        blender=blender_executable(getattr(args, "blender", None)))
+
+
+def _convert_in_blender(blender, take, output, smplx, options: ConvertOptions, *,
+                        overwrite: bool, numbered: bool, out) -> int:
+    """``convert --blender``: the take's model file is found here, the rig built there."""
+    from pathlib import Path
+
+    from .blender_runner import convert_in_blender
+    from .convert import default_output, model_file
+    from .take import read_take
+
+    head = read_take(take)
+    model = model_file(smplx, options.gender or head.gender, head.body_model)
+    target = Path(output) if output else default_output(Path(take).expanduser())
+    try:
+        done = convert_in_blender(blender, take, model, head.body_model, target, options,
+                                  overwrite=overwrite, numbered=numbered)
+    except KeyboardInterrupt:
+        print("p2p-mocap: error: stopped by Ctrl-C: no .blend written", file=sys.stderr)
+        return 130
+    for n in done.get("notes", []):
+        print(f"note: {n}", file=out)
+    version = ".".join(str(done.get("blender", "")).split(".")[:2]) or "?"
+    written = Path(done["path"])
+    if not target.is_absolute() and written.is_relative_to(Path.cwd()):
+        written = written.relative_to(Path.cwd())   # as the user named it
+    print(f"wrote {written} (Blender {version} format)", file=out)
+    return 0

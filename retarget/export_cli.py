@@ -17,6 +17,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from ..common.outputs import output_help, resolve_output
 from .errors import RetargetError
 from .amass import PRESET_NAME as AMASS_PRESET, SUFFIX as AMASS_SUFFIX, SUMMARY as AMASS_SUMMARY
 from .export_presets import PRESETS, ROOT_MODES
@@ -32,8 +33,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="; ".join([f"{n}: {p.summary}" for n, p in PRESETS.items()]
                                        + [f"{AMASS_PRESET}: {AMASS_SUMMARY}"]))
     parser.add_argument("-o", "--output", metavar="OUT",
-                        help="file to write (default: next to INPUT, with the preset's suffix "
-                             "and the preset's name: clip.unity.fbx)")
+                        help=output_help("the file to write", "next to INPUT, named after it "
+                                         "and the engine preset (clip.unity.fbx), or the "
+                                         "format's suffix alone (clip.glb, clip.bvh, clip.usd)"))
     parser.add_argument("--root", choices=ROOT_MODES, default="grounded",
                         help="root motion: grounded (default: feet on the floor and facing the "
                              "engine's forward at the first frame, motion kept), camera (as "
@@ -61,9 +63,15 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     return parser
 
 
-def default_export_output(input_path: Path, preset_name: str, target: str | None = None) -> Path:
-    """``clip.take.npz`` / ``clip.blend`` -> ``clip.<preset><suffix>`` next to it
-    (with a retarget target: ``clip.<target>.<preset><suffix>``)."""
+# Presets named after their file format: the suffix alone names them (clip.glb, not clip.gltf.glb).
+FORMAT_PRESETS = ("gltf", "bvh", "usd")
+
+
+def default_export_name(input_path: Path, preset_name: str, target: str | None = None
+                        ) -> tuple[str, str]:
+    """``(stem, tail)`` of the default export name: ``clip.take.npz`` / ``clip.blend`` ->
+    ``("clip", ".unity.fbx")``; a format preset has its suffix alone (``".glb"``); with a
+    retarget target the stem is ``clip.<target>``. (Numbered as ``stem-2 + tail``.)"""
     name = input_path.name
     for suffix in (".take.npz", ".npz", ".blend"):
         if name.lower().endswith(suffix):
@@ -74,9 +82,15 @@ def default_export_output(input_path: Path, preset_name: str, target: str | None
 
         name = f"{name}.{target_label(target)}"
     if preset_name == AMASS_PRESET:
-        return input_path.with_name(f"{name}.{AMASS_PRESET}{AMASS_SUFFIX}")
+        return name, f".{AMASS_PRESET}{AMASS_SUFFIX}"
     p = PRESETS[preset_name]
-    return input_path.with_name(f"{name}.{p.name}{p.suffix}")
+    return name, (p.suffix if p.name in FORMAT_PRESETS else f".{p.name}{p.suffix}")
+
+
+def default_export_output(input_path: Path, preset_name: str, target: str | None = None) -> Path:
+    """The default export file next to ``input_path`` (see :func:`default_export_name`)."""
+    stem, tail = default_export_name(input_path, preset_name, target)
+    return input_path.with_name(stem + tail)
 
 
 def run_export(args, out=None, *, smplx=None) -> int:
@@ -91,8 +105,18 @@ def run_export(args, out=None, *, smplx=None) -> int:
         raise RetargetError(f"{src}: expected a .blend scene or a take .npz")
     if not src.is_file():
         raise RetargetError(f"{src}: no such file")
-    target = Path(args.output).expanduser() if args.output else default_export_output(
-        src, args.preset, getattr(args, "target", None))
+    stem, tail = default_export_name(src, args.preset, getattr(args, "target", None))
+    dest = resolve_output(args.output, stem, tail, next_to=src.parent, what="output")
+    with dest.folder_made():
+        return _run_export(args, src, dest, out, smplx)
+
+
+def _run_export(args, src: Path, dest, out, smplx) -> int:
+    target = dest.path
+    if dest.numbered and not args.force:  # a default name: the next free one (clip-2.unity.fbx)
+        from ..common.files import next_free_name
+
+        target = next_free_name(target, dest.tail)
     if getattr(args, "target", None):
         return run_target_export(args, src, target, out, smplx)
     if args.preset == AMASS_PRESET:

@@ -909,7 +909,7 @@ def write_take(path, arrays, *, overwrite: bool = False, numbered: bool = False)
     (``common.files.atomic_write``), so readers never see half a file and a
     file that appears meanwhile is never replaced. An existing file is refused
     unless ``overwrite``; with ``numbered`` (a default name) the next free
-    ``clip.take-2.npz``, ``clip.take-3.npz`` ... is written instead. Raises
+    ``clip-2.take.npz``, ``clip-3.take.npz`` ... is written instead. Raises
     TakeError / OutputExistsError / OutputWriteError (disk full, read-only)
     with one line.
     """
@@ -933,7 +933,8 @@ def write_take(path, arrays, *, overwrite: bool = False, numbered: bool = False)
             fh.write(blob)
 
     try:
-        return atomic_write(path, write, replace=overwrite, numbered=numbered, suffix=".npz")
+        tail = ".take.npz" if path.name.endswith(".take.npz") else ".npz"  # clip-2.take.npz
+        return atomic_write(path, write, replace=overwrite, numbered=numbered, suffix=tail)
     except _AnyOutputExists as exc:
         if isinstance(exc, OutputExistsError):
             raise

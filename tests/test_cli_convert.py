@@ -22,7 +22,7 @@ def test_convert_sample_clip_twice_keeps_both(standin_root, repo, tmp_path):
     first = (tmp_path / "wave.blend").read_bytes()
     r = p2p(*args)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert (tmp_path / "wave-2.blend").is_file() and (tmp_path / "wave.take-2.npz").is_file()
+    assert (tmp_path / "wave-2.blend").is_file() and (tmp_path / "wave-2.take.npz").is_file()
     assert (tmp_path / "wave.blend").read_bytes() == first
 
 

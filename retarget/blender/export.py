@@ -92,8 +92,11 @@ def _load_source(source, *, smplx=None, pose_correctives=False, notes=None, rest
     if not path.is_file():
         raise RetargetError(f"{path}: no such file")
     if path.suffix.lower() == ".blend":
+        from .output import captured_output
+
         try:
-            bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
+            with captured_output():   # (Blender's own "Read blend" line)
+                bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
         except RuntimeError as exc:
             raise RetargetError(f"{path}: Blender cannot open it ({str(exc).strip()})") from None
         return bpy.context.scene
@@ -662,6 +665,7 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
     window = bpy.context.window
     win_scene = window.scene if window is not None else None
     renamed_scene = None
+    swapped = []
     try:
         # The temporary scene carries the take's name: glTF's one animation is named after it.
         clash_scene = bpy.data.scenes.get(take_name)
@@ -683,6 +687,16 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
         arm_c, mesh_c, copies = _copy_rig(arm, mesh_obj if p.mesh else None, scene_tmp,
                                           p.rename_armature)
         made += copies
+        # The copies carry the originals' names (no '.001' in the file): the originals are
+        # renamed meanwhile and get their names back once the copies are gone.
+        pairs = [(arm, arm_c)] if not p.rename_armature else []
+        pairs += [(arm.data, arm_c.data)]
+        if mesh_c is not None:
+            pairs += [(mesh_obj, mesh_c), (mesh_obj.data, mesh_c.data)]
+        for orig, copy_ in pairs:
+            swapped.append((orig, orig.name))
+            orig.name = orig.name + " (p2p export)"
+            copy_.name = swapped[-1][1]
         if dropped and mesh_c is not None:
             _remove_shape_keys(mesh_c, set(dropped))
         if p.rename_armature and arm_c.name != p.rename_armature:
@@ -714,6 +728,8 @@ def export_scene(source, preset, out, *, root: str = "grounded", rest_frame: boo
                 _remove_one(id_)
             except ReferenceError:
                 pass
+        for orig, name in reversed(swapped):
+            orig.name = name
         if renamed is not None:
             renamed[0].name = renamed[1]
         if renamed_scene is not None:

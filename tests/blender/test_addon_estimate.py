@@ -242,4 +242,4 @@ def test_import_take_accepts_other_tools_results_through_the_worker(configured, 
     # A second import keeps the first take (numbered name, as estimate numbers takes).
     importing.import_take_files(bpy.context, [str(src / "dance.smpl")])
     assert sorted(t.name for t in Path(configured.output_dir).glob("dance*.npz")) == \
-        ["dance.take-2.npz", "dance.take.npz"]
+        ["dance-2.take.npz", "dance.take.npz"]

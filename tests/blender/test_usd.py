@@ -184,8 +184,8 @@ def test_usd_from_a_take_through_the_cli(tmp_path):
     finally:
         bpy.ops.wm.read_factory_settings(use_empty=True)
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert written == ["clip.take.npz", "clip.usd.usd"], written
-    data = read_usd(tmp_path / "clip.usd.usd")
+    assert written == ["clip.take.npz", "clip.usd"], written
+    data = read_usd(tmp_path / "clip.usd")
     assert data["joint_count"] == 55 and data["up"] == "Y"
     import re
     said = re.search(r"(\d+) frames at ([\d.]+) fps", out.getvalue())

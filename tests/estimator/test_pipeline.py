@@ -93,9 +93,9 @@ def test_never_overwrites_default_name(tmp_path, job_kwargs):
     (img,) = write_images(tmp_path, 1)
     first = EstimateJob(img, **job_kwargs).run().outputs[0]
     second = EstimateJob(img, **job_kwargs).run().outputs[0]
-    assert (first.name, second.name) == ("img0.take.npz", "img0.take-2.npz")
+    assert (first.name, second.name) == ("img0.take.npz", "img0-2.take.npz")
     gen = numbered_take_names("a.take.npz")
-    assert [next(gen) for _ in range(3)] == ["a.take.npz", "a.take-2.npz", "a.take-3.npz"]
+    assert [next(gen) for _ in range(3)] == ["a.take.npz", "a-2.take.npz", "a-3.take.npz"]
 
 
 def test_explicit_output_refused_unless_force(tmp_path, job_kwargs):

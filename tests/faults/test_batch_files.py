@@ -69,7 +69,7 @@ def test_files_of_a_run_killed_before_it_recorded_them_are_its_own(tmp_path):
     later = [running, {"clip": clip.rel, "state": "failed"}]
     assert replaceable_outputs(clip, later, out) == []
     for name, ok in (("walk.take.npz", True), ("walk.person2.take.npz", True),
-                     ("walk.blend", True), ("walk.godot.fbx", True), ("walk.gltf.glb", True),
+                     ("walk.blend", True), ("walk.godot.fbx", True), ("walk.glb", True),
                      ("walk.gltf.fbx", False), ("walk.txt", False), ("walker.blend", False)):
         assert is_clip_output_name(clip, name) is ok, name
 

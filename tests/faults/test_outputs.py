@@ -239,8 +239,8 @@ def test_racing_default_take_names_get_numbers(tmp_path, monkeypatch):
     arrays = [dict(take_arrays(T=3), person_id=i + 1) for i in range(n)]
     results = race(n, lambda i: write_take_file(plan, None, arrays[i]))
     assert all(isinstance(r, Path) for r in results), results
-    assert sorted(p.name for p in results) == ["clip.take-2.npz", "clip.take-3.npz",
-                                               "clip.take-4.npz", "clip.take.npz"]
+    assert sorted(p.name for p in results) == ["clip-2.take.npz", "clip-3.take.npz",
+                                               "clip-4.take.npz", "clip.take.npz"]
     assert sorted(read_take(p).person_id for p in results) == list(range(1, n + 1))
     assert hidden(tmp_path) == []
 
@@ -407,7 +407,7 @@ def test_convert_removes_our_stale_temps_and_only_those(take_file, smplx_root, t
 def test_export_and_estimate_writers_remove_our_stale_temps(blend_file, tmp_path):
     from pose2pose_mocap.estimator.pipeline import OutputPlan, write_take_file
 
-    out = tmp_path / "clip.bvh.bvh"
+    out = tmp_path / "clip.bvh"
     ours, users = _plant(tmp_path, out)
     res = run_cli(["export", str(blend_file), "--preset", "bvh", "-o", str(out)])
     assert res.rc == 0, res.stderr

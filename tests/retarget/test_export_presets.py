@@ -125,4 +125,4 @@ def test_export_cli_arguments():
     from pathlib import Path
 
     assert default_export_output(Path("/a/clip.take.npz"), "unity") == Path("/a/clip.unity.fbx")
-    assert default_export_output(Path("/a/clip.blend"), "gltf") == Path("/a/clip.gltf.glb")
+    assert default_export_output(Path("/a/clip.blend"), "gltf") == Path("/a/clip.glb")
