@@ -34,33 +34,21 @@ _TASKS_RUN = 0
 _HANDLERS: dict[str, list] | None = None   # bpy.app.handlers as the process started
 
 
-def _handler_lists(bpy) -> dict[str, list]:
-    h = bpy.app.handlers
-    return {n: list(getattr(h, n)) for n in dir(h)
-            if not n.startswith("_") and isinstance(getattr(h, n), list)}
-
-
 def reset_blender() -> None:
-    """Empty the running bpy session: factory settings, empty file, no added handlers."""
-    import bpy
-
-    from ..retarget.blender.output import empty_session
+    """Empty the running bpy session: factory settings, empty file, the starting handlers."""
+    from ..retarget.blender.output import empty_session, restore_handlers
 
     empty_session()
-    # Exactly the lists the process started with: a task's own handlers go, and so do the
-    # copies Blender itself appends on every factory reset (5.0: one more load_pre/load_post
-    # each time), which a fresh process would not have either.
-    for name in _handler_lists(bpy):
-        getattr(bpy.app.handlers, name)[:] = (_HANDLERS or {}).get(name, [])
+    restore_handlers(_HANDLERS or {})
 
 
 def run_task(fn, spec: dict) -> dict:
     """In the slot's process: reset Blender, run ``fn(spec)`` (a dict back)."""
     global _TASKS_RUN, _HANDLERS
     if _HANDLERS is None:   # bpy's own handlers, before any task could add one
-        import bpy
+        from ..retarget.blender.output import handler_lists
 
-        _HANDLERS = _handler_lists(bpy)
+        _HANDLERS = handler_lists()
     if _TASKS_RUN:   # a fresh process is clean
         try:
             reset_blender()

@@ -1,21 +1,28 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Throughput of ``p2p-mocap batch`` on a folder of synthetic clips (clips/min, frames/s).
 
-    python bench/bench_batch.py                                  # 6 clips x 20 frames, 320x240
-    python bench/bench_batch.py --clips 12 --frames 60 -- --workers 2 --preset unity
-    python bench/bench_batch.py -- --ray local
+    python -m bench.bench_batch                                  # 6 clips x 10 frames, 320x240
+    python -m bench.bench_batch --clips 12 --frames 60 -- --workers 2 --preset unity
+    python -m bench.bench_batch --rounds 2 -- --retarget-workers 2
 
 Writes the clips into a temporary folder (a figure-like block moving across),
 stand-in model files unless --smplx and --checkpoint name real ones (numbers
-with stand-ins equal the real checkpoint's: same layers and shapes), runs
-the batch command once from an empty output folder (everything after ``--``
-is passed to it) and prints the command, its summary and clips/min of wall
-time (the network load of each estimator process included).
+with stand-ins equal the real checkpoint's: same layers and shapes), runs the
+batch command once from an empty output folder (everything after ``--`` is
+passed to it; persistent Blender processes), then the convert/export stage
+alone on copies of that folder (``--shape-keys off``: the takes are reused,
+every clip is converted again), once with a fresh Blender process per task
+(``--fresh-blender``, the old way) and once with the persistent Blender
+processes (``batch.blender_pool``), alternating over ``--rounds``. Prints the
+commands and clips/min of wall time (start-up included) and the ratios; the
+end-to-end figure of the old way is derived (same estimation, other stage).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,18 +46,32 @@ def write_clip(path: Path, n: int, w: int, h: int, seed: int) -> None:
     wr.release()
 
 
+def run_batch(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    print("$ " + shlex.join(cmd), flush=True)
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    if r.returncode != 0:
+        print(r.stdout[-3000:])
+        print(r.stderr[-3000:], file=sys.stderr)
+    return wall, r
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     own = argv[:argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--clips", type=int, default=6)
-    p.add_argument("--frames", type=int, default=20)
+    p.add_argument("--frames", type=int, default=10)
     p.add_argument("--size", default="320x240")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="convert/export rounds of each way, alternating (default 1)")
     p.add_argument("--smplx")
     p.add_argument("--checkpoint")
     a = p.parse_args(own)
     w, h = (int(v) for v in a.size.lower().split("x"))
+    print("$ " + shlex.join([sys.executable, "-m", "bench.bench_batch", *argv]), flush=True)
     with tempfile.TemporaryDirectory(prefix="p2p_bench_batch_") as tmp:
         tmp = Path(tmp)
         if not (a.smplx and a.checkpoint):
@@ -62,19 +83,44 @@ def main(argv=None) -> int:
         for i in range(a.clips):
             (src / f"take{i // 3}").mkdir(parents=True, exist_ok=True)
             write_clip(src / f"take{i // 3}" / f"clip{i}.mp4", a.frames, w, h, i)
-        cmd = [sys.executable, "-m", "pose2pose_mocap.batch.cli_batch", str(src), "-o",
-               str(tmp / "out"), "--smplx", a.smplx, "--checkpoint", a.checkpoint, *extra]
-        print("$ " + shlex.join(cmd), flush=True)
-        t0 = time.monotonic()
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.monotonic() - t0
-        print(r.stdout)
+
+        def cmd(out: Path, *more: str) -> list[str]:
+            return [sys.executable, "-m", "pose2pose_mocap.batch.cli_batch", str(src), "-o",
+                    str(out), "--smplx", a.smplx, "--checkpoint", a.checkpoint, *more, *extra]
+
+        # 1. everything (estimate, convert, export with --preset), persistent Blender processes
+        full, r = run_batch(cmd(tmp / "out"))
         if r.returncode != 0:
-            print(r.stderr[-3000:], file=sys.stderr)
-        print(f"{a.clips} clips x {a.frames} frames at {w}x{h}: {wall:.1f} s wall including "
-              f"start-up, {a.clips / (wall / 60):.2f} clips/min, "
-              f"{a.clips * a.frames / wall:.2f} frames/s")
-        return r.returncode
+            return r.returncode
+        # 2. the Blender stage alone, each way on a copy of that output folder: a changed convert
+        #    setting (--shape-keys off) redoes convert/export of every clip and reuses the takes
+        walls: dict[str, list[float]] = {"fresh": [], "pool": []}
+        for k in range(a.rounds):
+            for mode in (("fresh", "pool") if k % 2 == 0 else ("pool", "fresh")):
+                out = tmp / f"out_{mode}_{k}"
+                shutil.copytree(tmp / "out", out)
+                flag = ["--fresh-blender"] if mode == "fresh" else []
+                wall, r = run_batch(cmd(out, "--shape-keys", "off", *flag))
+                if r.returncode != 0:
+                    return r.returncode
+                walls[mode].append(wall)
+                shutil.rmtree(out)
+        fresh, pool = min(walls["fresh"]), min(walls["pool"])
+        per_min = a.clips * 60.0
+        print(f"{a.clips} clips x {a.frames} frames at {w}x{h} (wall time, start-up included; "
+              f"best of {a.rounds}; load average {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores):")
+        print(f"  convert/export stage, a fresh Blender per task (--fresh-blender): "
+              f"{fresh:6.1f} s = {per_min / fresh:6.2f} clips/min")
+        print(f"  convert/export stage, persistent Blender processes:              "
+              f"{pool:6.1f} s = {per_min / pool:6.2f} clips/min   ({fresh / pool:.2f}x)")
+        est = full - pool   # the same estimation in both ways
+        print(f"  end to end, persistent (measured):                               "
+              f"{full:6.1f} s = {per_min / full:6.2f} clips/min")
+        print(f"  end to end, fresh (derived: measured end to end - pool stage + fresh stage): "
+              f"{est + fresh:6.1f} s = {per_min / (est + fresh):6.2f} clips/min   "
+              f"({(est + fresh) / full:.2f}x)")
+        return 0
 
 
 if __name__ == "__main__":

@@ -29,6 +29,21 @@ def empty_session() -> None:
     bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
+def handler_lists() -> dict[str, list]:
+    """A copy of every ``bpy.app.handlers`` list (name -> handlers)."""
+    h = bpy.app.handlers
+    return {n: list(getattr(h, n)) for n in dir(h)
+            if not n.startswith("_") and isinstance(getattr(h, n), list)}
+
+
+def restore_handlers(saved: dict[str, list]) -> None:
+    """Set every ``bpy.app.handlers`` list back to ``saved`` (:func:`handler_lists`): persistent
+    handlers survive a factory reset, and Blender 5.0 itself appends one more load_pre/load_post
+    handler on each reset, which a fresh process would not have."""
+    for name in handler_lists():
+        getattr(bpy.app.handlers, name)[:] = saved.get(name, [])
+
+
 @contextlib.contextmanager
 def captured_output():
     """Send what C code and Blender's operators print (fds 1 and 2) to a temporary file.
