@@ -138,3 +138,20 @@ def create_camera(scene, take: Take, name: str = "Take camera", collection=None)
     r.pixel_aspect_x, r.pixel_aspect_y = bc.pixel_aspect
     notes.append(attach_footage(obj, take))
     return obj, notes
+
+
+def add_world_and_light(scene=None, name: str = "Take") -> None:
+    """A dim grey world and a sun over the body, so that rendering the saved .blend (through
+    the take's camera) shows something; the CLI's empty session has neither. Not used for the
+    add-on, which builds into the user's own scene. ``scene``: default the context's."""
+    scene = scene or bpy.context.scene
+    if scene.world is None:
+        world = bpy.data.worlds.new(f"{name} world")
+        world.color = (0.05, 0.05, 0.05)
+        scene.world = world
+    sun = bpy.data.lights.new(f"{name} sun", type='SUN')
+    sun.energy = 3.0
+    obj = bpy.data.objects.new(f"{name} sun", sun)
+    scene.collection.objects.link(obj)
+    obj.location = (0.0, 0.0, 5.0)
+    obj.rotation_euler = (0.9, 0.0, 0.5)   # from above, in front of the camera's side
