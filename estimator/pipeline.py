@@ -26,6 +26,10 @@ Flow per step (one batch):
    the batch also spans people (B frames x P tracks). B is chosen from free
    memory (CUDA ``mem_get_info``; available RAM on CPU) and overridable; on CPU
    it stays small (little throughput gain, and a short lag keeps crops tight).
+   That is the classic pipeline. The batched one (``--pipeline batched``; ``auto``
+   on CUDA; ``fastpath``) instead checks each predicted crop against the one the
+   one-frame tracker would make and re-runs the frames from the first miss, cuts
+   the crops on the device, and runs the loop in ``fastpath.runner``.
 4. The estimator (``--estimator``, ``registry.ESTIMATORS``; default Pose2Pose)
    turns the crops (cut by its ``crop_spec``) into per-person results
    (``base.PersonResult``) whose rows go into the take
