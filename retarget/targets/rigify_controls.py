@@ -68,7 +68,8 @@ def _controls() -> tuple:
             ("spine_fk.002", "DEF-spine.002", TORSO),
             ("spine_fk.003", "DEF-spine.003", "spine_fk.002"),
             ("neck", "DEF-spine.004", "spine_fk.003"),
-            ("head", "DEF-spine.006", "neck")]
+            ("head", "DEF-spine.006", "neck"),
+            ("jaw_master", "DEF-jaw", "head")]       # (jaw and chin hang from it)
     for S in _SIDES:
         rows += [(f"shoulder.{S}", f"DEF-shoulder.{S}", "spine_fk.003"),
                  (f"upper_arm_fk.{S}", f"DEF-upper_arm.{S}", f"shoulder.{S}"),

@@ -76,7 +76,7 @@ def test_rigify_preset_on_a_generated_rig_drives_its_controls(scene, generated):
 
         motion, deform = _deform_solve(scene, generated, target)
         body = [b.name for b in deform.bones if b.name.startswith("DEF-")
-                and not b.name.startswith(("DEF-jaw", "DEF-breast", "DEF-pelvis"))
+                and not b.name.startswith(("DEF-breast", "DEF-pelvis"))
                 and deform.bones[deform.index()[b.name]].parent is not None
                 and (b.name in target.mapping.values() or b.name.startswith(
                     ("DEF-spine", "DEF-palm", "DEF-upper_arm", "DEF-forearm", "DEF-thigh",
