@@ -267,3 +267,29 @@ def test_worker_clean_request_refuses_bad_input_in_one_line(walk_take, tmp_path)
                                log_path=tmp_path / "worker.log")
         assert why in str(err.value) and "\n" not in str(err.value).strip(), str(err.value)
         assert not out.exists()
+
+
+def test_disable_removes_the_qa_types(addon, repo, tmp_path):
+    """Disabling the add-on unregisters the panel, list, operators and the Action's flag
+    properties (and enabling registers them again); every property has a tooltip."""
+    qa_ui = import_module(MODULE + ".addon.qa_ui")
+    own = [(cls, name) for cls in qa_ui.CLASSES for base in cls.__mro__
+           for name in getattr(base, "__annotations__", {})]
+    assert len(own) >= 10
+    for cls, name in own:
+        rna = cls.bl_rna if not issubclass(cls, bpy.types.Operator) else \
+            getattr(bpy.ops.p2p, cls.bl_idname.split(".")[1]).get_rna_type()
+        assert rna.properties[name].description, f"{cls.__name__}.{name}: no tooltip"
+    classes = qa_ui.CLASSES
+    assert all(c.is_registered for c in classes) and hasattr(bpy.types, "P2P_PT_qa")
+    disable_dev_addon()
+    try:
+        assert not any(c.is_registered for c in classes)
+        assert not any(hasattr(bpy.types, c.__name__) for c in classes)
+        assert not hasattr(bpy.types.Action, "p2p_qa_flags")
+        assert not hasattr(bpy.types.Action, "p2p_qa_index")
+    finally:
+        enable_dev_addon(repo, tmp_path)
+    again = import_module(MODULE + ".addon.qa_ui").CLASSES
+    assert all(c.is_registered for c in again)
+    assert hasattr(bpy.types.Action, "p2p_qa_flags")
