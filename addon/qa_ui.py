@@ -178,12 +178,17 @@ class P2P_OT_qa_fix(_FlagOperator, bpy.types.Operator):
             self.report({'ERROR'}, "no such QA flag")
             return {'CANCELLED'}
         kind, span = flag.kind, (flag.frame, flag.end_frame)
+        try:
+            fixes = dict(parse_fix_flags(props.clean_fix_flags))
+        except Exception as exc:  # noqa: BLE001 -- the user's Fix Flags text: reported
+            self.report({'ERROR'}, f"Fix Flags: {exc}")
+            return {'CANCELLED'}
         live, props.live_smoothing = props.live_smoothing, False   # one re-solve, below
         try:
             props.clean_enabled = True
             setting = cleaning.SETTING_OF_KIND.get(kind)
             if setting is not None and self.fix == 'AUTO':
-                if getattr(props, setting):
+                if getattr(props, setting) and props.clean_foot_lock:
                     self.report({'WARNING'}, f"{kind}: {setting.replace('clean_', '')} is "
                                              "already on; nothing more to fix here")
                     return {'CANCELLED'}
@@ -192,7 +197,6 @@ class P2P_OT_qa_fix(_FlagOperator, bpy.types.Operator):
             else:
                 fix = cleaning.FIX_OF_KIND.get(kind, "interpolate") if self.fix == 'AUTO' \
                     else self.fix
-                fixes = dict(parse_fix_flags(props.clean_fix_flags))
                 fixes[kind] = fix
                 props.clean_fix_flags = ",".join(f"{k}={v}" for k, v in sorted(fixes.items()))
         finally:

@@ -190,9 +190,13 @@ def test_qa_panel_draws(clean_props, walk_take):
 
 
 def test_bad_fix_flags_are_a_message_not_a_traceback(clean_props, walk_take):
-    _import(walk_take)
+    _arm, action = _import(walk_take)
+    assert len(action.p2p_qa_flags)
     clean_props.clean_fix_flags = "dropout=melt"
     assert "failed" in clean_props.smoothing_message and "melt" in clean_props.smoothing_message
+    with pytest.raises(RuntimeError, match="melt"):      # the operator reports an error
+        bpy.ops.p2p.qa_fix(index=0)
+    assert clean_props.clean_fix_flags == "dropout=melt"
 
 
 def test_one_euro_clean_up_runs_without_scipy(clean_props, walk_take, monkeypatch):
