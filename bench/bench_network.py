@@ -18,6 +18,11 @@ Configurations (``--configs``; ``all`` = every one that can run here):
 * ``ort-fp32``, ``openvino-fp32``, ``openvino-bf16``: the exported graph
   (``onnx_export``; ``--onnx FILE`` or exported into a temporary folder) in ONNX
   Runtime / OpenVINO, SMPL-X in PyTorch after it.
+* ``estimate-fp32`` / ``estimate-bf16``: end to end, ``EstimateJob`` (the classic
+  CPU pipeline: decode, track, crop, network, take rows; the take is written to a
+  temporary folder) on a synthetic 1280x720 clip of ``--estimate-frames``
+  frames (``bench_pipeline.write_clip``), frames/s from its progress records after
+  the network is loaded, batch as ``estimate`` chooses; one job per round.
 
 Every configuration includes the SMPL-X layer (the mesh; like for like with the
 official test mode), stand-in weights (seed 1) and stand-in SMPL-X files unless
@@ -49,7 +54,8 @@ from pose2pose_mocap.estimator.pose2pose.inference import cpu_runner
 from pose2pose_mocap.weights.standin_rule import make_state_dict, official_keys_and_shapes
 
 CONFIGS = ("official", "eager-fp32", "eager-bf16", "fast-fp32", "fast-bf16", "compile-fp32",
-           "compile-bf16", "ort-fp32", "openvino-fp32", "openvino-bf16")
+           "compile-bf16", "ort-fp32", "openvino-fp32", "openvino-bf16", "estimate-fp32",
+           "estimate-bf16")
 DEFAULT_CONFIGS = ("eager-fp32", "eager-bf16", "fast-fp32", "fast-bf16")
 
 
@@ -66,7 +72,32 @@ def parse_args(argv=None):
     p.add_argument("--official", default=None, help="extracted official checkout")
     p.add_argument("--onnx", default=None, help="an exported graph (default: export one)")
     p.add_argument("--smplx", default=None, help="SMPL-X folder (default: stand-ins)")
+    p.add_argument("--estimate-frames", type=int, default=24,
+                   help="frames of the clip the estimate-* configurations run (24)")
     return p.parse_args(argv)
+
+
+class EstimateRun:
+    """One ``EstimateJob`` over the clip per call; returns frames/s after loading."""
+
+    def __init__(self, clip: Path, model, precision: str, out: Path):
+        self.clip, self.model, self.precision, self.out = clip, model, precision, out
+
+    def rate(self) -> float:
+        from pose2pose_mocap.estimator.pipeline import EstimateJob
+
+        job = EstimateJob(self.clip, self.out, model=self.model, model_name="bench",
+                          model_standin=True, device="cpu", detector="none",
+                          precision=self.precision, force=True)
+        start, done = None, 0
+        for p in job.steps():
+            if p.stage == "estimating":
+                if start is None:
+                    start = time.perf_counter()
+                done = p.done
+        for f in job.result.outputs:
+            Path(f).unlink(missing_ok=True)
+        return done / (time.perf_counter() - start)
 
 
 def _loadavg() -> str:
@@ -105,6 +136,17 @@ def build_runners(names, args, smplx_dir, device, tmp):
                 notes.append(f"official: reproduces tests/data/network_seed1_b2.npz "
                              f"(max difference {worst:.2g})")
                 runners[name] = net
+            elif kind == "estimate":
+                if device.type != "cpu":
+                    notes.append(f"{name}: CPU only here (bench_pipeline.py measures CUDA)")
+                    continue
+                clip = tmp / "clip.mp4"
+                if not clip.exists():
+                    from bench.bench_pipeline import write_clip
+
+                    write_clip(clip, args.estimate_frames, (1280, 720))
+                (tmp / "takes").mkdir(exist_ok=True)
+                runners[name] = EstimateRun(clip, model, prec, tmp / "takes")
             elif kind == "eager":
                 opts = InferenceOptions(device=str(device), precision=prec, channels_last=False)
                 runners[name] = (lambda o: lambda x: run_batch(model, x, o, to_cpu=False))(opts)
@@ -163,12 +205,18 @@ def main(argv=None) -> int:
         gen = torch.Generator().manual_seed(0)
         inputs = {b: torch.rand(b, 3, 512, 384, generator=gen).to(device) for b in args.batch}
         for n, run in runners.items():  # warm-up (and compilation) outside the timing
-            for b in args.batch:
-                run(inputs[b])
+            if isinstance(run, EstimateRun):
+                run.rate()
+            else:
+                for b in args.batch:
+                    run(inputs[b])
             peaks[n] = _peak_mib(device)
         for r in range(args.rounds):
             order = list(runners) if r % 2 == 0 else list(reversed(runners))
             for n in order:
+                if isinstance(runners[n], EstimateRun):  # (the job picks its own batch)
+                    rates[(n, args.batch[0])].append(runners[n].rate())
+                    continue
                 for b in args.batch:
                     if device.type == "cuda":
                         torch.cuda.synchronize(device)
@@ -187,6 +235,8 @@ def main(argv=None) -> int:
                     if ("official", b) in rates else None)
             for n in runners:
                 v = rates[(n, b)]
+                if not v:
+                    continue
                 med = statistics.median(v)
                 ratio = f"{med / base:10.2f}" if base else f"{'-':>10}"
                 print(f"{n:>14} {b:>5} {med:9.2f} {f'({min(v):.2f}-{max(v):.2f})':>13} "
