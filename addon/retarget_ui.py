@@ -110,10 +110,18 @@ def target_from_settings(settings):
         from ..retarget.blender.retarget import read_skeleton
         from ..retarget.targets import automap, get_target
 
+        from ..retarget.targets import rigify_controls
+
         skeleton = read_skeleton(settings.target)
         try:
-            base = (automap(skeleton) if settings.preset == 'AUTO'
-                    else get_target(settings.preset)).with_skeleton(skeleton)
+            if settings.preset in ('AUTO', 'rigify') and \
+                    rigify_controls.is_generated_rigify(skeleton.names):
+                # (a rig Rigify generated: the list maps its DEF bones, keys go on its controls)
+                base = rigify_controls.controls_target(get_target("rigify"))
+            else:
+                base = automap(skeleton) if settings.preset == 'AUTO' \
+                    else get_target(settings.preset)
+            base = base.with_skeleton(skeleton)
         except RetargetError:   # the list is the user's: only its conventions are needed
             base = get_target("vrm").with_skeleton(skeleton)
         mapping = {r.joint: r.bone for r in settings.mapping if r.bone}
