@@ -15,6 +15,8 @@ without estimating again. On the body action:
 * the flags that are not ignored are timeline markers ``QA <kind>``
   (``retarget.blender.markers``).
 
+``add_raw_track`` keys the raw take as a muted NLA track above, to compare.
+
 The clean-up runs here (the model is read once and kept) when Blender's Python has scipy
 or the settings need none (One Euro or no smoothing, no foot locking, no ``refilter``
 fix), else in the
@@ -188,6 +190,32 @@ def clear_clean(scene, action) -> None:
         del action[CLEAN_PROP]
     getattr(action, FLAGS_PROP).clear()
     clear_flag_markers(scene, take_uid(action))
+
+
+def add_raw_track(armature, action):
+    """The take's stored raw take (no smoothing, no clean-up) keyed as a new muted NLA track
+    on top, named ``<take> raw``, for an A/B look: unmute it to see the raw motion over the
+    cleaned one. Its actions hold keys only (role ``raw``, no take data), so they are not a
+    take of their own. Returns ``TakeActions``."""
+    from ..retarget.blender.anim import raw_take_from_action, write_take_actions
+    from ..retarget.blender.rig import rig_from_armature
+    from ..retarget.smoothing import NO_SMOOTHING
+
+    raw = raw_take_from_action(action)
+    made = write_take_actions(rig_from_armature(armature), raw, NO_SMOOTHING,
+                              name=f"{action.name} raw")
+    for act in (made.body, made.face):
+        if act is None:
+            continue
+        for key in ("p2p_take", "p2p_take_data", "p2p_smoothing", "p2p_take_uid",
+                    "p2p_face_action"):
+            if key in act:
+                del act[key]
+        act["p2p_role"] = "raw"
+    for track in (made.body_track, made.face_track):
+        if track is not None:
+            track.mute = True
+    return made
 
 
 def take_clean_options(action):

@@ -241,6 +241,29 @@ class P2P_OT_apply_clean(bpy.types.Operator):
         return {'FINISHED'}
 
 
+class P2P_OT_raw_track(bpy.types.Operator):
+    """Key the selected take's raw data (no smoothing, no clean-up) as a muted NLA track on
+    top: unmute it to compare with the cleaned motion"""
+
+    bl_idname = "p2p.raw_track"
+    bl_label = "Add Raw Track"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        return selected_take_action(context) is not None
+
+    def execute(self, context):
+        try:
+            made = cleaning.add_raw_track(selected_take_armature(context),
+                                          selected_take_action(context))
+        except Exception as exc:  # noqa: BLE001 -- reported, never a traceback
+            self.report({'ERROR'}, f"Raw track failed: {exc}")
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"added the muted track {made.body_track.name!r}")
+        return {'FINISHED'}
+
+
 class P2P_PT_qa(bpy.types.Panel):
     bl_label = "Clean-Up & QA"
     bl_space_type = 'VIEW_3D'
@@ -266,7 +289,9 @@ class P2P_PT_qa(bpy.types.Panel):
                      "clean_min_contact", "clean_lock_blend"):
             sub.prop(props, name)
         col.prop(props, "clean_fix_flags")
-        layout.operator("p2p.apply_clean", icon='MOD_SMOOTH')
+        row = layout.row(align=True)
+        row.operator("p2p.apply_clean", icon='MOD_SMOOTH')
+        row.operator("p2p.raw_track", icon='NLA')
         if props.smoothing_message:
             layout.label(text=props.smoothing_message[:120],
                          icon='ERROR' if "failed" in props.smoothing_message else 'INFO')
@@ -293,7 +318,7 @@ class P2P_PT_qa(bpy.types.Panel):
 
 
 CLASSES = (P2P_QAFlag, P2P_UL_qa_flags, P2P_OT_qa_jump, P2P_OT_qa_ignore, P2P_OT_qa_fix,
-           P2P_OT_apply_clean, P2P_PT_qa)
+           P2P_OT_apply_clean, P2P_OT_raw_track, P2P_PT_qa)
 
 
 def register():

@@ -165,6 +165,22 @@ def test_clean_up_live_flags_markers_jump_fix_ignore(clean_props, walk_take):
     _, knee_plain = _curve_values(action, arm, "left_knee")
     assert np.abs(knee_plain - knee_locked).max() > 1e-3
 
+    # the raw take as a muted track on top: keys only, equal to the take re-solved raw
+    n_tracks = len(arm.animation_data.nla_tracks)
+    assert bpy.ops.p2p.raw_track() == {'FINISHED'}
+    tracks = arm.animation_data.nla_tracks
+    assert len(tracks) == n_tracks + 1 and tracks[-1].mute
+    raw_action = tracks[-1].strips[0].action
+    assert raw_action.get("p2p_role") == "raw" and "p2p_take" not in raw_action
+    from pose2pose_mocap.retarget.blender.anim import top_take_action
+
+    assert top_take_action(arm) == action                   # still the take to clean
+    props.smooth_method = 'none'
+    raw_frames, raw_pelvis = _curve_values(raw_action, arm, "pelvis", "location")
+    frames, pelvis = _curve_values(action, arm, "pelvis", "location")
+    np.testing.assert_array_equal(raw_frames, frames)
+    np.testing.assert_allclose(raw_pelvis, pelvis, atol=1e-6)
+
     # the raw take on the action and the take file were never changed
     assert bytes(action["p2p_take_data"]) == raw_bytes
     assert hashlib.sha256(walk_take.read_bytes()).hexdigest() == file_hash
@@ -187,6 +203,7 @@ def test_qa_panel_draws(clean_props, walk_take):
     qa_ui.P2P_PT_qa.draw_header(fake, bpy.context)
     assert ("list", "p2p_qa_flags") in calls and ("prop", "clean_enabled") in calls
     assert {("operator", f"p2p.qa_{n}") for n in ("jump", "fix", "ignore")} <= set(calls)
+    assert ("operator", "p2p.raw_track") in calls
 
 
 def test_bad_fix_flags_are_a_message_not_a_traceback(clean_props, walk_take):
