@@ -195,8 +195,11 @@ def build_take(take_path, smplx, options: ConvertOptions | None = None, *,
         from .cleanup.clean import clean_take
         from .smoothing import NO_SMOOTHING
 
-        take = clean_take(take, model, smoothing, options.clean).take
-        smoothing = NO_SMOOTHING
+        try:
+            take = clean_take(take, model, smoothing, options.clean).take
+            smoothing = NO_SMOOTHING
+        except RetargetError as exc:   # on by default: a take it cannot clean is smoothed only
+            take.notes = list(take.notes) + [f"motion clean-up skipped: {exc}"]
     _need_bpy()
     from .blender.build import build_take_scene
     from .blender.output import empty_session
@@ -220,10 +223,11 @@ def convert_take(take_path, smplx, out_blend=None, *, options: ConvertOptions | 
     take_path: a take file (or another SMPL-X parameter .npz).
     smplx: the SMPL-X model (see :func:`model_file`; required). out_blend:
     default next to the take (``clip.take.npz`` -> ``clip.blend``). options:
-    smoothing, shape keys, gender (``ConvertOptions``); without it, from the
-    keywords ``smoothing`` (default ``Smoothing()``: Butterworth with the measured
+    smoothing, shape keys, gender, the motion clean-up (``ConvertOptions``, whose
+    defaults clean the motion: foot locking and One Euro smoothing); without it, from
+    the keywords ``smoothing`` (default ``Smoothing()``: One Euro with the measured
     per-region cutoffs), ``pose_correctives``, ``shape_keys`` and ``gender``
-    (default the take's). ``notes`` (a list) receives one line per thing worth
+    (default the take's), with the clean-up's defaults. ``notes`` (a list) receives one line per thing worth
     telling.
 
     Resets the running bpy session to an empty scene first: meant for the
@@ -246,6 +250,9 @@ def convert_take(take_path, smplx, out_blend=None, *, options: ConvertOptions | 
     from ..common.files import remove_stale_temps
     from .blender.output import save_blend_atomically
 
+    from .blender.scene import add_world_and_light
+
+    add_world_and_light()   # (a render of the .blend shows the body)
     _stop_point()
     remove_stale_temps(out.parent)  # ours, of processes that are gone (killed while saving)
     return save_blend_atomically(out, replace=overwrite, numbered=numbered,

@@ -12,8 +12,14 @@ and pass its path to ``convert.convert_take``.
 * ``to_dict()`` / ``from_dict(d)``: plain values; the smoothing as
   ``{"method", "root_hz", ...}`` with ``None`` for a region left raw (a batch
   manifest's settings hash is taken over exactly these values); ``clean`` (the
-  clean-up's settings) only when it is on, so the values of options without it are
-  the same as before it existed.
+  clean-up's settings) only when it is on: a dict without ``clean`` is the clean-up
+  off (as every dict was before it existed), so ``--foot-lock off --smooth
+  butterworth`` has the values, and the batch hash, of the old defaults.
+
+Defaults (chosen by ``bench/motion_quality.py``, docs/motion-cleanup.md): the clean-up
+on (``CleanOptions()``: ground, contacts, foot locking) with One Euro smoothing
+(``Smoothing()``); ``--foot-lock off`` and ``--smooth butterworth`` give the behaviour
+of before.
 
 Pure Python; no bpy.
 """
@@ -46,7 +52,7 @@ class ConvertOptions:
     pose_correctives: bool = True
     shape_keys: bool = True
     gender: str | None = None
-    clean: CleanOptions | None = None   # None: no clean-up (smoothing only)
+    clean: CleanOptions | None = field(default_factory=CleanOptions)  # None: smoothing only
 
     def __post_init__(self):
         if not isinstance(self.smoothing, Smoothing):
@@ -77,8 +83,9 @@ class ConvertOptions:
 
     @classmethod
     def from_dict(cls, d) -> "ConvertOptions":
-        """From :meth:`to_dict`'s values (missing keys: the default); unknown keys and bad
-        values raise RetargetError with one line."""
+        """From :meth:`to_dict`'s values (missing keys: the default, except ``clean``:
+        missing = off, see the module docstring); unknown keys and bad values raise
+        RetargetError with one line."""
         if not isinstance(d, dict):
             raise RetargetError(f"convert options must be a mapping, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
@@ -86,8 +93,7 @@ class ConvertOptions:
         if unknown:
             raise RetargetError(f"unknown convert option {unknown[0]!r}"[:200])
         kw = {k: v for k, v in d.items() if k not in ("smoothing", "clean")}
-        if d.get("clean") is not None:
-            kw["clean"] = CleanOptions.from_dict(d["clean"])
+        kw["clean"] = None if d.get("clean") is None else CleanOptions.from_dict(d["clean"])
         if d.get("smoothing") is not None:
             sm = d["smoothing"]
             if isinstance(sm, dict):  # None = that region raw (Smoothing.from_dict: 0)
@@ -106,12 +112,15 @@ class ConvertOptions:
                             help="SMPL-X model to use (default: the take's)")
         parser.add_argument("--smooth", choices=METHODS, default=d.method,
                             help=f"temporal filter (default: {d.method})")
+        from .smoothing import method_cutoff
+
         for region in REGIONS:
             parser.add_argument(f"--smooth-{region}", type=cutoff_hz, metavar="HZ",
-                                default=getattr(d, f"{region}_hz"),
+                                default=None,
                                 help=f"cutoff for the {_REGION_HELP[region]} in Hz, 0 = raw "
-                                     f"(default: {getattr(d, f'{region}_hz'):g}) "
-                                     "[0 = off, or 0.01 .. 500 Hz]")
+                                     f"(default: {method_cutoff('one_euro', region):g} for "
+                                     f"one_euro, {method_cutoff('butterworth', region):g} for "
+                                     "the others) [0 = off, or 0.01 .. 500 Hz]")
         from ..common.options import ONE_EURO_BETA
 
         parser.add_argument("--smooth-beta", type=ONE_EURO_BETA.arg, default=d.one_euro_beta,
@@ -127,17 +136,17 @@ class ConvertOptions:
         return parser
 
     @classmethod
-    def from_args(cls, ns, clean_default: bool = False) -> "ConvertOptions":
-        """From parsed arguments; a missing attribute takes the default. ``clean_default``:
-        whether the clean-up runs when ``--foot-lock`` is not given (``clean``: yes,
-        ``convert``/``batch``: no)."""
+    def from_args(cls, ns, clean_default: bool = True) -> "ConvertOptions":
+        """From parsed arguments; a missing attribute takes the default (a cutoff: the
+        method's). ``clean_default``: whether the clean-up runs when ``--foot-lock`` is
+        not given (yes: the bench's choice)."""
         d = Smoothing()
         g = lambda name, default=None: getattr(ns, name, default)  # noqa: E731
         beta = g("smooth_beta", d.one_euro_beta)
+        cutoffs = {f"{r}_hz": g(f"smooth_{r}") for r in REGIONS}
         smoothing = Smoothing(method=g("smooth", d.method) or d.method,
                               one_euro_beta=d.one_euro_beta if beta is None else beta,
-                              **{f"{r}_hz": g(f"smooth_{r}", getattr(d, f"{r}_hz")) or None
-                                 for r in REGIONS})
+                              **{k: v or None for k, v in cutoffs.items() if v is not None})
         pc, sk = g("pose_correctives", True), g("shape_keys", True)
         return cls(smoothing=smoothing, pose_correctives=True if pc is None else pc,
                    shape_keys=True if sk is None else sk, gender=g("gender"),

@@ -8,7 +8,7 @@ cutoff passes, jitter faster than it is removed; a step is spread over
 is back within 1 % of the step ``1 / cutoff`` seconds away from it. The same
 cutoff gives nearly the same strength with each method:
 
-* ``butterworth`` (default): 2nd-order low-pass run forwards and backwards
+* ``butterworth`` (the default until One Euro won the bench): 2nd-order low-pass run forwards and backwards
   (``scipy.signal.butter`` + ``filtfilt``): zero phase, 4th-order roll-off;
   its design cutoff is exactly the -6 dB point of the two passes; ~4 %
   overshoot on a step.
@@ -19,10 +19,13 @@ cutoff gives nearly the same strength with each method:
 * ``gaussian``: ``scipy.ndimage.gaussian_filter1d`` with
   ``sigma = sqrt(ln 2 / 2) / (pi * cutoff)`` seconds (gain 1/2 at the cutoff);
   no overshoot, softest roll-off.
-* ``one_euro``: the adaptive One Euro filter (``cleanup.one_euro``), run forwards
-  and backwards and averaged; the region's cutoff is its ``min_cutoff`` (used
+* ``one_euro`` (default): the adaptive One Euro filter (``cleanup.one_euro``), run
+  forwards and backwards and averaged; the region's cutoff is its ``min_cutoff`` (used
   while the motion is slow) and ``one_euro_beta`` how fast the cutoff opens with
-  speed (Hz per unit/s): steady when slow, responsive when fast.
+  speed (Hz per unit/s): steady when slow, responsive when fast. Default floors
+  1 Hz (root, body) and 4 Hz (hands, face), beta 1 (``bench/motion_quality.py``).
+
+A region's cutoff that is not given is the method's default (``METHOD_CUTOFFS``).
 
 Rotations are filtered as sign-continuous unit quaternions, renormalised
 afterwards, then turned back into axis-angle; nothing is averaged across
@@ -67,25 +70,45 @@ SAVGOL_POLYORDER = 3
 _GAIN_AT_CUTOFF = 0.5
 
 
+DEFAULT_METHOD = "one_euro"   # bench/motion_quality.py: best on every figure (docs/motion-cleanup.md)
+# Default cutoffs (Hz) per method, a region's when it is not given: One Euro's are its
+# floors (bench/motion_quality.py); the others' from tests/retarget/smoothing_study.py.
+METHOD_CUTOFFS = {
+    "one_euro": {"root": 1.0, "body": 1.0, "hands": 4.0, "face": 4.0},
+    "butterworth": {"root": 4.0, "body": 6.0, "hands": 4.0, "face": 4.0},
+}
+BY_METHOD = "by method"       # a cutoff not given: METHOD_CUTOFFS of the method
+
+
+def method_cutoff(method: str, region: str) -> float:
+    """The default cutoff (Hz) of ``region`` for ``method`` (``METHOD_CUTOFFS``)."""
+    return METHOD_CUTOFFS.get(method, METHOD_CUTOFFS["butterworth"])[region]
+
+
 @dataclass(frozen=True)
 class Smoothing:
     """Filter method and per-region cutoff in Hz (``None`` or 0 = leave that region raw).
 
-    Defaults come from ``tests/retarget/smoothing_study.py`` (synthetic motion
-    with network-like noise; see the README's smoothing section).
+    Defaults: One Euro, chosen by ``bench/motion_quality.py`` (docs/motion-cleanup.md);
+    a cutoff that is not given is the method's (``METHOD_CUTOFFS``), so
+    ``Smoothing(method="butterworth")`` is the Butterworth default of before (4/6/4/4 Hz).
     """
 
-    method: str = "butterworth"
-    root_hz: float | None = 4.0
-    body_hz: float | None = 6.0
-    hands_hz: float | None = 4.0
-    face_hz: float | None = 4.0
+    method: str = DEFAULT_METHOD
+    root_hz: float | None = BY_METHOD
+    body_hz: float | None = BY_METHOD
+    hands_hz: float | None = BY_METHOD
+    face_hz: float | None = BY_METHOD
     one_euro_beta: float = 1.0   # used by method "one_euro" only (bench/motion_quality.py)
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise RetargetError(f"unknown smoothing method {self.method!r} "
                                 f"(choose {', '.join(METHODS)})")
+        for region in REGIONS:
+            if isinstance(getattr(self, f"{region}_hz"), str) and \
+                    getattr(self, f"{region}_hz") == BY_METHOD:
+                object.__setattr__(self, f"{region}_hz", method_cutoff(self.method, region))
         from ..common.options import CUTOFF_HZ
 
         for region in REGIONS:
@@ -129,7 +152,7 @@ class Smoothing:
             f"{r}_hz" for r in REGIONS))
         if unknown:
             raise RetargetError(f"unknown smoothing setting {unknown[0]!r}")
-        method = d.get("method", "butterworth")
+        method = d.get("method", DEFAULT_METHOD)
         if not isinstance(method, str):
             raise RetargetError(f"smoothing method must be text, got {method!r}"[:200])
         kw = {"method": method}

@@ -154,9 +154,10 @@ def test_convert_options_from_the_command_line_and_round_trip():
     p = build_parser()
     flags = ["--gender", "female", "--smooth", "savgol", "--smooth-root", "5",
              "--smooth-body", "0", "--pose-correctives", "off", "--shape-keys", "off"]
-    want = ConvertOptions(Smoothing("savgol", 5.0, None, 4.0, 4.0), False, False, "female")
+    want = ConvertOptions(Smoothing("savgol", 5.0, None, 4.0, 4.0), False, False, "female",
+                          clean=None)
     for argv in (["convert", "t.take.npz"], ["batch", "in", "-o", "out"]):
-        got = ConvertOptions.from_args(p.parse_args(argv + flags))
+        got = ConvertOptions.from_args(p.parse_args(argv + flags + ["--foot-lock", "off"]))
         assert got == want, argv[0]
         assert ConvertOptions.from_args(p.parse_args(argv)) == ConvertOptions()
     d = want.to_dict()
@@ -164,9 +165,13 @@ def test_convert_options_from_the_command_line_and_round_trip():
                                "hands_hz": 4.0, "face_hz": 4.0},
                  "pose_correctives": False, "shape_keys": False, "gender": "female"}
     assert ConvertOptions.from_dict(json.loads(json.dumps(d))) == want
-    assert ConvertOptions.from_dict({}) == ConvertOptions()
+    # a dict without "clean" is the clean-up off (every dict before it existed)
+    assert ConvertOptions.from_dict({}) == ConvertOptions(clean=None)
     assert ConvertOptions.from_dict({"smoothing": {}, "pose_correctives": False}) == \
-        ConvertOptions(pose_correctives=False)
+        ConvertOptions(pose_correctives=False, clean=None)
+    full = ConvertOptions()
+    assert ConvertOptions.from_dict(json.loads(json.dumps(full.to_dict()))) == full
+    assert full.smoothing.method == "one_euro" and full.clean is not None
 
 
 @pytest.mark.parametrize("d, words", [
@@ -188,7 +193,10 @@ def test_convert_options_refuse_bad_values_with_one_line(d, words):
 
 # --------------------------------------------------------------------------- batch
 # The per-stage hashes of these settings before the options types existed: a manifest
-# written then still matches (nothing re-runs after the update).
+# written then still matches (nothing re-runs after the update). Since the clean-up and
+# One Euro became the defaults, the settings of before are these flags plus
+# OLD_DEFAULTS (the default convert hash changed: docs/motion-cleanup.md).
+OLD_DEFAULTS = ["--foot-lock", "off", "--smooth", "butterworth"]
 PINNED_HASHES = {
     "default": ([], ("98a00ac98d878a86", "715a806ae94a4060", "df74b7a71844b633")),
     "frames_person": (["--frames", "0:20:2", "--person", "all"],
@@ -209,12 +217,24 @@ PINNED_HASHES = {
 }
 
 
+def test_the_clean_up_default_changes_only_the_convert_hashes(monkeypatch):
+    from pose2pose_mocap.batch.jobs import settings_from_args
+
+    monkeypatch.chdir(REPO)
+    s = settings_from_args(build_parser().parse_args(["batch", "in", "-o", "out"]))
+    e, c, x = PINNED_HASHES["default"][1]
+    assert s.hashes["estimate"] == e and s.hashes["convert"] != c
+    assert s.convert["clean"] == ConvertOptions().clean.to_dict()
+    assert s.convert["smoothing"]["method"] == "one_euro"
+
+
 @pytest.mark.parametrize("case", sorted(PINNED_HASHES))
 def test_batch_hashes_unchanged_for_unchanged_settings(case, monkeypatch):
     from pose2pose_mocap.batch.jobs import settings_from_args
 
     monkeypatch.chdir(REPO)
     flags, (e, c, x) = PINNED_HASHES[case]
+    flags = OLD_DEFAULTS + flags
     s = settings_from_args(build_parser().parse_args(["batch", "in", "-o", "out"] + flags))
     assert s.hashes == {"estimate": e, "convert": c, "export": x}
     # the dicts workers get rebuild the same options

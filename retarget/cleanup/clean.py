@@ -44,6 +44,7 @@ FEET_IN_VIEW_MIN = 0.5        # share of valid frames whose feet project into th
 FIXES = ("interpolate", "refilter", "invalidate")
 # The smoothing the clean-up is measured with (bench/motion_quality.py): One Euro with a
 # 1 Hz floor for root and body that opens with speed (beta 1); fingers and face 4 Hz.
+# The same as ``Smoothing()`` (its defaults are the bench's choice too).
 CLEAN_SMOOTHING = {"method": "one_euro", "root_hz": 1.0, "body_hz": 1.0, "hands_hz": 4.0,
                    "face_hz": 4.0, "one_euro_beta": 1.0}
 
@@ -178,7 +179,8 @@ class CleanOptions:
         d = CleanOptions()
         parser.add_argument("--foot-lock", type=_on_off, default=None, metavar="on|off",
                             help="clean the motion: ground, contacts, foot locking "
-                                 "(default: on for clean, off for convert)")
+                                 "(default: on; off with --smooth butterworth = the "
+                                 "behaviour before the clean-up)")
         parser.add_argument("--penetration-fix", type=_on_off, default=d.penetration_fix,
                             metavar="on|off", help="keep the feet above the ground (default: on)")
         parser.add_argument("--fix-flags", default="", metavar="KIND=FIX,...",
@@ -200,8 +202,8 @@ class CleanOptions:
 
     @classmethod
     def from_args(cls, ns, default_on: bool = True) -> "CleanOptions | None":
-        """From parsed arguments; None when ``--foot-lock off`` was given, or not given and
-        ``default_on`` is False (convert's default: today's behaviour)."""
+        """From parsed arguments; None when ``--foot-lock off`` was given (and no
+        ``--fix-flags``), or not given and ``default_on`` is False."""
         d = cls()
         g = lambda name, default=None: getattr(ns, name, default)  # noqa: E731
         on = g("foot_lock")

@@ -90,7 +90,9 @@ def test_run_convert_with_cli_arguments(take_file, tmp_path):
     assert run_convert(args, out=out) == 0
     assert f"wrote {tmp_path / 'o.blend'}" in out.getvalue()
     defaults = parser.parse_args(["x.npz"])
-    assert (defaults.smooth, defaults.smooth_body, defaults.force) == ("butterworth", 6.0, False)
+    # One Euro and the clean-up by default; a cutoff not given is the method's (None here)
+    assert (defaults.smooth, defaults.smooth_body, defaults.force) == ("one_euro", None, False)
+    assert defaults.foot_lock is None
     with pytest.raises(SystemExit):
         parser.parse_args(["x.npz", "--smooth-body", "-3"])
     bpy.ops.wm.read_factory_settings(use_empty=True)

@@ -137,15 +137,20 @@ def test_clean_options_validate_and_round_trip():
 
 
 def test_convert_options_carry_the_clean_up():
-    assert "clean" not in ConvertOptions().to_dict()        # older settings hashes unchanged
+    # on by default (the bench's choice); off + Butterworth = the settings (and hash) of before
+    assert ConvertOptions().clean == CleanOptions()
+    old = ConvertOptions(clean=None, smoothing=Smoothing(method="butterworth"))
+    assert "clean" not in old.to_dict() and ConvertOptions.from_dict(old.to_dict()) == old
     c = ConvertOptions(clean=CleanOptions(blend_frames=2),
                        smoothing=Smoothing(method="one_euro", one_euro_beta=0.5))
     assert ConvertOptions.from_dict(c.to_dict()) == c
     ap = ConvertOptions.add_arguments(argparse.ArgumentParser())
-    assert ConvertOptions.from_args(ap.parse_args([])).clean is None
-    ns = ap.parse_args(["--foot-lock", "on", "--lock-blend", "2"])
+    assert ConvertOptions.from_args(ap.parse_args([])) == ConvertOptions()
+    ns = ap.parse_args(["--foot-lock", "off", "--smooth", "butterworth"])
+    assert ConvertOptions.from_args(ns) == old
+    ns = ap.parse_args(["--lock-blend", "2"])
     assert ConvertOptions.from_args(ns).clean == CleanOptions(blend_frames=2)
-    assert ConvertOptions.from_args(ap.parse_args([]), clean_default=True).clean == CleanOptions()
+    assert ConvertOptions.from_args(ap.parse_args([]), clean_default=False).clean is None
     with pytest.raises(SystemExit):
         ap.parse_args(["--contact-height", "-3"])
 

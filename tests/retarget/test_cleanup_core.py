@@ -248,7 +248,9 @@ def test_one_euro_take_smoothing_in_one_pass_matches_each_parameter_alone():
 def test_one_euro_smoothing_setting_round_trips():
     s = Smoothing(method="one_euro", one_euro_beta=0.7)
     assert Smoothing.from_dict(s.to_dict()) == s
-    assert "one_euro_beta" not in Smoothing().to_dict()   # older settings unchanged
+    assert "one_euro_beta" not in Smoothing(method="butterworth").to_dict()  # older ones unchanged
+    assert Smoothing() == Smoothing.from_dict({"method": "one_euro"})   # the bench's choice
+    assert Smoothing(method="butterworth") == Smoothing("butterworth", 4.0, 6.0, 4.0, 4.0)
     with pytest.raises(RetargetError):
         Smoothing(method="one_euro", one_euro_beta=-1.0)
     with pytest.raises(RetargetError):
