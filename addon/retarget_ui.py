@@ -110,12 +110,13 @@ def target_from_settings(settings):
         from ..retarget.blender.retarget import read_skeleton
         from ..retarget.targets import automap, get_target
 
+        from ..retarget.blender.retarget import rigify_generated
         from ..retarget.targets import rigify_controls
 
         skeleton = read_skeleton(settings.target)
         try:
             if settings.preset in ('AUTO', 'rigify') and \
-                    rigify_controls.is_generated_rigify(skeleton.names):
+                    rigify_generated(settings.target, skeleton):
                 # (a rig Rigify generated: the list maps its DEF bones, keys go on its controls)
                 base = rigify_controls.controls_target(get_target("rigify"))
             else:

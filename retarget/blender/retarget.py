@@ -480,7 +480,7 @@ def target_for_armature(arm_obj, mapping=None):
     notes = []
     from ..targets import rigify_controls
 
-    generated = rigify_controls.is_generated_rigify(skeleton.names)
+    generated = rigify_generated(arm_obj, skeleton)
     if mapping is None and not generated:
         target = automap(skeleton)
         notes.append(f"{arm_obj.name}: mapped automatically ({len(target.mapping)} bones)")
@@ -606,6 +606,17 @@ def check_not_constrained(arm_obj, target) -> None:
             "metarig or a deform-only armature")
 
 
+def rigify_generated(arm_obj, skeleton) -> bool:
+    """A rig Rigify generated: its controls are there and its DEF bones follow them (a
+    constraint on ``DEF-spine``; a copy without constraints is driven like deform bones)."""
+    from ..targets import rigify_controls
+
+    if not rigify_controls.is_generated_rigify(skeleton.names):
+        return False
+    pb = arm_obj.pose.bones.get("DEF-spine")
+    return pb is not None and any(c.type in _OVERRIDING and not c.mute for c in pb.constraints)
+
+
 def _controls_motion(arm_obj, skeleton, target, src, *, ik=True, contacts=None):
     """The solve on a generated Rigify rig's DEF bones, as keys on its FK controls
     (``targets.rigify_controls``). -> ``(motion, names, rotations (T, N, 4), locations,
@@ -616,6 +627,10 @@ def _controls_motion(arm_obj, skeleton, target, src, *, ik=True, contacts=None):
     if missing:
         raise RetargetError(f"{arm_obj.name}: not a rig Rigify generated, so its controls "
                             f"cannot be driven (no bone {', '.join(repr(m) for m in missing[:4])})")
+    if not rigify_generated(arm_obj, skeleton):
+        raise RetargetError(f"{arm_obj.name}: its DEF bones do not follow its controls (no "
+                            "constraints), so keying the controls would not move them; use the "
+                            "deform-bone preset")
     deform = rigify_controls.deform_skeleton(skeleton)
     motion = retarget(src, None, target, deform, ik=ik, contacts=contacts, spread=False)
     names, rotations, locations = rigify_controls.control_channels(motion, deform, skeleton)

@@ -31,6 +31,10 @@ How (facts read from Rigify 0.6.10's generated rig, Blender 5.0.1 and 4.2):
   of ``MCH-ROT-neck``/``MCH-ROT-head``'s Copy Rotation of the torso is ``1 - follow``:
   1 is a plain child; the generated defaults 0.5 and 0 keep the neck half and the
   head fully turned with the torso).
+* ``jaw_master`` carries ``DEF-jaw`` (jaw and chin hang from it): the jaw turns about
+  Rigify's hinge, so ``DEF-jaw``'s head is not where the deform solve (turning it about its
+  own head) puts it; its direction is. The jaw and fingers are optional (a rig generated
+  without them is driven without them).
 * Keyed at rest: ``root``, ``hips`` and ``chest`` (the spine MCH bones copy half of
   their *local* transforms: at rest that is nothing) and the finger ``*_master``
   controls (their scale drives the curl; rotation and scale at rest).
@@ -118,9 +122,16 @@ def controls_target(deform: RigTarget) -> RigTarget:
     return replace(deform, name=NAME, drive="controls", twist={}, skeleton=None)
 
 
+def _optional(control: str) -> bool:
+    """The jaw and the fingers: a rig generated without them is driven without them."""
+    return control == "jaw_master" or control.startswith(_FINGERS)
+
+
 def missing_controls(bone_names) -> list:
+    """The controls and switch holders the body needs that the armature lacks."""
     names = set(bone_names)
-    want = [c for c, _, _ in CONTROLS] + [b for b, _, _ in SWITCHES] + ["root"]
+    want = [c for c, _, _ in CONTROLS if not _optional(c)] + [b for b, _, _ in SWITCHES]
+    want.append("root")
     return sorted({c for c in want if c not in names})
 
 
@@ -174,6 +185,9 @@ def control_channels(motion, deform: TargetSkeleton, rig: TargetSkeleton):
     changes = {}
     names, quats = [], []
     for ctrl, carried, parent in CONTROLS:
+        if _optional(ctrl) and (ctrl not in rix or carried not in dix
+                                or (parent is not None and parent not in changes)):
+            continue
         Dd = D(carried)
         changes[ctrl] = Dd
         Rc = R[rix[ctrl]]
