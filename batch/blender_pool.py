@@ -15,6 +15,8 @@ so memory Blender does not give back cannot pile up.
 * A process that dies (crash, killed) breaks only its own slot: the task it
   ran is run once more in a fresh process; a task that kills two processes is
   reported failed, as before (``the worker process died ...``).
+* The body model files read by a task are kept for the next tasks
+  (``smplx_model.keep_models``; by path, size and modification time).
 * ``tasks_per_process=1`` is the old behaviour (a fresh process per task:
   ``batch --fresh-blender``, used by ``bench/bench_batch.py`` to compare).
 
@@ -47,8 +49,10 @@ def run_task(fn, spec: dict) -> dict:
     global _TASKS_RUN, _HANDLERS
     if _HANDLERS is None:   # bpy's own handlers, before any task could add one
         from ..retarget.blender.output import handler_lists
+        from ..retarget.smplx_model import keep_models
 
         _HANDLERS = handler_lists()
+        keep_models()   # the next takes reuse the body model read for this one
     if _TASKS_RUN:   # a fresh process is clean
         try:
             reset_blender()

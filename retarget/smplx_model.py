@@ -22,6 +22,7 @@ from the model or the kind. ``BodyModel`` is the model of either.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +144,41 @@ def _gender_from_name(path: Path) -> str:
     return "neutral"
 
 
+_KEPT: dict | None = None   # (loader, path, size, mtime) -> model, while keep_models() is on
+
+
+def keep_models(on: bool = True) -> None:
+    """Keep the models read by :func:`load_smplx_model` / :func:`load_smpl_model` in this process
+    (by path, size and modification time; their arrays read-only): for long-lived processes
+    that convert one take after another (the batch's Blender processes); reading the file
+    again costs ~1-2 s each time."""
+    global _KEPT
+    _KEPT = {} if on else None
+
+
+def _kept(load):
+    @functools.wraps(load)
+    def loader(path) -> SmplxModel:
+        if _KEPT is None:
+            return load(path)
+        try:
+            st = Path(path).stat()
+            key = (load.__name__, str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+        except OSError:
+            return load(path)
+        if key not in _KEPT:
+            model = load(path)
+            for value in vars(model).values():
+                if isinstance(value, np.ndarray):
+                    value.setflags(write=False)   # shared by the next takes: nobody writes
+            if len(_KEPT) >= 4:
+                _KEPT.clear()
+            _KEPT[key] = model
+        return _KEPT[key]
+    return loader
+
+
+@_kept
 def load_smplx_model(path) -> SmplxModel:
     """Read an SMPL-X ``.npz`` (official v1.1 layout or a stand-in) without pickle.
 
@@ -198,6 +234,7 @@ def load_smplx_model(path) -> SmplxModel:
         parents=parents, lbs_weights=arrays["weights"].astype(np.float64))
 
 
+@_kept
 def load_smpl_model(path) -> SmplxModel:
     """Read an SMPL ``.npz`` (the official arrays, converted from the ``.pkl``, or a
     stand-in) without pickle, through ``common.smpl_file`` (headers first).
