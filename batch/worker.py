@@ -202,15 +202,13 @@ def _qa_report(take, models, conv, replace: set[str], notes: list) -> list[str]:
     from ..common.errors import P2PError
     from ..retarget.cleanup.report import converted_report, report_paths, write_json, write_plot
     from ..retarget.convert import model_file
-    from ..retarget.smplx_model import load_smplx_model
+    from ..retarget.smplx_model import load_body_model
     from ..retarget.take import read_take
 
     t = read_take(take)
-    if t.body_model != "smplx":
-        notes.append(f"{Path(take).name}: no QA report (it needs an SMPL-X take)")
-        return []
-    try:
-        model = load_smplx_model(model_file(models, conv.gender or t.gender))
+    try:  # SMPL-X or SMPL (I2L-MeshNet): the take's own body model
+        model = load_body_model(model_file(models, conv.gender or t.gender, t.body_model),
+                                t.body_model)
         rep = converted_report(t, model, conv)
     except (P2PError, ValueError) as exc:  # the take converted: a report it lacks is a note
         notes.append(f"{Path(take).name}: no QA report ({exc})")

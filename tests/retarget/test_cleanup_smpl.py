@@ -143,3 +143,21 @@ def test_clean_command_on_an_smpl_take(smpl, walk, tmp_path, capsys):
     with pytest.raises(P2PError, match="SMPL") as e:
         run_clean(args)
     assert "\n" not in str(e.value) and not (tmp_path / "x.take.npz").exists()
+
+
+def test_batch_quality_report_of_an_smpl_take(walk, tmp_path):
+    """batch's per-take report measures an SMPL take with the SMPL model (no longer a note)."""
+    import json
+
+    from pose2pose_mocap.batch.worker import _qa_report
+    from pose2pose_mocap.retarget.convert import BodyModelFiles
+    from pose2pose_mocap.retarget.options import ConvertOptions
+
+    _, take = walk
+    path = write_take(tmp_path / "i2l.take.npz", take.to_arrays())
+    notes: list = []
+    models = BodyModelFiles(standin_smplx_path(), standin_smpl_root())
+    written = _qa_report(path, models, ConvertOptions(), set(), notes)
+    assert notes == [] and len(written) == 2
+    rep = json.loads((tmp_path / "i2l.qa.json").read_text())
+    assert rep["contact_frames"]["left"] > 0 and rep["foot_skate_mm_per_contact_frame"] < 5
