@@ -52,8 +52,10 @@ def clean_options_from_props(props):
     return CleanOptions(foot_lock=bool(props.clean_foot_lock),
                         penetration_fix=bool(props.clean_penetration_fix),
                         fix_flags=props.clean_fix_flags,
-                        contact_height=float(props.clean_contact_height),
-                        contact_speed=float(props.clean_contact_speed),
+                        # (Blender stores float32: 0.05 reads 0.0500000007; 6 decimals is
+                        # what float32 holds, so the defaults read back as CleanOptions')
+                        contact_height=round(float(props.clean_contact_height), 6),
+                        contact_speed=round(float(props.clean_contact_speed), 6),
                         min_contact_frames=int(props.clean_min_contact),
                         blend_frames=int(props.clean_lock_blend))
 

@@ -11,10 +11,12 @@ from ..estimator.options import PRECISIONS
 from ..estimator.registry import DEFAULT_ESTIMATOR, ESTIMATORS
 from ..retarget.export_presets import PRESETS, ROOT_MODES
 from ..retarget.cleanup.clean import CleanOptions
+from ..retarget.options import ConvertOptions
 from ..retarget.smoothing import Smoothing
 
 _SMOOTHING = Smoothing()   # the defaults of the smoothing properties (the CLI's too)
 _CLEAN = CleanOptions()    # the defaults of the clean-up properties (the CLI's too)
+_CLEAN_ON = ConvertOptions().clean is not None   # the clean-up on by default, as convert's
 
 # Ranges: the same as the CLI's options and the worker's requests (common.options).
 _FRAME_MAX = opt.MAX_FRAME_NUMBER  # (also IntProperty's own maximum)
@@ -170,7 +172,7 @@ class P2P_MocapSettings(bpy.types.PropertyGroup):
         max=opt.ONE_EURO_BETA.high, soft_max=10.0, update=_smoothing_changed,
         description="One Euro speed coefficient: how fast the cutoff opens with speed")
     clean_enabled: bpy.props.BoolProperty(
-        name="Clean-Up", default=False, update=_smoothing_changed,
+        name="Clean-Up", default=_CLEAN_ON, update=_smoothing_changed,
         description="Clean the motion (QA fixes, smoothing, ground, foot locking), re-solved "
                     "from the take's stored raw data; the raw take is never changed")
     clean_foot_lock: bpy.props.BoolProperty(

@@ -236,6 +236,7 @@ def test_import_take_smooth_live_and_export(addon, smplx_root, tmp_path):
     take = _make_take(tmp_path / "clip.take.npz")
     props = bpy.context.scene.p2p_mocap
     props.pose_correctives = False
+    props.clean_enabled = False     # smoothing alone (the clean-up: test_qa_ui.py)
     props.live_smoothing = True
     assert bpy.ops.p2p.import_take(filepath=str(take)) == {'FINISHED'}
     arm = bpy.context.view_layer.objects.active

@@ -67,9 +67,23 @@ def clean_props(addon, smplx_root, monkeypatch):
     props.live_smoothing = True
     yield props
     props.live_smoothing = False
-    props.clean_enabled = False
-    props.clean_fix_flags = ""
+    for name in ("clean_enabled", "clean_fix_flags", "clean_foot_lock", "smooth_method"):
+        props.property_unset(name)
     prefs.smplx_path = ""
+
+
+def test_sidebar_clean_defaults_are_convert_defaults(addon):
+    """One definition: the panel's clean-up defaults map to ``ConvertOptions().clean``."""
+    from pose2pose_mocap.retarget.options import ConvertOptions
+
+    cleaning = import_module(MODULE + ".addon.cleaning")
+    rna = bpy.context.scene.p2p_mocap.bl_rna.properties
+    defaults = SimpleNamespace(**{p.identifier: p.default for p in rna
+                                  if p.identifier.startswith("clean_")})
+    assert defaults.clean_enabled == (ConvertOptions().clean is not None)
+    got = cleaning.clean_options_from_props(defaults)
+    assert (got.to_dict() if got else None) == \
+        (ConvertOptions().clean.to_dict() if ConvertOptions().clean else None)
 
 
 def _curve_values(action, arm, bone, path="rotation_quaternion"):
