@@ -206,3 +206,25 @@ def test_retarget_panel_on_a_generated_rig_keys_the_controls(scene, generated): 
             assert target.drive == "controls" and target.name == "rigify", (preset, len(mapping))
     target, _ = target_from_settings(Settings(target=generated, preset="mixamo", mapping=rows))
     assert target.drive == "deform"
+
+
+def test_a_copy_whose_def_bones_are_free_keeps_the_deform_map(scene, generated):  # noqa: F811
+    """A copy of the generated rig whose DEF bones lost their constraints (as a deform-only
+    export makes) is driven through its DEF bones: keying its controls would move nothing."""
+    from pose2pose_mocap.retarget.blender.retarget import target_for_armature
+    from pose2pose_mocap.retarget.targets import get_target
+
+    copy = generated.copy()
+    copy.data = generated.data.copy()
+    bpy.context.scene.collection.objects.link(copy)
+    try:
+        for pb in copy.pose.bones:
+            if pb.name.startswith("DEF-"):
+                for c in list(pb.constraints):
+                    pb.constraints.remove(c)
+        target, _ = target_for_armature(copy, get_target("rigify"))
+        assert target.drive == "deform"
+    finally:
+        data = copy.data
+        bpy.data.objects.remove(copy, do_unlink=True)
+        bpy.data.armatures.remove(data)
