@@ -55,12 +55,12 @@ PRECISION_ITEMS = [(p, *_PRECISION_TEXT.get(p, (p.upper(), p)), i)
 ESTIMATOR_ITEMS = [(name, e.label, e.description[:200], i)
                    for i, (name, e) in enumerate(ESTIMATORS.items())]
 METHOD_ITEMS = (
-    ('butterworth', "Butterworth", "Order 2, forwards and backwards (zero phase); the default", 0),
+    ('butterworth', "Butterworth", "Order 2, forwards and backwards (zero phase)", 0),
     ('savgol', "Savitzky–Golay", "Polynomial fit in a sliding window", 1),
     ('gaussian', "Gaussian", "Gaussian window; no overshoot", 2),
     ('none', "None", "Raw network output, no smoothing", 3),
     ('one_euro', "One Euro", "Adaptive: steady when slow, responsive when fast (the cutoffs "
-     "are its floor; the clean-up's bench choice)", 4),
+     "are its floor); the default, chosen by the clean-up's bench", 4),
 )
 
 
