@@ -16,7 +16,8 @@ import pytest
 
 from .test_addon_ui import MODULE, disable_dev_addon, enable_dev_addon
 
-pytestmark = pytest.mark.blender
+# End to end through the worker process (estimation in a second Python): minutes on 2 cores.
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
 CLIP = Path(__file__).resolve().parents[2] / "samples" / "wave.mp4"
 
 

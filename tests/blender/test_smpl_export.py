@@ -95,6 +95,7 @@ def test_every_preset_reads_back_with_the_24_smpl_bones(preset, smpl_scene, tmp_
     assert err < tol, f"{preset}: bone positions off by {err:.3g} m"
 
 
+@pytest.mark.slow   # the CLI once per preset (~40 s on 2 busy cores)
 def test_cli_exports_an_smpl_take_and_its_blend_with_every_preset(tmp_path):
     from pose2pose_mocap.retarget.convert import BodyModelFiles, convert_take
     from pose2pose_mocap.retarget.export_cli import add_export_arguments, run_export
