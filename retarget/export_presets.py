@@ -201,8 +201,9 @@ PRESETS["unity"] = _fbx(
     "Feet' for grounded takes; Loop Time as needed.")
 PRESETS["unreal"] = _fbx(
     "unreal", "FBX_SCALE_ALL",
-    "FBX for Unreal Engine: metres in the header (UnitScaleFactor 100: 1 unit = 1 m, UE "
-    "converts to its centimetres on import), armature object named 'Armature' (no extra root)",
+    "FBX for Unreal Engine: metres in the header, the same as unity (UnitScaleFactor 100: 1 "
+    "unit = 1 m; UE converts to its own units on import), armature object named 'Armature' "
+    "(no extra root)",
     {"apply_scale_options": "FBX_SCALE_ALL: UnitScaleFactor 100 (1 unit = 1 m) and no 100x "
                             "scale on the armature node (Send2UE validates scale 1); UE reads "
                             "the unit scale and converts to centimetres, its unit"},

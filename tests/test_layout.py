@@ -1,4 +1,4 @@
-"""Layout rules of the project (README, "Layout"), checked on the source (no imports needed)."""
+"""Layout rules of the project (docs/layout.md), checked on the source (no imports needed)."""
 from __future__ import annotations
 
 import ast

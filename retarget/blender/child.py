@@ -25,11 +25,15 @@ def main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
     result = {}
     try:
-        _load_package(Path(job["package"]))
+        pkg = _load_package(Path(job["package"])).__name__
         import bpy
-        from pose2pose_mocap.common.errors import P2PError, error_line
-        from pose2pose_mocap.retarget.convert import BodyModelFiles, convert_take
-        from pose2pose_mocap.retarget.options import ConvertOptions
+
+        # (by name: a script run by Blender is outside the package, so no relative imports)
+        errors = importlib.import_module(f"{pkg}.common.errors")
+        P2PError, error_line = errors.P2PError, errors.error_line
+        convert = importlib.import_module(f"{pkg}.retarget.convert")
+        BodyModelFiles, convert_take = convert.BodyModelFiles, convert.convert_take
+        ConvertOptions = importlib.import_module(f"{pkg}.retarget.options").ConvertOptions
 
         model = job["model"]
         files = BodyModelFiles(smpl=model) if job["body_model"] == "smpl" else \

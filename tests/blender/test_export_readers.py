@@ -187,10 +187,11 @@ def test_game_presets_drop_pose_correctives(tmp_path):
 
 
 def readme_export_table() -> dict:
-    """``preset -> {column: text}`` from the README's 'What each file says' table."""
+    """``preset -> {column: text}`` from docs/export-presets.md's 'What each file says' table."""
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    page = Path(__file__).resolve().parents[2] / "docs" / "export-presets.md"
+    text = page.read_text(encoding="utf-8")
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines)
                  if line.startswith("| preset | format | file unit | axes |"))
@@ -209,14 +210,15 @@ _AXES = {0: "X", 1: "Y", 2: "Z"}
 
 @pytest.mark.parametrize("preset", list(ep.PRESETS))
 def test_file_header_says_what_the_readme_says(preset, exported, tmp_path):
-    """Unit scale, axes, fps and first key of each preset's FBX header against the README
-    table (and the help text: no preset claims a centimetre file with a metre header)."""
+    """Unit scale, axes, fps and first key of each preset's FBX header against the table in
+    docs/export-presets.md (and the help text: no preset claims a centimetre file with a metre
+    header)."""
     import re
 
     from tests.blender.test_export import fbx_header_properties
 
     table = readme_export_table()
-    assert preset in table, f"the README's export table has no row for {preset}"
+    assert preset in table, f"docs/export-presets.md's export table has no row for {preset}"
     row = table[preset]
     p = ep.PRESETS[preset]
     assert row["format"] == p.format
