@@ -179,8 +179,7 @@ def control_channels(motion, deform: TargetSkeleton, rig: TargetSkeleton):
     T = motion.rotations.shape[0]
 
     def D(bone):                                      # (T, 3, 3) armature-space change
-        Dw = motion.world_rotation_list[dix[bone]]
-        return np.einsum("ji,tjk,kl->til", Ro, Dw, Ro)
+        return Ro.T @ motion.world_rotation_list[dix[bone]] @ Ro
 
     changes = {}
     names, quats = [], []
@@ -191,14 +190,14 @@ def control_channels(motion, deform: TargetSkeleton, rig: TargetSkeleton):
         Dd = D(carried)
         changes[ctrl] = Dd
         Rc = R[rix[ctrl]]
-        rel = Dd if parent is None else np.einsum("tji,tjk->tik", changes[parent], Dd)
+        rel = Dd if parent is None else np.swapaxes(changes[parent], -1, -2) @ Dd
         names.append(ctrl)
-        quats.append(matrix_to_quaternion(np.einsum("ji,tjk,kl->til", Rc, rel, Rc)))
+        quats.append(matrix_to_quaternion(Rc.T @ rel @ Rc))
     # torso: rotates about its head; its location puts the anchor joint where the solve has it.
     ht = H[rix[TORSO]]
     anchor = deform.index()[TORSO_ANCHOR]
     P_anchor = deform.from_world(motion.world_heads[:, dix[TORSO_ANCHOR]])    # (T, 3)
-    P_t = P_anchor + np.einsum("tij,j->ti", changes[TORSO], ht - deform.heads[anchor])
+    P_t = P_anchor + changes[TORSO] @ (ht - deform.heads[anchor])
     locations = {TORSO: (P_t - ht) @ R[rix[TORSO]]}                            # R^T (P - h)
     ident = np.tile([1.0, 0.0, 0.0, 0.0], (T, 1))
     for b in AT_REST:
