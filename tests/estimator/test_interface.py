@@ -97,7 +97,7 @@ def test_registry_load_wraps_a_loaded_network(standin_net):
 
 def test_infer_equals_the_old_path_exactly(p2p, standin_net):
     """``infer`` == run_batch + crop_confidence + rows_from_outputs (what EstimateJob did)."""
-    from pose2pose_mocap.estimator.pose2pose.inference import (InferenceOptions, crops_to_tensor,
+    from pose2pose_mocap.estimator.pose2pose.inference import (crops_to_tensor,
                                                                 run_batch)
     from pose2pose_mocap.estimator.pose2pose.outputs import crop_confidence
     from pose2pose_mocap.estimator.pose2pose.take_convert import PelvisModel, rows_from_outputs
@@ -110,7 +110,8 @@ def test_infer_equals_the_old_path_exactly(p2p, standin_net):
     camera = PinholeCamera(*static_camera((640, 480), 70.0))
     results = p2p.infer(crops, camera)
 
-    out = run_batch(standin_net, crops_to_tensor([c.crop for c in crops]), InferenceOptions())
+    # (the estimator's module: on the CPU inference.cpu_runner's BN-folded twin of the network)
+    out = run_batch(p2p._runner(), crops_to_tensor([c.crop for c in crops]), p2p.options)
     out = {k: v.numpy() for k, v in out.items()}
     conf = np.array([crop_confidence(out["joint_img"][i], out["smplx_joint_proj"][i])
                      for i in range(3)])
