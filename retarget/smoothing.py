@@ -9,7 +9,8 @@ is back within 1 % of the step ``1 / cutoff`` seconds away from it. The same
 cutoff gives nearly the same strength with each method:
 
 * ``butterworth`` (the default until One Euro won the bench): 2nd-order low-pass run forwards and backwards
-  (``scipy.signal.butter`` + ``filtfilt``): zero phase, 4th-order roll-off;
+  (``iir.butter_lowpass`` + ``iir.filtfilt``, numpy only, the numbers of
+  ``scipy.signal.butter`` + ``filtfilt``): zero phase, 4th-order roll-off;
   its design cutoff is exactly the -6 dB point of the two passes; ~4 %
   overshoot on a step.
 * ``savgol``: Savitzky-Golay, cubic (``scipy.signal.savgol_filter``); the
@@ -52,6 +53,7 @@ import numpy as np
 
 from ..common.options import ONE_EURO_BETA
 from .errors import RetargetError
+from .iir import butter_lowpass, filtfilt
 from .rotations import (axis_angle_to_quaternion, quaternion_continuity,
                         quaternion_normalize, quaternion_to_axis_angle)
 
@@ -182,8 +184,9 @@ def _scipy():
     try:
         from scipy import ndimage, signal
     except ImportError:  # Blender's own Python has no scipy
-        raise RetargetError("smoothing needs scipy, which this Python does not have; "
-                            "convert with smoothing 'none', or install scipy") from None
+        raise RetargetError("smoothing needs scipy, which this Python does not have; use "
+                            "smoothing 'one_euro', 'butterworth' or 'none', or install "
+                            "scipy") from None
     return signal, ndimage
 
 
@@ -244,13 +247,14 @@ def filter_series(x: np.ndarray, fs: float, method: str, cutoff_hz: float | None
     nyquist = fs / 2.0
     if cutoff_hz >= nyquist:
         return out  # nothing above the cutoff can be represented
-    # (One Euro is numpy only: it runs in Blender's own Python, which has no scipy)
-    signal, ndimage = _scipy() if method != "one_euro" else (None, None)
+    # (One Euro and Butterworth are numpy only: they run in Blender's own Python, which
+    # has no scipy; Butterworth by .iir, equal to scipy's butter + filtfilt)
+    signal, ndimage = _scipy() if method in ("savgol", "gaussian") else (None, None)
     valid = np.ones(x.shape[0], bool) if valid is None else np.asarray(valid, bool)
     flat = x.reshape(x.shape[0], -1)
     res = out.reshape(x.shape[0], -1)
     if method == "butterworth":
-        b, a = signal.butter(BUTTER_ORDER, cutoff_hz / nyquist)
+        b, a = butter_lowpass(BUTTER_ORDER, cutoff_hz / nyquist)
     for start, stop in valid_runs(valid):
         n = stop - start
         if n < MIN_RUN:
@@ -258,7 +262,7 @@ def filter_series(x: np.ndarray, fs: float, method: str, cutoff_hz: float | None
         seg = flat[start:stop]
         if method == "butterworth":
             padlen = min(3 * max(len(a), len(b)), n - 1)
-            res[start:stop] = signal.filtfilt(b, a, seg, axis=0, padtype="odd", padlen=padlen)
+            res[start:stop] = filtfilt(b, a, seg, axis=0, padlen=padlen)
         elif method == "savgol":
             w = min(savgol_window(float(cutoff_hz), float(fs)), n if n % 2 else n - 1)
             if w <= SAVGOL_POLYORDER:
