@@ -18,8 +18,8 @@ without estimating again. On the body action:
 ``add_raw_track`` keys the raw take as a muted NLA track above, to compare.
 
 The clean-up runs here (the model is read once and kept) when Blender's Python has scipy
-or the settings need none (One Euro or no smoothing, no foot locking, no ``refilter``
-fix), else in the
+or the settings need none (One Euro, Butterworth or no smoothing; foot locking and the
+fixes are numpy only), else in the
 worker (``clean`` request: a fresh worker per re-solve, seconds).
 """
 from __future__ import annotations
@@ -38,7 +38,8 @@ FIX_OF_KIND = {"dropout": "interpolate", "low_confidence": "interpolate",
                "wrist_flip": "interpolate", "lr_swap": "interpolate",
                "joint_limit": "interpolate", "reprojection": "interpolate"}
 SETTING_OF_KIND = {"foot_skate": "clean_foot_lock", "penetration": "clean_penetration_fix"}
-NUMPY_METHODS = ("none", "one_euro")   # smoothing that needs no scipy (Blender's own Python)
+# smoothing that needs no scipy (Blender's own Python): Butterworth by retarget.iir
+NUMPY_METHODS = ("none", "one_euro", "butterworth")
 
 _MODELS: dict = {}   # (path, mtime) -> SmplxModel: a live re-solve does not re-read the model
 
@@ -116,13 +117,11 @@ def worker_solver(context):
 
 
 def needs_scipy(options) -> bool:
-    """Whether re-solving with ``options`` (``ConvertOptions``) needs scipy: smoothing other
-    than One Euro / none, foot locking (the ground and contacts low-pass the feet with a
-    Butterworth filter) or a ``refilter`` fix (it filters with the default smoothing)."""
-    clean = options.clean
-    fixes = dict(clean.fix_flags) if clean is not None else {}
-    return (options.smoothing.method not in NUMPY_METHODS or "refilter" in fixes.values()
-            or (clean is not None and clean.foot_lock))
+    """Whether re-solving with ``options`` (``ConvertOptions``) needs scipy: only smoothing
+    other than ``NUMPY_METHODS`` (savgol, gaussian). The ground, contacts and foot locking
+    low-pass the feet with Butterworth and a ``refilter`` fix uses ``Smoothing()`` (One
+    Euro): numpy only."""
+    return options.smoothing.method not in NUMPY_METHODS
 
 
 def solver_for(context, options):

@@ -231,9 +231,10 @@ def test_bad_fix_flags_are_a_message_not_a_traceback(clean_props, walk_take):
 
 
 def test_one_euro_clean_up_runs_without_scipy(clean_props, walk_take, monkeypatch):
-    """Blender's own Python has no scipy: with One Euro smoothing and no foot locking the
-    clean-up still runs here (numpy only); foot locking or a filter that needs scipy goes
-    to the worker (unreachable here: a message, not a traceback)."""
+    """Blender's own Python has no scipy: with One Euro or Butterworth smoothing, with or
+    without foot locking, the clean-up still runs here (numpy only, ``retarget.iir``); a
+    filter that needs scipy (savgol) goes to the worker (unreachable here: a message, not
+    a traceback)."""
     import sys
 
     cleaning = import_module(MODULE + ".addon.cleaning")
@@ -252,13 +253,44 @@ def test_one_euro_clean_up_runs_without_scipy(clean_props, walk_take, monkeypatc
     _, after = _curve_values(action, arm, "left_knee")
     assert np.abs(after - before).max() > 1e-4
     clean_props.clean_foot_lock = True
-    assert "failed" in clean_props.smoothing_message, clean_props.smoothing_message
-    clean_props.clean_foot_lock = False
     assert "cleaned" in clean_props.smoothing_message, clean_props.smoothing_message
     clean_props.smooth_method = 'butterworth'
+    assert "cleaned" in clean_props.smoothing_message, clean_props.smoothing_message
+    assert json.loads(action["p2p_smoothing"])["method"] == "butterworth"
+    clean_props.smooth_method = 'savgol'
     assert "failed" in clean_props.smoothing_message, clean_props.smoothing_message
     clean_props.live_smoothing = False
     clean_props.smooth_method = 'butterworth'
+
+
+def test_foot_lock_re_solve_runs_here_without_scipy(clean_props, walk_take, monkeypatch):
+    """Foot locking on (the default) and Butterworth smoothing, scipy blocked: the re-solve
+    runs in this process (no worker: it would fail here) and gives the keys and flags that
+    the re-solve with scipy importable gave."""
+    import sys
+
+    cleaning = import_module(MODULE + ".addon.cleaning")
+    qa_ui = import_module(MODULE + ".addon.qa_ui")
+    arm, action = _import(walk_take)           # cleaned on import: foot lock, Butterworth
+    assert json.loads(action[cleaning.CLEAN_PROP])["foot_lock"] is True
+    assert json.loads(action["p2p_smoothing"])["method"] == "butterworth"
+    _, with_scipy = _curve_values(action, arm, "left_ankle")
+    flags = [(f.kind, f.frame, f.end_frame) for f in action.p2p_qa_flags]
+    for name in [m for m in sys.modules if m == "scipy" or m.startswith("scipy.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "scipy", None)     # import scipy fails from here on
+    monkeypatch.setattr(cleaning, "have_scipy", lambda: False)
+    monkeypatch.setattr(cleaning, "worker_solver", None)    # calling it would raise
+    msg = qa_ui.resolve_selected(bpy.context, clean_props)
+    assert msg.startswith("cleaned"), msg
+    _, without = _curve_values(action, arm, "left_ankle")
+    np.testing.assert_allclose(without, with_scipy, atol=1e-6)
+    assert [(f.kind, f.frame, f.end_frame) for f in action.p2p_qa_flags] == flags
+    clean_props.live_smoothing = False
+    clean_props.clean_foot_lock = False
+    assert qa_ui.resolve_selected(bpy.context, clean_props).startswith("cleaned")
+    _, unlocked = _curve_values(action, arm, "left_ankle")
+    assert np.abs(unlocked - without).max() > 1e-4          # foot locking did something
 
 
 @pytest.mark.slow
@@ -268,6 +300,7 @@ def test_worker_clean_equals_the_local_one(clean_props, walk_take, monkeypatch):
 
     cleaning = import_module(MODULE + ".addon.cleaning")
     qa_ui = import_module(MODULE + ".addon.qa_ui")
+    clean_props.smooth_method = 'savgol'       # needs scipy: the worker (Butterworth: here)
     arm, action = _import(walk_take)
     _, local = _curve_values(action, arm, "left_knee")
     local_flags = [(f.kind, f.frame, f.end_frame) for f in action.p2p_qa_flags]
