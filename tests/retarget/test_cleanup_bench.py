@@ -20,3 +20,14 @@ def test_motion_quality_bench_runs(capsys):
     assert accel < 0.5 * rows["raw"][2]
     assert mpjpe < rows["raw"][0]
     assert "command: " in out and "bench.motion_quality" in out
+
+
+def test_cleanup_speed_bench_runs_every_step(capsys):
+    from bench.cleanup_speed import main
+
+    assert main(["--frames", "400", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    for step in ("kinematics", "smoothing", "ground", "contacts", "footlock", "qa",
+                 "clean_take"):
+        assert re.search(rf"^{step}\s+[\d.]+\s+[\d.]+$", out, re.M), step
+    assert "command: python -m bench.cleanup_speed" in out
