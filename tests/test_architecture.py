@@ -198,3 +198,29 @@ def test_one_definition_of_each_error_and_name_helper():
         seen.get("OutputExistsError", []) else None
     dup = {k: v for k, v in seen.items() if len(v) > 1}
     assert not dup, dup
+
+
+def _pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def test_every_package_is_listed_in_pyproject():
+    """A wheel (or a non-editable install) ships only the listed packages and their data."""
+    setup = _pyproject()["tool"]["setuptools"]
+    listed = set(setup["packages"])
+    found = {"pose2pose_mocap"} | {
+        "pose2pose_mocap." + ".".join(p.parent.relative_to(REPO).parts)
+        for pkg in PACKAGES for p in (REPO / pkg).rglob("__init__.py")}
+    assert found - listed == set(), "add these to [tool.setuptools] packages"
+    data = setup.get("package-data", {})
+    for pkg in PACKAGES:
+        for f in (REPO / pkg).rglob("*.json"):
+            owner = "pose2pose_mocap." + ".".join(f.parent.relative_to(REPO).parts)
+            rel = f.name
+            while owner not in listed:  # data in a plain folder belongs to the package above
+                owner, _, last = owner.rpartition(".")
+                rel = f"{last}/{rel}"
+            globs = data.get(owner, [])
+            assert any(Path(rel).match(g) for g in globs), f"{f.relative_to(REPO)} is not package data"
