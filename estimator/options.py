@@ -134,7 +134,7 @@ class EstimateOptions:
     detect_every: int = DEFAULT_DETECT_EVERY
     min_score: float | None = None     # None: the detector's default (0.5)
     max_pixels: int | str | None = None  # None: sources.DEFAULT_MAX_PIXELS
-    pipeline: str = "auto"             # "auto" (batched on CUDA), "classic" or "batched"
+    pipeline: str = "auto"             # "auto" (classic for now), "classic" or "batched"
 
     def __post_init__(self):
         for name, value in _checked(self.__dict__, lambda f: f).items():
@@ -214,8 +214,8 @@ class EstimateOptions:
                                  "framed from the newest output without a check; batched: "
                                  "frames decoded on threads, crops cut on the device, the "
                                  "next frames' crops predicted, checked and re-run where they "
-                                 "missed (docs/gpu_pipeline.md); auto (default): batched on "
-                                 "CUDA, classic on the CPU")
+                                 "missed (docs/gpu_pipeline.md); auto (default): classic "
+                                 "(batched has not been measured on a GPU yet)")
         parser.add_argument("--batch", type=opt.BATCH.arg, metavar="N",
                             help=opt.BATCH.help("crops per forward pass (default: from free "
                                                 "memory; small on CPU)"))

@@ -26,8 +26,8 @@ Flow per step (one batch):
    the batch also spans people (B frames x P tracks). B is chosen from free
    memory (CUDA ``mem_get_info``; available RAM on CPU) and overridable; on CPU
    it stays small (little throughput gain, and a short lag keeps crops tight).
-   That is the classic pipeline. The batched one (``--pipeline batched``; ``auto``
-   on CUDA; ``fastpath``) instead checks each predicted crop against the one the
+   That is the classic pipeline. The batched one (``--pipeline batched``;
+   ``fastpath``; not yet ``auto``'s choice: it has not run on a GPU) instead checks each predicted crop against the one the
    one-frame tracker would make and re-runs the frames from the first miss, cuts
    the crops on the device, and runs the loop in ``fastpath.runner``.
 4. The estimator (``--estimator``, ``registry.ESTIMATORS``; default Pose2Pose)
@@ -53,7 +53,9 @@ import numpy as np
 
 from ..common.files import numbered_names
 from .errors import EstimatorError
-from .options import PIPELINES  # auto: batched (estimator/fastpath) on CUDA, else classic
+from .options import PIPELINES  # auto: classic until AUTO_BATCHED_ON_CUDA
+
+AUTO_BATCHED_ON_CUDA = False  # not yet measured on a GPU
 from .device import resolve_device
 from .registry import DEFAULT_ESTIMATOR, get_estimator
 from .sources import (READ_AHEAD_BYTES, FramePrefetcher, FrameRange, Source, SourceError,
@@ -348,7 +350,7 @@ class EstimateJob:
         self.precision = precision
         if pipeline not in PIPELINES:
             raise EstimateError(f"--pipeline {pipeline}: use {', '.join(PIPELINES)}")
-        self.pipeline = pipeline  # "auto": batched on CUDA (fastpath), classic on the CPU
+        self.pipeline = pipeline  # "auto": classic (see AUTO_BATCHED_ON_CUDA)
         self._cancel = threading.Event()
         self.result: EstimateResult | None = None
         self.source: Source | None = None
@@ -409,8 +411,11 @@ class EstimateJob:
         self._load_detector()
         self.camera = PinholeCamera(*static_camera(self.source.image_size, self.fov))
         self.focal, self.princpt = self.camera.focal, self.camera.princpt
+        # "auto" stays classic until the batched path's CUDA-only parts (pinned uploads on a
+        # side stream, batch size from free GPU memory) have run on a GPU: docs/gpu_pipeline.md.
         self.pipeline_used = "batched" if self.pipeline == "batched" or (
-            self.pipeline == "auto" and torch.device(self.device).type == "cuda") else "classic"
+            self.pipeline == "auto" and AUTO_BATCHED_ON_CUDA
+            and torch.device(self.device).type == "cuda") else "classic"
         if self.pipeline_used == "batched":
             from .fastpath.runner import batched_batch_size, prepare_estimator
 
