@@ -131,6 +131,7 @@ def _spec(folder: Path, seed: int, name: str) -> dict:
 @pytest.mark.slow    # four conversions + exports (~40 s on 2 busy cores)
 @pytest.mark.blender
 def test_two_tasks_in_one_process_equal_two_fresh_processes(tmp_path):
+    pytest.importorskip("PIL", reason="the batch's QA plot needs Pillow (the main venv)")
     reused = BlenderPool(CTX, 1, tasks_per_process=8)
     fresh = BlenderPool(CTX, 2, tasks_per_process=1)
     try:
@@ -145,6 +146,8 @@ def test_two_tasks_in_one_process_equal_two_fresh_processes(tmp_path):
     finally:
         reused.close()
         fresh.close()
+    for res in (dirty, ra, rb, *done.values()):
+        assert res["ok"], res.get("error")
     assert dirty["pid"] == ra["pid"] == rb["pid"], "the tasks did not share one process"
     assert (ra["blender_task"], rb["blender_task"]) == (2, 3)
     assert done[fa]["pid"] != done[fb]["pid"] and done[fa]["blender_task"] == 1
