@@ -8,11 +8,13 @@ same numbers as ``scipy.signal.butter`` + ``scipy.signal.filtfilt`` (default odd
 
 The recursion is the direct-form II transposed one of ``scipy.signal.lfilter``, written as
 a state space ``z[n+1] = A z[n] + B x[n]``, ``y[n] = C z[n] + D x[n]`` and run in blocks of
-``BLOCK`` samples: inside a block the output is one matrix product with the impulse
+``BLOCK`` samples: inside a block the output is a matrix product with the impulse
 response (all columns and blocks at once); only the state at block starts is carried in a
 Python loop, so the loop runs ``T / BLOCK`` times instead of ``T``.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
@@ -53,8 +55,10 @@ def _normalized(b, a) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("there must be at least one nonzero 'a' coefficient")
     if a[0] != 1.0:
         b, a = b / a[0], a / a[0]
-    n = max(a.size, b.size)
-    return np.pad(b, (0, n - b.size)), np.pad(a, (0, n - a.size))
+    if a.size != b.size:
+        n = max(a.size, b.size)
+        b, a = (np.concatenate([v, np.zeros(n - v.size)]) for v in (b, a))
+    return b, a
 
 
 def _state_space(b, a):
@@ -73,14 +77,15 @@ def lfilter_zi(b, a) -> np.ndarray:
     return np.linalg.solve(np.eye(b.size - 1) - A, B)
 
 
-def _block_operators(b, a, L: int):
+@lru_cache(maxsize=32)
+def _block_operators(b: tuple, a: tuple, L: int):
     """The block form of the recursion for blocks of ``L`` samples:
 
     ``H (L, L)``: zero-state response (impulse response Toeplitz, lower triangular);
     ``O (L, K)``: output from the start state; ``G (K, L)``: end state from the inputs;
     ``AL (K, K)``: end state from the start state (``A**L``).
     """
-    A, B, D = _state_space(b, a)
+    A, B, D = _state_space(np.array(b), np.array(a))
     K = A.shape[0]
     O = np.empty((L, K))
     row = np.zeros(K)
@@ -98,34 +103,37 @@ def _block_operators(b, a, L: int):
     H = np.where(lag >= 0, h[np.clip(lag, 0, L - 1)], 0.0)
     G = cols[:, ::-1]                                # column k: A^(L-1-k) B
     AL = np.linalg.matrix_power(A, L)
+    for m in (H, O, G, AL):
+        m.flags.writeable = False     # (cached: shared by every call)
     return H, O, G, AL
 
 
-def lfilter(b, a, x: np.ndarray, zi: np.ndarray) -> np.ndarray:
-    """Filter ``x (T, C)`` along axis 0 from the initial state ``zi (K, C)``. -> ``(T, C)``.
+def lfilter(b, a, x: np.ndarray, zi: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Filter ``x (T, C)`` along axis 0 from the initial state ``zi (K, C)``. -> ``(T, C)``
+    (``out``, a C-contiguous ``(T, C)`` float64 array other than ``x``, when given).
 
     Same numbers as ``scipy.signal.lfilter(b, a, x, axis=0, zi=zi)[0]`` (to rounding).
     """
     b, a = _normalized(b, a)
-    x = np.asarray(x, dtype=np.float64)
+    x = np.ascontiguousarray(x, dtype=np.float64)
     T, C = x.shape
     K = b.size - 1
     if K == 0:
         return b[0] * x
     L = min(BLOCK, T)
-    nb = -(-T // L)
-    H, O, G, AL = _block_operators(b, a, L)
-    xb = np.zeros((nb * L, C))
-    xb[:T] = x                                         # trailing zeros change nothing before T
-    xb = xb.reshape(nb, L, C).transpose(1, 0, 2).reshape(L, nb * C)
-    y = (H @ xb).reshape(L, nb, C)                     # zero-state output of every block
-    gx = (G @ xb).reshape(K, nb, C)                    # each block's inputs -> its end state
-    s = np.empty((K, nb, C))
-    s[:, 0] = zi
-    for k in range(1, nb):                             # carry the state across blocks
-        s[:, k] = AL @ s[:, k - 1] + gx[:, k - 1]
-    y += (O @ s.reshape(K, nb * C)).reshape(L, nb, C)
-    return y.transpose(1, 0, 2).reshape(nb * L, C)[:T]
+    nb, r = divmod(T, L)                               # whole blocks, rows left over
+    H, O, G, AL = _block_operators(tuple(b), tuple(a), L)
+    y = np.empty((T, C)) if out is None else out
+    x3, y3 = x[:nb * L].reshape(nb, L, C), y[:nb * L].reshape(nb, L, C)   # views
+    np.matmul(H, x3, out=y3)                           # zero-state output of every block
+    gx = np.matmul(G, x3)                              # (nb, K, C): inputs -> end state
+    s = np.array(zi, dtype=np.float64).reshape(K, -1) * np.ones((1, C))
+    for k in range(nb):                                # carry the state across blocks
+        y3[k] += O @ s
+        s = AL @ s + gx[k]
+    if r:
+        y[nb * L:] = H[:r, :r] @ x[nb * L:] + O[:r] @ s
+    return y
 
 
 def _odd_ext(x: np.ndarray, n: int) -> np.ndarray:
@@ -153,10 +161,11 @@ def filtfilt(b, a, x: np.ndarray, axis: int = 0, padlen: int | None = None) -> n
         raise ValueError(f"the length of the input vector x must be greater than padlen, "
                          f"which is {edge}")
     flat = xt.reshape(T, -1)
-    ext = _odd_ext(flat, edge)
+    ext = _odd_ext(flat, edge) if edge > 0 else flat.copy()     # (reused below: a copy)
     zi = lfilter_zi(b, a)[:, None]
     y = lfilter(b, a, ext, zi * ext[:1])
-    y = lfilter(b, a, y[::-1], zi * y[-1:])[::-1]
+    ext[:] = y[::-1]                                    # (buffers reused: large arrays are
+    y = lfilter(b, a, ext, zi * ext[:1], out=y)[::-1]   # slow to allocate, page faults)
     if edge > 0:
         y = y[edge:-edge]
     return np.moveaxis(np.ascontiguousarray(y).reshape(xt.shape), 0, axis)

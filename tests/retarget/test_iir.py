@@ -84,6 +84,15 @@ def test_lfilter_blocks_equal_the_plain_recursion(monkeypatch, block):
     _close(iir.filtfilt(B2, A2, X, axis=0, padlen=9), Y)
 
 
+@pytest.mark.parametrize("padlen", [0, 5, None])
+def test_filtfilt_leaves_its_input_alone(padlen):
+    x = np.cumsum(np.random.default_rng(3).normal(size=(60, 3)), 0)
+    before = x.copy()
+    out = iir.filtfilt(B2, A2, x, padlen=padlen)
+    np.testing.assert_array_equal(x, before)
+    assert not np.shares_memory(out, x) and np.abs(out - x).max() > 1e-3
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError):
         iir.butter_lowpass(2, 1.0)
