@@ -191,6 +191,7 @@ def test_smoothing_in_the_worker_when_blender_has_no_scipy(configured, monkeypat
 
     importing = import_module(MODULE + ".addon.importing")
     monkeypatch.setattr(importing, "have_scipy", lambda: False)
+    configured.clean_enabled = False    # (the clean-up, on by default, re-solves instead)
     configured.live_smoothing = True
     configured.smooth_method = 'savgol'
     take = _make_take(tmp_path / "noscipy.take.npz")
@@ -207,6 +208,9 @@ def test_smoothing_in_the_worker_when_blender_has_no_scipy(configured, monkeypat
     again = np.array([k.co[1] for k in _pelvis_curve(action, arm).keyframe_points])
     assert np.abs(raw - smoothed).max() > 1e-4
     assert np.allclose(again, smoothed, atol=1e-5)
+    configured.live_smoothing = False                 # (no re-solve while resetting)
+    for name in ("clean_enabled", "smooth_method", "live_smoothing"):
+        configured.property_unset(name)
 
 
 @needs_torch
