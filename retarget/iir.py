@@ -118,7 +118,7 @@ def lfilter(b, a, x: np.ndarray, zi: np.ndarray, out: np.ndarray | None = None) 
     x = np.ascontiguousarray(x, dtype=np.float64)
     T, C = x.shape
     K = b.size - 1
-    if K == 0:
+    if K == 0 or T == 0:
         return b[0] * x
     L = min(BLOCK, T)
     nb, r = divmod(T, L)                               # whole blocks, rows left over
