@@ -23,6 +23,9 @@ Configurations (``--configs``; ``all`` = every one that can run here):
   temporary folder) on a synthetic 1280x720 clip of ``--estimate-frames``
   frames (``bench_pipeline.write_clip``), frames/s from its progress records after
   the network is loaded, batch as ``estimate`` chooses; one job per round.
+* ``estimate-ort-fp32`` / ``estimate-openvino-fp32`` / ``estimate-openvino-bf16``: the
+  same with ``--engine onnxruntime`` / ``openvino`` (the graph is exported once into a
+  temporary data folder during the warm-up, not timed; SMPL-X in PyTorch).
 
 Every configuration includes the SMPL-X layer (the mesh; like for like with the
 official test mode), stand-in weights (seed 1) and stand-in SMPL-X files unless
@@ -55,7 +58,10 @@ from pose2pose_mocap.weights.standin_rule import make_state_dict, official_keys_
 
 CONFIGS = ("official", "eager-fp32", "eager-bf16", "fast-fp32", "fast-bf16", "compile-fp32",
            "compile-bf16", "ort-fp32", "openvino-fp32", "openvino-bf16", "estimate-fp32",
-           "estimate-bf16")
+           "estimate-bf16", "estimate-ort-fp32", "estimate-openvino-fp32",
+           "estimate-openvino-bf16")
+# estimate-ENGINE-PRECISION: the engine names of ``estimate --engine``
+_ENGINES = {"ort": "onnxruntime", "openvino": "openvino"}
 DEFAULT_CONFIGS = ("eager-fp32", "eager-bf16", "fast-fp32", "fast-bf16")
 
 
@@ -80,15 +86,16 @@ def parse_args(argv=None):
 class EstimateRun:
     """One ``EstimateJob`` over the clip per call; returns frames/s after loading."""
 
-    def __init__(self, clip: Path, model, precision: str, out: Path):
+    def __init__(self, clip: Path, model, precision: str, out: Path, engine: str = "torch"):
         self.clip, self.model, self.precision, self.out = clip, model, precision, out
+        self.engine = engine
 
     def rate(self) -> float:
         from pose2pose_mocap.estimator.pipeline import EstimateJob
 
         job = EstimateJob(self.clip, self.out, model=self.model, model_name="bench",
                           model_standin=True, device="cpu", detector="none",
-                          precision=self.precision, force=True)
+                          precision=self.precision, force=True, engine=self.engine)
         start, done = None, 0
         for p in job.steps():
             if p.stage == "estimating":
@@ -146,7 +153,11 @@ def build_runners(names, args, smplx_dir, device, tmp):
 
                     write_clip(clip, args.estimate_frames, (1280, 720))
                 (tmp / "takes").mkdir(exist_ok=True)
-                runners[name] = EstimateRun(clip, model, prec, tmp / "takes")
+                engine, _, prec = prec.rpartition("-")
+                if engine:  # the engine cache goes to a temporary data folder, not the user's
+                    os.environ["P2P_MOCAP_DATA_DIR"] = str(tmp / "data")
+                runners[name] = EstimateRun(clip, model, prec, tmp / "takes",
+                                            _ENGINES.get(engine, "torch"))
             elif kind == "eager":
                 opts = InferenceOptions(device=str(device), precision=prec, channels_last=False)
                 runners[name] = (lambda o: lambda x: run_batch(model, x, o, to_cpu=False))(opts)

@@ -138,6 +138,7 @@ class LoadOptions:
     precision: "fp32", "bf16" or "fp16" (how an estimator honours it is its own).
     checkpoint, smplx: the --checkpoint / --smplx flags (None: the search order
         of ``p2p-mocap doctor``); an estimator ignores the ones it does not use.
+    engine: what runs the network (``--engine``; Pose2Pose: ``pose2pose.engines``).
     network: an already loaded network of this estimator (loads no files);
         ``network_name`` (the take's ``model`` text) and ``network_standin`` go
         with it.
@@ -150,6 +151,7 @@ class LoadOptions:
     network: Any = None
     network_name: str = ""
     network_standin: bool = False
+    engine: str = "torch"  # pose2pose: torch, onnxruntime, openvino or auto (others: torch)
 
 
 @runtime_checkable

@@ -37,7 +37,10 @@ MAX_PATH_CHARS = 32768
 # model files (smplx, checkpoint, detector) do, and are identified by their files.
 PIPELINES = ("auto", "classic", "batched")  # pipeline.PIPELINES (the batched one: fastpath)
 # (pipeline, like device, changes a take only by rounding-level differences)
-NOT_IN_TAKE = ("device", "allow_download", "max_pixels", "pipeline")
+# what runs the network (pose2pose.engines; auto = the fastest installed, torch on CUDA)
+ENGINES = ("torch", "onnxruntime", "openvino", "auto")
+DEFAULT_ENGINE = "torch"
+NOT_IN_TAKE = ("device", "allow_download", "max_pixels", "pipeline", "engine")
 MODEL_FILES = ("smplx", "checkpoint", "detector")
 # CLI flags whose argparse dest is not the field's name
 _DESTS = {"allow_download": "download_detector"}
@@ -134,6 +137,7 @@ class EstimateOptions:
     detect_every: int = DEFAULT_DETECT_EVERY
     min_score: float | None = None     # None: the detector's default (0.5)
     max_pixels: int | str | None = None  # None: sources.DEFAULT_MAX_PIXELS
+    engine: str = DEFAULT_ENGINE       # "torch", "onnxruntime", "openvino" or "auto"
     pipeline: str = "auto"             # "auto" (classic for now), "classic" or "batched"
 
     def __post_init__(self):
@@ -216,6 +220,13 @@ class EstimateOptions:
                                  "next frames' crops predicted, checked and re-run where they "
                                  "missed (docs/gpu_pipeline.md); auto (default): classic "
                                  "(batched has not been measured on a GPU yet)")
+        parser.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
+                            help="what runs the network on the CPU: torch (default), "
+                                 "onnxruntime (extra [onnx]) or openvino (extra [openvino]) "
+                                 "on the network exported once per checkpoint into the data "
+                                 "folder (~1 min; fp32 within the conformance tolerances, "
+                                 "~1.4x torch: docs/speed.md); auto = the fastest installed "
+                                 "(openvino, onnxruntime, torch), torch on CUDA")
         parser.add_argument("--batch", type=opt.BATCH.arg, metavar="N",
                             help=opt.BATCH.help("crops per forward pass (default: from free "
                                                 "memory; small on CPU)"))
@@ -288,5 +299,6 @@ def _checked(values: dict, label) -> dict:
         "min_score": lambda v, l: opt.MIN_SCORE.check_optional(v, l),
         "max_pixels": _max_pixels,
         "pipeline": lambda v, l: _choice(v, l, PIPELINES, "auto"),
+        "engine": lambda v, l: _choice(v, l, ENGINES, DEFAULT_ENGINE),
     }
     return {name: checks[name](v, label(name)) for name, v in values.items()}

@@ -53,7 +53,7 @@ import numpy as np
 
 from ..common.files import numbered_names
 from .errors import EstimatorError
-from .options import PIPELINES  # auto: classic until AUTO_BATCHED_ON_CUDA
+from .options import ENGINES, PIPELINES  # auto: classic until AUTO_BATCHED_ON_CUDA
 
 AUTO_BATCHED_ON_CUDA = False  # not yet measured on a GPU
 from .device import resolve_device
@@ -283,7 +283,7 @@ class EstimateJob:
                  tracker_config: TrackerConfig | None = None, model=None,
                  model_name: str = "", model_standin: bool = False, prefetch: int | None = None,
                  precision: str = "fp32", replace=(), max_pixels: int | str | None = None,
-                 estimator=DEFAULT_ESTIMATOR, pipeline: str = "auto"):
+                 estimator=DEFAULT_ESTIMATOR, pipeline: str = "auto", engine: str = "torch"):
         self.inputs = inputs
         if isinstance(estimator, str) or estimator is None:
             try:
@@ -350,6 +350,9 @@ class EstimateJob:
         self.precision = precision
         if pipeline not in PIPELINES:
             raise EstimateError(f"--pipeline {pipeline}: use {', '.join(PIPELINES)}")
+        if engine not in ENGINES:
+            raise EstimateError(f"--engine {engine}: use {', '.join(ENGINES)}")
+        self.engine = engine  # pose2pose.engines.resolve_engine ("auto": fastest installed)
         self.pipeline = pipeline  # "auto": classic (see AUTO_BATCHED_ON_CUDA)
         self._cancel = threading.Event()
         self.result: EstimateResult | None = None
@@ -402,7 +405,8 @@ class EstimateJob:
             self.estimator = self.estimator_entry.load(LoadOptions(
                 device=self.device, precision=self.precision, checkpoint=self.checkpoint_flag,
                 smplx=self.smplx_flag, network=self.model, network_name=self.model_name,
-                network_standin=self.model_standin))
+                network_standin=self.model_standin, engine=self.engine))
+            self.notes.extend(getattr(self.estimator, "notes", ()))
         est = self.estimator
         self.device = str(est.device)
         # (kept for callers that reuse a loaded network, e.g. batch's per-process cache)

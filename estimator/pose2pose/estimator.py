@@ -47,7 +47,8 @@ class Pose2PoseEstimator:
     crop_spec = CROP_SPEC
 
     def __init__(self, network, *, model_name: str = "", standin: bool = False,
-                 device: str | None = None, precision: str = "fp32"):
+                 device: str | None = None, precision: str = "fp32", engine: str = "torch"):
+        from .engines import resolve_engine
         from .inference import InferenceOptions, prepare_model
         from .take_convert import PelvisModel
 
@@ -62,7 +63,13 @@ class Pose2PoseEstimator:
         self.standin = bool(standin)
         self.device = str(device)
         self.options = InferenceOptions(device=self.device, precision=precision)
+        # engines.resolve_engine: "auto" -> the fastest installed one (torch on CUDA)
+        self.engine = resolve_engine(engine, str(self.options.torch_device()),
+                                     self.options.precision)
+        self.notes: list[str] = []
         prepare_model(network, self.options)
+        if self.engine != "torch":  # export (first time) and compile now, not mid-clip
+            self._engine_runner()
         self.pelvis = PelvisModel.from_layer(layer)
         self.hands_mean = (layer.left_hand_mean.detach().cpu().numpy().reshape(45),
                            layer.right_hand_mean.detach().cpu().numpy().reshape(45))
@@ -76,7 +83,7 @@ class Pose2PoseEstimator:
             net.eval()
             return cls(net, model_name=options.network_name, standin=options.network_standin,
                        device=_parameter_device(net) or options.device,
-                       precision=options.precision)
+                       precision=options.precision, engine=options.engine)
         from ...weights.locations import find_checkpoint, find_smplx
         from .checkpoint import file_sha256, identify_checkpoint, load_checkpoint
 
@@ -100,7 +107,7 @@ class Pose2PoseEstimator:
         if not standin:
             standin = identify_checkpoint(ck.path).kind == "stand-in"
         return cls(net, model_name=name, standin=standin, device=options.device,
-                   precision=options.precision)
+                   precision=options.precision, engine=options.engine)
 
     def infer(self, crops: Sequence, camera) -> list[PersonResult]:
         """One batched forward pass over ``crops`` (``crop.PersonCrop``, 512x384)."""
@@ -121,7 +128,10 @@ class Pose2PoseEstimator:
         from .outputs import crop_confidence
         from .take_convert import rows_from_outputs
 
-        out = run_batch(self._runner(), images, self.options, to_cpu=False)
+        if self.engine == "torch":
+            out = run_batch(self._runner(), images, self.options, to_cpu=False)
+        else:  # the exported graph in ONNX Runtime / OpenVINO, SMPL-X in PyTorch after it
+            out = self._engine_runner()(images)
         out = {k: out[k].cpu().numpy() for k in OUTPUT_KEYS_USED}  # only what the take uses
         n = len(images)
         conf = np.array([crop_confidence(out["joint_img"][i], out["smplx_joint_proj"][i])
@@ -146,6 +156,18 @@ class Pose2PoseEstimator:
             self._runner_module, self._runner_options = (cpu_runner(self.network, self.options),
                                                          self.options)
         return self._runner_module
+
+    def _engine_runner(self):
+        """``onnx_export.EngineRunner`` on the cached graph (``engines.cached_graph``; the
+        first use per checkpoint exports it, ~1 min), built once."""
+        if getattr(self, "_engine", None) is None:
+            from .engines import cached_graph
+            from .onnx_export import EngineRunner
+
+            path = cached_graph(self.network, notes=self.notes)
+            self._engine = EngineRunner(path, self.network, self.engine,
+                                        self.options.precision, threads=self.options.threads)
+        return self._engine
 
 
 def _parameter_device(network) -> str | None:

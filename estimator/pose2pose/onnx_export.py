@@ -59,7 +59,7 @@ def export_onnx(network: torch.nn.Module, path, *, opset: int = DEFAULT_OPSET,
     """
     from ...common.files import atomic_write
 
-    module = _GraphModule(network.cpu().float().eval())
+    module = _GraphModule(network.cpu().float().eval()).eval()  # (no training-mode warning)
     example = torch.zeros(1, 3, 512, 384)
 
     def write(tmp: Path) -> None:
