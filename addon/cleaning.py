@@ -63,30 +63,27 @@ def clean_options_from_props(props):
 
 # --------------------------------------------------------------------------- solvers
 
-def _model(path):
+def _model(path, body_model: str):
     from ..retarget.smplx_model import load_body_model
 
     p = Path(path)
-    key = (str(p.resolve()), p.stat().st_mtime_ns)
+    key = (str(p.resolve()), p.stat().st_mtime_ns, body_model)
     if key not in _MODELS:
         _MODELS.clear()
-        _MODELS[key] = load_body_model(p, "smplx")
+        _MODELS[key] = load_body_model(p, body_model)
     return _MODELS[key]
 
 
 def local_solver(context):
     """``(take, ConvertOptions) -> (cleaned take, flag dicts, notes)`` in this process."""
     from ..retarget.resolve import clean_with_model
-    from ..weights.locations import find_smplx
+    from .importing import take_model_file
 
-    flag = model_flags(context)["smplx"]
+    flags = model_flags(context)
 
     def solve(take, options):
-        hit = find_smplx(flag, options.gender or take.gender)
-        if not hit.found:
-            raise RuntimeError(hit.problem or "SMPL-X model file not found; set it in the "
-                               "add-on preferences or press Install SMPL-X Zip")
-        return clean_with_model(take, _model(hit.path), options)
+        path = take_model_file(flags, take, options.gender or take.gender)
+        return clean_with_model(take, _model(path, take.body_model), options)
 
     return solve
 
@@ -97,11 +94,15 @@ def worker_solver(context):
     if not python:
         raise RuntimeError("the clean-up needs scipy, which Blender's Python lacks, or the "
                            "runtime interpreter (set it in the add-on preferences)")
-    flag = model_flags(context)["smplx"]
+    flags = model_flags(context)
 
     def solve(take, options):
         from ..retarget.take import read_take, write_take
         from ..worker.client import run_worker_request
+        from .importing import take_model_file
+
+        # the model file found here, as for the local solver (SMPL-X or SMPL by the take)
+        flag = str(take_model_file(flags, take, options.gender or take.gender))
 
         with tempfile.TemporaryDirectory(prefix="p2p_clean_") as tmp:
             src = write_take(Path(tmp) / "raw.take.npz", take)

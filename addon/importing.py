@@ -47,6 +47,24 @@ def _smpl_flag(flags: dict, gender: str):
     return None
 
 
+def take_model_file(flags: dict, take, gender: str):
+    """The body model file for ``take`` (SMPL-X, or SMPL for I2L-MeshNet takes) by the
+    add-on's preferences and the search order; RuntimeError with one line when missing."""
+    from ..weights.locations import find_smpl, find_smplx
+
+    if take.body_model == "smpl":
+        hit = find_smpl(_smpl_flag(flags, gender), gender)
+        if not hit.found:
+            raise RuntimeError(hit.problem or f"SMPL model file not found ({gender}); put "
+                               f"it at {hit.install_to} (docs/smpl.md)")
+    else:
+        hit = find_smplx(flags["smplx"], gender)
+        if not hit.found:
+            raise RuntimeError(hit.problem or f"SMPL-X model file not found ({gender}); set it "
+                               "in the add-on preferences or press Install SMPL-X Zip")
+    return hit.path
+
+
 def import_take_files(context, paths, options=None) -> tuple[list, list]:
     """Build a rig (or add a take to the person's rig) per take file. -> (armatures, notes).
 
@@ -59,7 +77,6 @@ def import_take_files(context, paths, options=None) -> tuple[list, list]:
     from ..retarget.smoothing import NO_SMOOTHING
     from ..retarget.smplx_model import load_body_model
     from ..retarget.take import read_take
-    from ..weights.locations import find_smpl, find_smplx
 
     flags = model_flags(context)
     notes: list[str] = []
@@ -70,18 +87,8 @@ def import_take_files(context, paths, options=None) -> tuple[list, list]:
         wanted = None
     for path in paths:
         take = read_take(_as_take_file(context, path, notes))
-        gender = options.gender or take.gender
-        if take.body_model == "smpl":  # (I2L-MeshNet takes)
-            hit = find_smpl(_smpl_flag(flags, gender), gender)
-            if not hit.found:
-                raise RuntimeError(hit.problem or f"SMPL model file not found ({gender}); put "
-                                   f"it at {hit.install_to} (docs/smpl.md)")
-        else:
-            hit = find_smplx(flags["smplx"], gender)
-            if not hit.found:
-                raise RuntimeError(f"SMPL-X model file not found ({gender}); set it in the "
-                                   "add-on preferences or press Install SMPL-X Zip")
-        model = load_body_model(hit.path, take.body_model)
+        model = load_body_model(take_model_file(flags, take, options.gender or take.gender),
+                                take.body_model)
         built = build_take_scene(model, take, scene=context.scene,
                                  smoothing=smoothing or NO_SMOOTHING,
                                  pose_correctives=options.pose_correctives,

@@ -276,12 +276,12 @@ class Worker:
     def cmd_clean(self, req: dict) -> None:
         """``take``: a take file (read like ``smooth``'s); ``options``: a ``ConvertOptions``
         dict whose ``clean`` is set; ``smplx``: the model flag (the search order finds the
-        take's gender). The cleaned take (it keeps its raw source) is written to ``out``."""
+        take's gender; for an SMPL take, the SMPL file or a folder holding ``smpl/``). The cleaned take (it keeps its raw source) is written to ``out``."""
         from ..retarget.options import ConvertOptions
         from ..retarget.resolve import clean_with_model
         from ..retarget.smplx_model import load_body_model
         from ..retarget.take import read_take, write_take
-        from ..weights.locations import smplx_model_file
+        from ..weights.locations import smpl_model_file, smplx_model_file
 
         src, out = _path_field(req, "take"), _path_field(req, "out")
         if out.suffix.lower() != ".npz":
@@ -293,8 +293,9 @@ class Worker:
             raise RequestError("clean: smplx must be a path or null")
         opts = ConvertOptions.from_dict(options)
         take = read_take(src, strict=True)
-        model = load_body_model(smplx_model_file(flag, opts.gender or take.gender),
-                                take.body_model)
+        gender = opts.gender or take.gender
+        model_file = (smpl_model_file if take.body_model == "smpl" else smplx_model_file)
+        model = load_body_model(model_file(flag, gender), take.body_model)
         cleaned, flags, notes = clean_with_model(take, model, opts)
         written = write_take(out, cleaned, overwrite=True)
         self.ch.emit("cleaned", path=str(written), flags=flags, notes=notes)
