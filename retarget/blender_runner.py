@@ -13,8 +13,8 @@ venv): then ``PATH retarget/blender/child.py JOB.json``. The child loads this pa
 its folder by path (``blender/child.py``; nothing is installed into that Blender) and
 runs ``convert.convert_take`` with the model file and the ``ConvertOptions`` the parent
 resolved, so both sides use the same settings. Everything the child (and Blender) prints
-goes to a log file; the terminal gets our lines only. The child needs numpy and scipy in
-that Blender's Python (Blender ships numpy; scipy: ``blender_python -m pip install scipy``).
+goes to a log file; the terminal gets our lines only. The child needs numpy in that
+Blender's Python (Blender ships it); scipy only for the savgol/gaussian smoothing.
 """
 from __future__ import annotations
 
