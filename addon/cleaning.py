@@ -77,7 +77,7 @@ def _model(path, body_model: str):
 def local_solver(context):
     """``(take, ConvertOptions) -> (cleaned take, flag dicts, notes)`` in this process."""
     from ..retarget.resolve import clean_with_model
-    from .importing import take_model_file
+    from .paths import take_model_file
 
     flags = model_flags(context)
 
@@ -99,7 +99,7 @@ def worker_solver(context):
     def solve(take, options):
         from ..retarget.take import read_take, write_take
         from ..worker.client import run_worker_request
-        from .importing import take_model_file
+        from .paths import take_model_file
 
         # the model file found here, as for the local solver (SMPL-X or SMPL by the take)
         flag = str(take_model_file(flags, take, options.gender or take.gender))

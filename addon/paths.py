@@ -112,3 +112,37 @@ def takes_dir(props) -> Path:
         data_dir() / "takes"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _smpl_flag(flags: dict, gender: str):
+    """Where Import Take takes the SMPL model from (there is no SMPL preference): the SMPL-X
+    preference when it is a models folder holding ``smpl/`` (one folder serves both bodies),
+    else the add-on's data folder's ``smpl/`` (unless ``P2P_MOCAP_SMPL`` is set), else None:
+    the search order (``weights.locations.find_smpl``)."""
+    from ..common.smpl_file import SMPL_SUBDIR, model_file_in
+
+    folder = flags.get("smplx")
+    if folder and Path(folder).is_dir() and model_file_in(folder, gender) is not None:
+        return folder
+    own = data_dir() / SMPL_SUBDIR
+    if not os.environ.get("P2P_MOCAP_SMPL") and model_file_in(own, gender) is not None:
+        return str(own)
+    return None
+
+
+def take_model_file(flags: dict, take, gender: str):
+    """The body model file for ``take`` (SMPL-X, or SMPL for I2L-MeshNet takes) by the
+    add-on's preferences and the search order; RuntimeError with one line when missing."""
+    from ..weights.locations import find_smpl, find_smplx
+
+    if take.body_model == "smpl":
+        hit = find_smpl(_smpl_flag(flags, gender), gender)
+        if not hit.found:
+            raise RuntimeError(hit.problem or f"SMPL model file not found ({gender}); put "
+                               f"it at {hit.install_to} (docs/smpl.md)")
+    else:
+        hit = find_smplx(flags["smplx"], gender)
+        if not hit.found:
+            raise RuntimeError(hit.problem or f"SMPL-X model file not found ({gender}); set it "
+                               "in the add-on preferences or press Install SMPL-X Zip")
+    return hit.path
