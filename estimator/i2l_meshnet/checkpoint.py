@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from .. import checkpoint_io as io
+from ..checkpoint_io import CheckpointInfo, file_sha256  # noqa: F401 - public here too
 from ..errors import CheckpointError
-from ..pose2pose.checkpoint import _network_dict, _read_raw, file_sha256
 from . import constants as C
 
 log = logging.getLogger(__name__)
@@ -52,21 +51,6 @@ SMPL_BUFFERS = {
     "human_model_layer.th_weights": (C.NUM_VERTICES, C.NUM_SMPL_JOINTS),
     "human_model_layer.th_faces": (13776, 3),
 }
-_SHOW = 5
-
-
-@dataclass
-class CheckpointInfo:
-    """What ``identify_checkpoint`` found out about a file."""
-
-    path: Path
-    kind: str  # "official", "stand-in" or "unknown"
-    sha256: str
-    num_keys: int
-    description: str
-    standin_seed: int | None = None
-    notes: list[str] = field(default_factory=list)
-    loadable: bool = False
 
 
 @functools.lru_cache(maxsize=1)
@@ -110,27 +94,13 @@ def split_smpl_buffers(sd: dict) -> tuple[dict, dict, list[str]]:
 
 def mismatch_report(sd: dict) -> str | None:
     """How the network weights sd differ from the network (one paragraph), or None."""
-    want = expected_shapes()
-    missing = [k for k in want if k not in sd]
-    unexpected = [k for k in sd if k not in want]
-    bad_shape = [f"{k} {tuple(sd[k].shape)} != {want[k]}" for k in want
-                 if k in sd and tuple(sd[k].shape) != want[k]]
-    bad_type = [k for k in want if k in sd and not k.endswith("num_batches_tracked")
-                and not sd[k].is_floating_point()]
-    parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected),
-                         ("with the wrong shape", bad_shape), ("not floating point", bad_type)):
-        if items:
-            more = ", ..." if len(items) > _SHOW else ""
-            parts.append(f"{len(items)} {'key' if len(items) == 1 else 'keys'} {label} "
-                         f"({', '.join(items[:_SHOW])}{more})")
-    if not parts:
-        return None
-    return "; ".join(parts) + "." + _hint(sd)
+    return io.mismatch_report(sd, expected_shapes(), _hint(sd))
 
 
-def _strip(net: dict) -> dict:
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in net.items()}
+def _normalise(raw: dict) -> tuple[dict, list[str]]:
+    """(network weights without ``module.`` and the SMPL buffers, notes)."""
+    sd, _smpl, notes = split_smpl_buffers(io.strip_module(raw))
+    return sd, notes
 
 
 def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[str]]:
@@ -139,8 +109,8 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tens
     Raises CheckpointError (one paragraph) on any problem; never returns a partial dict.
     """
     path = Path(path)
-    obj, _fmt, _meta = _read_raw(path)
-    sd, smpl, notes = split_smpl_buffers(_strip(_network_dict(obj, path)))
+    obj, _fmt, _meta = io.read_raw(path)
+    sd, smpl, notes = split_smpl_buffers(io.strip_module(io.network_dict(obj, path)))
     report = mismatch_report(sd)
     if report:
         raise CheckpointError(f"{path} does not match the I2L-MeshNet network (SMPL body, stage "
@@ -164,13 +134,7 @@ def load_checkpoint(path, smpl_model_path=None, device="cpu"):
     from .network import I2LMeshNet
 
     sd, smpl, notes = read_checkpoint(path)
-    if device == "auto":
-        from ..device import resolve_device
-
-        device = resolve_device("auto")
-    device = torch.device(device)
-    sd = {k: (v.to(device=device, dtype=torch.float32, copy=True) if v.is_floating_point()
-              else v.to(device=device, copy=True)) for k, v in sd.items()}
+    sd, device = io.tensors_for_device(sd, device)
     with torch.device("meta"):
         model = I2LMeshNet()
     model.load_state_dict(sd, strict=True, assign=True)
@@ -192,38 +156,13 @@ def convert_checkpoint(src, dst, *, overwrite: bool = False) -> Path:
     """Write a validated ``.safetensors`` copy (723 network keys, no ``module.``, never the
     embedded SMPL buffers) of ``src`` to ``dst``, atomically; refuses to replace ``dst``
     unless ``overwrite``."""
-    from safetensors.torch import save_file
-
-    from ...common.files import atomic_write, os_error_in_text, remove_stale_temps
-
     src, dst = Path(src), Path(dst)
-    if dst.exists() and not overwrite:
-        raise CheckpointError(
-            f"{dst} already exists; not overwriting it (use overwrite=True to replace it).")
-    if dst.exists() and src.exists() and os.path.samefile(src, dst):
-        raise CheckpointError(f"Source and destination are the same file ({src}).")
+    io.check_convert_target(src, dst, overwrite)
     sd, notes = read_state_dict(src)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
-    meta = {"format": "pt", "producer": "pose2pose_mocap", "network": "i2l-meshnet",
-            "source_name": src.name, "source_sha256": file_sha256(src)}
+    meta = {"network": "i2l-meshnet"}
     if notes:
         meta["notes"] = "; ".join(notes) + " (left out of this copy)"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(dst.parent)
-
-    def write(tmp: Path) -> None:
-        try:
-            save_file(tensors, str(tmp), metadata=meta)
-        except OSError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError (Rust I/O)
-            cause = os_error_in_text(str(exc))
-            if cause is not None:
-                raise cause from None
-            raise CheckpointError(f"could not write {dst}: {' '.join(str(exc).split())}") \
-                from None
-
-    return atomic_write(dst, write, replace=overwrite)
+    return io.write_safetensors(sd, src, dst, meta, overwrite=overwrite)
 
 
 def looks_like_i2l(sd_keys) -> bool:
@@ -240,37 +179,12 @@ def identify_checkpoint(path) -> CheckpointInfo:
     """
     from ...weights.i2l_standins import standin_seed_of
 
-    path = Path(path)
-    try:
-        sha = file_sha256(path)
-    except OSError as exc:
-        return CheckpointInfo(path, "unknown", "", 0,
-                              f"cannot read the file: {exc.strerror or exc}")
-    try:
-        obj, fmt, meta = _read_raw(path, mmap=True)
-        raw = _network_dict(obj, path)
-    except CheckpointError as exc:
-        return CheckpointInfo(path, "unknown", sha, 0, str(exc))
-    sd, _smpl, notes = split_smpl_buffers(_strip(raw))
-    report = mismatch_report(sd)
-    seed = standin_seed_of(sd)
-    origin = ""
-    if meta.get("source_sha256"):
-        origin = (f" (converted from {meta.get('source_name', '?')}, "
-                  f"sha256 {meta['source_sha256'][:12]}...)")
-    if seed is not None:
-        desc = (f"I2L-MeshNet stand-in weights, seed {seed}: deterministic placeholders made by "
-                "the project's rule for tests; not a trained model, poses will be meaningless")
-        if report:
-            desc += f"; layout differs from the network, so it cannot be loaded: {report}"
-        return CheckpointInfo(path, "stand-in", sha, len(raw), desc + origin, seed, notes,
-                              loadable=report is None)
-    if report:
-        return CheckpointInfo(path, "unknown", sha, len(raw),
-                              f"not the I2L-MeshNet layout: {report}", None, notes)
-    desc = KNOWN_SHA256.get(sha) or (
-        f"I2L-MeshNet weights (SMPL body, stage param) with the official layout ({len(sd)} "
-        f"tensors{', plus the embedded SMPL buffers' if _smpl else ''}, {fmt}); authenticity "
-        "cannot be verified because the authors publish no checksum")
-    return CheckpointInfo(path, "official", sha, len(raw), desc + origin, None, notes,
-                          loadable=True)
+    def official(sd, raw, fmt, sha):
+        return KNOWN_SHA256.get(sha) or (
+            f"I2L-MeshNet weights (SMPL body, stage param) with the official layout ({len(sd)} "
+            f"tensors{', plus the embedded SMPL buffers' if len(raw) > len(sd) else ''}, {fmt}); "
+            "authenticity cannot be verified because the authors publish no checksum")
+
+    return io.identify(path, normalise=_normalise, report_of=mismatch_report,
+                       seed_of=standin_seed_of, standin_name="I2L-MeshNet stand-in weights",
+                       layout_name="I2L-MeshNet", official=official)
