@@ -4,13 +4,16 @@
 ``clean IN.take.npz [-o OUT.take.npz] [--foot-lock on|off] [--smooth ...] [--fix-flags ...]``
 runs ``cleanup.clean.clean_take`` with the same option definitions as ``convert``
 (``ConvertOptions``; the clean-up is on unless ``--foot-lock off``) and writes the
-cleaned take, which keeps the raw parameters it came from. ``-o`` defaults to
-``IN.clean.take.npz`` next to the input (numbered, never replacing); an ``-o``
-file is replaced only with ``--force``. ``--json`` / ``--plot`` also write the
-cleaned take's quality report.
+cleaned take, which keeps the raw parameters it came from. ``-o``, ``--json`` and
+``--plot`` follow the one ``-o`` rule (``common.outputs``): the default
+``NAME.clean.take.npz`` goes next to the input or into a folder given (numbered
+``NAME-2.clean.take.npz``, never replacing); a named file is replaced only with
+``--force``. ``--json`` / ``--plot`` also write the cleaned take's quality report
+(in a folder: ``NAME.clean.qa.json`` / ``.qa.png``).
 
 ``qa TAKE.npz [--json R.json] [--plot R.png]`` prints the take's quality report
-(``cleanup.report``) and writes it as JSON and a PNG plot when asked.
+(``cleanup.report``) and writes it as JSON and a PNG plot when asked (a folder:
+``NAME.qa.json`` / ``NAME.qa.png`` inside it).
 
 The SMPL-X model is the caller's to find (``smplx``: a file, folder or
 ``gender -> file``; ``cli`` passes ``weights.locations.smplx_lookup(--smplx)``).
@@ -28,10 +31,15 @@ from .errors import OutputExistsError, RetargetError
 MIN_VALID_ROWS = 5          # smoothing.MIN_RUN: fewer rows cannot be filtered or checked
 
 
-def _add_report_arguments(parser) -> None:
-    parser.add_argument("--json", metavar="REPORT.json", help="write the quality report as JSON")
-    parser.add_argument("--plot", metavar="REPORT.png",
-                        help="write the quality report as a PNG plot over time")
+def _add_report_arguments(parser, default: str) -> None:
+    from ..common.outputs import output_help
+
+    parser.add_argument("--json", metavar="REPORT.json|FOLDER",
+                        help=output_help("write the quality report as JSON",
+                                         f"{default}.qa.json"))
+    parser.add_argument("--plot", metavar="REPORT.png|FOLDER",
+                        help=output_help("write the quality report as a PNG plot over time",
+                                         f"{default}.qa.png"))
 
 
 def add_clean_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -39,14 +47,16 @@ def add_clean_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     from .options import ConvertOptions
 
     parser.add_argument("input", metavar="IN.take.npz", help="the take to clean (never changed)")
-    parser.add_argument("-o", "--output", metavar="OUT.take.npz",
-                        help="the cleaned take (default: next to IN, IN.clean.take.npz, "
-                             "numbered if taken)")
+    from ..common.outputs import output_help
+
+    parser.add_argument("-o", "--output", metavar="OUT.take.npz|FOLDER",
+                        help=output_help("the cleaned take (.npz)",
+                                         "next to IN, NAME.clean.take.npz"))
     parser.add_argument("--smplx", metavar="PATH", help="SMPL-X model file or folder")
     parser.add_argument("--smpl", metavar="PATH",
                         help="SMPL model file or folder, for SMPL takes (I2L-MeshNet)")
     ConvertOptions.add_arguments(parser)
-    _add_report_arguments(parser)
+    _add_report_arguments(parser, "in the cleaned take's folder, NAME.clean")
     parser.add_argument("--force", action="store_true", help="replace existing output files")
     return parser
 
@@ -59,41 +69,56 @@ def add_qa_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
                         help="SMPL model file or folder, for SMPL takes (I2L-MeshNet)")
     parser.add_argument("--gender", choices=("neutral", "male", "female"),
                         help="SMPL-X model to use (default: the take's)")
-    _add_report_arguments(parser)
+    _add_report_arguments(parser, "next to TAKE, NAME")
     parser.add_argument("--force", action="store_true", help="replace existing report files")
     return parser
 
 
-def default_clean_output(take_path: Path) -> Path:
-    """``clip.take.npz`` -> ``clip.clean.take.npz``; ``clip.npz`` -> ``clip.clean.take.npz``."""
+def take_stem(take_path: Path) -> str:
+    """``clip.take.npz`` / ``clip.npz`` -> ``clip`` (the stem of the default names)."""
     name = take_path.name
     for suffix in (".take.npz", ".npz"):
         if name.lower().endswith(suffix):
-            return take_path.with_name(name[: -len(suffix)] + ".clean.take.npz")
-    return take_path.with_name(name + ".clean.take.npz")
+            return name[: -len(suffix)]
+    return name
 
 
-def _check_output(path, suffix: str, force: bool, what: str) -> Path:
-    """An output path checked before any work: suffix, exists (without ``force``), folder."""
+def default_clean_output(take_path: Path) -> Path:
+    """``clip.take.npz`` -> ``clip.clean.take.npz``; ``clip.npz`` -> ``clip.clean.take.npz``."""
+    return take_path.with_name(take_stem(take_path) + CLEAN_TAIL)
+
+
+CLEAN_TAIL = ".clean.take.npz"
+
+
+def _output(arg, stem: str, tail: str, next_to: Path, suffix: str, force: bool, what: str):
+    """``-o``/``--json``/``--plot`` by the one ``-o`` rule (``common.outputs``), checked
+    before any work: a named file that exists is refused without ``force``; the folder
+    must be writable (a folder to be made, ``-o new/``, is checked when made)."""
+    import os
+
     from ..common.files import output_folder_problem
+    from ..common.outputs import resolve_output
 
-    p = Path(path).expanduser()
-    if p.suffix.lower() != suffix:
-        raise RetargetError(f"{p}: {what} must end in {suffix}")
-    if p.exists() and p.is_dir():
-        raise RetargetError(f"{p} is a folder")
-    if p.exists() and not force:
-        raise OutputExistsError(f"{p} exists; not overwriting it (use --force)")
-    problem = output_folder_problem(p.parent if str(p.parent) else Path("."))
-    if problem:
-        raise RetargetError(f"{p.parent}: {problem}")
-    return p
+    dest = resolve_output(arg, stem, tail, next_to=next_to, suffixes=(suffix,), what=what)
+    if not dest.numbered and os.path.lexists(dest.path) and not force:
+        raise OutputExistsError(f"{dest.path} exists; not overwriting it (use --force)")
+    # (a default name next to a missing input: the input's own error comes later)
+    if dest.make_folder is None and (dest.folder.is_dir() or not dest.numbered):
+        problem = output_folder_problem(dest.folder)
+        if problem:
+            raise RetargetError(f"{dest.folder}: {problem}")
+    return dest
 
 
-def _report_outputs(args) -> tuple[Path | None, Path | None]:
-    j = _check_output(args.json, ".json", args.force, "--json") if args.json else None
-    p = _check_output(args.plot, ".png", args.force, "--plot") if args.plot else None
-    if j is not None and p is not None and j.resolve() == p.resolve():
+def _report_outputs(args, stem: str, next_to: Path):
+    """The ``--json`` / ``--plot`` outputs (``Output`` or None), named ``stem.qa.json`` /
+    ``stem.qa.png`` when a folder is given."""
+    j = _output(args.json, stem, ".qa.json", next_to, ".json", args.force,
+                "--json report") if args.json else None
+    p = _output(args.plot, stem, ".qa.png", next_to, ".png", args.force,
+                "--plot report") if args.plot else None
+    if j is not None and p is not None and j.path.resolve() == p.path.resolve():
         raise RetargetError("--json and --plot name the same file")
     return j, p
 
@@ -130,13 +155,17 @@ def _model(smplx, gender: str, body_model: str = "smplx", smpl=None):
     return load_body_model(model_file(smplx, gender, body_model), body_model)
 
 
-def _write_reports(rep, json_path, plot_path, force: bool, out) -> None:
+def _write_reports(rep, json_dest, plot_dest, force: bool, out) -> None:
+    """Write the reports to their ``Output``s (a default name numbered, a named file
+    replaced only with ``force``)."""
     from .cleanup.report import write_json, write_plot
 
-    if json_path is not None:
-        print(f"wrote {write_json(rep, json_path, replace=force)}", file=out)
-    if plot_path is not None:
-        print(f"wrote {write_plot(rep, plot_path, replace=force)}", file=out)
+    for dest, write in ((json_dest, write_json), (plot_dest, write_plot)):
+        if dest is not None:
+            with dest.folder_made():
+                path = write(rep, dest.path, replace=force and not dest.numbered,
+                             numbered=dest.numbered, suffix=dest.tail)
+            print(f"wrote {path}", file=out)
 
 
 def run_qa(args, out=None, *, smplx=None) -> int:
@@ -144,7 +173,8 @@ def run_qa(args, out=None, *, smplx=None) -> int:
     from .cleanup.report import build_report, report_text
 
     out = out or sys.stdout
-    json_path, plot_path = _report_outputs(args)
+    src = Path(args.input).expanduser()
+    json_path, plot_path = _report_outputs(args, take_stem(src), src.parent)
     take = _read(args.input)
     model = _model(smplx if smplx is not None else args.smplx, args.gender or take.gender,
                    take.body_model, getattr(args, "smpl", None))
@@ -182,24 +212,18 @@ def run_clean(args, out=None, *, smplx=None) -> int:
     out = out or sys.stdout
     conv, clean = clean_options_from_args(args)
     src = Path(args.input).expanduser()
-    if args.output:
-        target = _check_output(args.output, ".npz", args.force, "-o")
-        if target.resolve() == src.resolve():
-            raise RetargetError(f"{target}: -o is the input take; the input is never replaced")
-    else:
-        from ..common.files import output_folder_problem
-
-        target = default_clean_output(src)
-        problem = output_folder_problem(target.parent)
-        if problem and src.is_file():
-            raise RetargetError(f"{target.parent}: {problem}")
-    json_path, plot_path = _report_outputs(args)
+    dest = _output(args.output, take_stem(src), CLEAN_TAIL, src.parent, ".npz", args.force,
+                   "take file")
+    if not dest.numbered and dest.path.resolve() == src.resolve():
+        raise RetargetError(f"{dest.path}: -o is the input take; the input is never replaced")
+    json_path, plot_path = _report_outputs(args, take_stem(src) + ".clean", dest.folder)
     take = _read(args.input)
     model = _model(smplx if smplx is not None else args.smplx, conv.gender or take.gender,
                    take.body_model, getattr(args, "smpl", None))
     result = clean_take(take, model, conv.smoothing, clean)
-    written = write_take(target, result.take, overwrite=bool(args.output) and args.force,
-                         numbered=not args.output)
+    with dest.folder_made():
+        written = write_take(dest.path, result.take, overwrite=args.force and not dest.numbered,
+                             numbered=dest.numbered, tail=dest.tail)
     fixed = dict(clean.fix_flags)
     n_fixed = sum(1 for f in result.raw_flags if f.kind in fixed)
     valid = int(np.asarray(result.take.valid, bool).sum())

@@ -899,7 +899,8 @@ def take_to_bytes(take: Take, *, raw: bool = True, compress: bool = True,
     return _npz_bytes(data, compress)
 
 
-def write_take(path, arrays, *, overwrite: bool = False, numbered: bool = False) -> Path:
+def write_take(path, arrays, *, overwrite: bool = False, numbered: bool = False,
+               tail: str | None = None) -> Path:
     """Validate and write a ``p2p-take/2`` file atomically; return the path written.
 
     ``arrays``: a ``Take``, or the arrays of a take (format 2; or format 1's,
@@ -909,7 +910,8 @@ def write_take(path, arrays, *, overwrite: bool = False, numbered: bool = False)
     (``common.files.atomic_write``), so readers never see half a file and a
     file that appears meanwhile is never replaced. An existing file is refused
     unless ``overwrite``; with ``numbered`` (a default name) the next free
-    ``clip-2.take.npz``, ``clip-3.take.npz`` ... is written instead. Raises
+    ``clip-2.take.npz``, ``clip-3.take.npz`` ... is written instead (``tail``: the
+    part kept, e.g. ``.clean.take.npz`` -> ``clip-2.clean.take.npz``). Raises
     TakeError / OutputExistsError / OutputWriteError (disk full, read-only)
     with one line.
     """
@@ -933,7 +935,8 @@ def write_take(path, arrays, *, overwrite: bool = False, numbered: bool = False)
             fh.write(blob)
 
     try:
-        tail = ".take.npz" if path.name.endswith(".take.npz") else ".npz"  # clip-2.take.npz
+        if tail is None:   # the part kept when numbering: clip-2.take.npz
+            tail = ".take.npz" if path.name.endswith(".take.npz") else ".npz"
         return atomic_write(path, write, replace=overwrite, numbered=numbered, suffix=tail)
     except _AnyOutputExists as exc:
         if isinstance(exc, OutputExistsError):

@@ -52,7 +52,7 @@ def test_clean_writes_a_numbered_cleaned_take_and_keeps_the_input(clip):
     first = _digest(out)
     again = run_cli(["clean", clip, *_smplx(), "--foot-lock", "off"])
     assert again.rc == 0, again.stderr
-    assert clip.with_name("clip.clean-2.take.npz").is_file()
+    assert clip.with_name("clip-2.clean.take.npz").is_file()   # numbered on the stem
     assert _digest(out) == first                        # a default name is never replaced
 
 

@@ -497,20 +497,22 @@ def _tick_step(seconds: float) -> float:
 
 # --------------------------------------------------------------------------- files
 
-def write_json(rep: QualityReport, path, *, replace: bool = False, numbered: bool = False) -> Path:
-    """Write the JSON report atomically; returns the path written."""
+def write_json(rep: QualityReport, path, *, replace: bool = False, numbered: bool = False,
+               suffix: str | None = None) -> Path:
+    """Write the JSON report atomically; returns the path written (``suffix``: the tail
+    kept when numbering, ``.qa.json`` -> ``clip-2.qa.json``)."""
     from ...common.files import atomic_write
 
     text = rep.to_json() + "\n"
     return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"),
-                        replace=replace, numbered=numbered)
+                        replace=replace, numbered=numbered, suffix=suffix)
 
 
 def write_plot(rep: QualityReport, path, *, replace: bool = False, numbered: bool = False,
-               width: int = 1000) -> Path:
+               width: int = 1000, suffix: str | None = None) -> Path:
     """Draw and write the PNG plot atomically; returns the path written."""
     from ...common.files import atomic_write
 
     img = render_plot(rep, width)
     return atomic_write(Path(path), lambda tmp: img.save(tmp, format="PNG"),
-                        replace=replace, numbered=numbered)
+                        replace=replace, numbered=numbered, suffix=suffix)
