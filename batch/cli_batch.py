@@ -14,7 +14,8 @@ Each converted take gets a quality report next to it (``clip.qa.json`` and
 ``clip.qa.png``: ``retarget.cleanup.report.converted_report``, the motion as
 converted, with or without the clean-up) and the output folder a summary table
 of every clip's report, ``qa-summary.csv`` (rewritten at the end of each run from
-the reports on disk; a clip that is up to date keeps its report).
+the reports on disk; a clip that is up to date keeps its report; a ``qa-summary.csv``
+the batch did not write is never replaced: a note says so).
 
 Re-running with the same folders skips every clip whose outputs are on disk
 as the manifest (``OUT/batch.jsonl``) recorded them, for the same input
@@ -134,14 +135,23 @@ QA_SUMMARY_NAME = "qa-summary.csv"
 def _write_qa_summary(summary, dst: Path, err) -> Path | None:
     """``OUT/qa-summary.csv``: one row per take from the clips' ``.qa.json`` reports (those
     of clips up to date are read back, not recomputed); None when there is none."""
-    from ..retarget.cleanup.report import write_summary
+    from ..retarget.cleanup.report import summary_csv, write_summary
 
     entries = [(r.clip.rel, dst / f["path"]) for r in summary.runs
                for f in (r.outputs or {}).get("reports") or [] if f["path"].endswith(".json")]
     if not entries:
         return None
+    table = dst / QA_SUMMARY_NAME
     try:
-        return write_summary(entries, dst / QA_SUMMARY_NAME)
+        # Replace only a table a batch wrote (its header line); never the user's own file.
+        if os.path.lexists(table):
+            header = summary_csv([]).splitlines()[0]
+            with open(table, encoding="utf-8", errors="replace") as fh:
+                if fh.readline().rstrip("\r\n") != header:
+                    print(f"p2p-mocap: note: no {QA_SUMMARY_NAME}: {table} exists and this "
+                          "batch did not write it", file=err)
+                    return None
+        return write_summary(entries, table)
     except OSError as exc:  # the clips are done: say so and go on
         print(f"p2p-mocap: note: no {QA_SUMMARY_NAME}: {exc}", file=err)
         return None

@@ -104,7 +104,9 @@ def test_make_standins_never_overwrites_a_real_model_file(tmp_path):
     before = real.read_bytes()
     r = p2p("make-standins", str(tmp_path))
     assert r.returncode == 1
-    assert "real SMPL-X file; not overwriting" in r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr
+    assert str(real) in lines[0] and "is a real model file; not overwriting" in lines[0]
     assert real.read_bytes() == before
 
 

@@ -130,7 +130,8 @@ def test_batch_never_replaces_or_deletes_the_users_files(tmp_path, standin_root)
              out / ".seq.123.part.blend": b"the user's hidden file",     # item 3
              out / "a" / ".notes.part": b"hidden notes",
              out / "a" / ".walk.take.npz.part1": b"more hidden notes",
-             out / "readme.txt": b"mine"}
+             out / "readme.txt": b"mine",
+             out / "qa-summary.csv": b"the user's own table\n"}      # the batch's summary name
     for p, data in users.items():
         p.write_bytes(data)
     args = ["batch", str(src), "-o", str(out), "--smplx", str(standin_root),
@@ -155,6 +156,7 @@ def test_batch_never_replaces_or_deletes_the_users_files(tmp_path, standin_root)
     res = run_cli(args)
     assert res.rc == 0, res.stdout + res.stderr
     assert "2 clip(s): 2 done" in res.stdout
+    assert f"{out / 'qa-summary.csv'} exists and this batch did not write it" in res.stderr
     assert (out / "seq.take.npz").stat().st_mtime_ns != take_before   # its own: replaced
     for p, data in users.items():
         if p not in moved:
@@ -162,7 +164,10 @@ def test_batch_never_replaces_or_deletes_the_users_files(tmp_path, standin_root)
         else:
             assert (tmp_path / p.name).read_bytes() == data
     assert {p.name for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")} == {
-        "walk.take.npz", "walk.blend", "seq.take.npz", "seq.blend", "batch.jsonl", "readme.txt"}
+        "walk.take.npz", "walk.blend", "seq.take.npz", "seq.blend", "batch.jsonl", "readme.txt",
+        "walk.qa.json", "walk.qa.png", "seq.qa.json", "seq.qa.png",   # the per-clip QA reports
+        "qa-summary.csv"}                                               # (the user's, kept)
+    assert len(list(out.rglob("qa-summary*"))) == 1                     # not numbered either
     last = {}
     for line in (out / "batch.jsonl").read_text().splitlines():
         rec = json.loads(line)
