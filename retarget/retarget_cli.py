@@ -3,7 +3,7 @@
 
 ::
 
-    p2p-mocap retarget TAKE.npz|SCENE.blend --target TARGET [-o OUT.blend]
+    p2p-mocap retarget TAKE.npz|SCENE.blend --target TARGET [-o OUT.blend|FOLDER]
 
 TARGET is a built-in (``rigify``, ``mixamo``, ``ue5``, ``ue4``, ``unity``, ``godot``,
 ``vrm``: an armature is built from its reference skeleton), a preset ``.json``
@@ -11,8 +11,10 @@ TARGET is a built-in (``rigify``, ``mixamo``, ``ue5``, ``ue4``, ``unity``, ``god
 character file (``.fbx``, ``.glb``/``.gltf``, ``.blend``: imported; its armature is
 mapped automatically, or by ``--map NAME|PRESET.json``). The output .blend holds
 the SMPL-X rig with its take and the target with the retargeted take as a new
-action on its NLA. Inputs are only read; an existing output is replaced only with
-``--force``. Problems raise ``RetargetError`` (one line); bpy is imported only when
+action on its NLA. ``-o`` follows the one ``-o`` rule (``common.outputs``): the
+default ``clip.<target>.blend`` goes next to the input or into a folder given, numbered
+``clip-2.<target>.blend`` when taken. Inputs are only read; a named output that
+exists is replaced only with ``--force``. Problems raise ``RetargetError`` (one line); bpy is imported only when
 the command runs.
 """
 from __future__ import annotations
@@ -35,9 +37,11 @@ def add_retarget_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                         help="a take .npz, or a .blend made by 'p2p-mocap convert' (or the "
                              "add-on)")
     add_target_arguments(parser, required=True)
-    parser.add_argument("-o", "--output", metavar="OUT.blend",
-                        help="the .blend to write (default: next to the input, "
-                             "clip.<target>.blend)")
+    from ..common.outputs import output_help
+
+    parser.add_argument("-o", "--output", metavar="OUT.blend|FOLDER",
+                        help=output_help("the .blend to write",
+                                         "next to the input, clip.<target>.blend"))
     parser.add_argument("--rig", metavar="NAME",
                         help="the SMPL-X rig to retarget when the .blend has several")
     parser.add_argument("--smplx", metavar="PATH", help="SMPL-X model file or folder (only for "
@@ -75,14 +79,23 @@ def target_label(target: str) -> str:
     return p.stem if p.suffix else str(target).lower()
 
 
-def default_retarget_output(input_path: Path, target: str) -> Path:
-    """``clip.take.npz`` / ``clip.blend`` -> ``clip.<target>.blend`` next to it."""
+def clip_stem(input_path: Path) -> str:
+    """``clip.take.npz`` / ``clip.npz`` / ``clip.blend`` -> ``clip``."""
     name = input_path.name
     for suffix in (".take.npz", ".npz", ".blend"):
         if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return input_path.with_name(f"{name}.{target_label(target)}.blend")
+            return name[: -len(suffix)]
+    return name
+
+
+def retarget_tail(target: str) -> str:
+    """The default name's tail: ``.<target>.blend``."""
+    return f".{target_label(target)}.blend"
+
+
+def default_retarget_output(input_path: Path, target: str) -> Path:
+    """``clip.take.npz`` / ``clip.blend`` -> ``clip.<target>.blend`` next to it."""
+    return input_path.with_name(clip_stem(input_path) + retarget_tail(target))
 
 
 def check_target_argument(target: str, mapping: str | None) -> None:
@@ -131,16 +144,19 @@ def run_retarget(args, out=None, *, smplx=None) -> int:
 
     ``smplx``: the SMPL-X model for a take input (file, folder or ``gender -> file``);
     default ``--smplx`` as given."""
+    from ..common.outputs import resolve_output
     from .convert import check_output_file
 
     out = out or sys.stdout
     src = check_input(args.input)
     check_target_argument(args.target, args.map)
-    target = Path(args.output).expanduser() if args.output else \
-        default_retarget_output(src, args.target)
-    target = check_output_file(target, ".blend", args.force, "the output must be a .blend file")
-    if target.resolve() == src.resolve():
-        raise RetargetError(f"{target}: the output would replace the input")
+    dest = resolve_output(args.output, clip_stem(src), retarget_tail(args.target),
+                          next_to=src.parent, suffixes=(".blend",), what="output")
+    if dest.make_folder is None:   # a folder to be made (-o new/) is checked when made
+        check_output_file(dest.path, ".blend", args.force, "the output must be a .blend file",
+                          numbered=dest.numbered)
+    if not dest.numbered and dest.path.resolve() == src.resolve():
+        raise RetargetError(f"{dest.path}: the output would replace the input")
     save_map = None
     if args.save_map:
         save_map = check_output_file(args.save_map, ".json", args.force,
@@ -153,7 +169,9 @@ def run_retarget(args, out=None, *, smplx=None) -> int:
     arm_obj, tgt, written = retarget_in_session(
         src, args.target, mapping=args.map, armature=args.armature, rig=args.rig,
         smplx=smplx if smplx is not None else args.smplx, foot_ik=args.foot_ik, notes=notes)
-    path = save_blend_atomically(target, replace=args.force)
+    with dest.folder_made():
+        path = save_blend_atomically(dest.path, replace=args.force and not dest.numbered,
+                                     numbered=dest.numbered, suffix=dest.tail)
     for n in notes:
         print(f"note: {n}", file=out)
     print(f"wrote {path} (target {arm_obj.name!r}: {len(tgt.mapping)} mapped bones, action "

@@ -127,12 +127,13 @@ def blender_write(what: str, target: Path, call):
 
 
 def save_blend_atomically(out: Path, *, replace: bool = False, numbered: bool = False,
-                          before_commit=None) -> Path:
+                          before_commit=None, suffix: str | None = None) -> Path:
     """Save the current Blender data to ``out`` through a hidden temporary file and a
     no-replace commit (``common.files.atomic_write``); return the path written.
 
     ``replace``: replace an existing ``out`` (``--force``). ``numbered``: ``out``
-    is a default name; take ``name-2.blend`` ... when it exists. ``before_commit()``
+    is a default name; take ``name-2.blend`` ... when it exists (``suffix``: the tail
+    kept, ``.mixamo.blend`` -> ``clip-2.mixamo.blend``). ``before_commit()``
     runs after saving, before the commit (it may raise: nothing is committed).
     """
     from ...common.files import atomic_write
@@ -146,7 +147,7 @@ def save_blend_atomically(out: Path, *, replace: bool = False, numbered: bool = 
             before_commit()
 
     with exists_as_retarget_error():
-        return atomic_write(out, write, replace=replace, numbered=numbered)
+        return atomic_write(out, write, replace=replace, numbered=numbered, suffix=suffix)
 
 
 @contextlib.contextmanager
