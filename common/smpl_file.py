@@ -30,8 +30,9 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from . import body_model_file as bm
 from .errors import P2PError
-from .npz import Member, check_sizes, npz_members, read_members, refuse_unsafe
+from .npz import Member
 
 N_VERTS, N_FACES, N_JOINTS = 6890, 13776, 24
 N_POSE_FEATURES = (N_JOINTS - 1) * 9  # 207
@@ -75,49 +76,29 @@ def model_file_in(path, gender: str) -> Path | None:
     """The SMPL model file a path given for ``gender`` means: the path itself when it is
     a file, else ``SMPL_<GENDER>.npz`` in ``path/smpl/`` or in ``path/``; None when
     there is none (a ``.pkl`` beside it is not taken: see the module docstring)."""
-    p = Path(path).expanduser()
-    if p.is_file():
-        return p
-    name = smpl_file_name(gender)
-    for folder in (p / SMPL_SUBDIR, p):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    return bm.model_file_in(path, smpl_file_name(gender), SMPL_SUBDIR)
 
 
 def pkl_beside(path, gender: str) -> Path | None:
     """An official-style ``SMPL_<GENDER>.pkl`` where the ``.npz`` was looked for (to say
     how to convert it); None if there is none."""
-    p = Path(path).expanduser()
-    name = f"SMPL_{str(gender).upper()}.pkl"
-    for folder in (p / SMPL_SUBDIR, p):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    return bm.file_beside(path, f"SMPL_{str(gender).upper()}.pkl", SMPL_SUBDIR)
 
 
-def _numeric(dtype: np.dtype) -> bool:
-    return dtype.kind in "fiub" and not dtype.hasobject and dtype.fields is None
-
-
-def _shape_problems(members: Mapping[str, Member]) -> list[str]:
-    problems = []
-    for name, want in REQUIRED_ARRAYS.items():
-        m = members.get(name)
-        if m is None:
-            problems.append(f"array '{name}' is missing")
-            continue
-        shape = m.shape
-        if len(shape) != len(want) or any(w is not None and s != w for s, w in zip(shape, want)):
-            shown = tuple("*" if w is None else w for w in want)
-            problems.append(f"array '{name}' has shape {shape}, expected {shown}")
-        elif not _numeric(m.dtype):
-            problems.append(f"array '{name}' holds {m.dtype}, not numbers")
+def _component_problems(members: Mapping[str, Member]) -> list[str]:
     sd = members.get("shapedirs")
     if sd is not None and len(sd.shape) == 3 and not MIN_SHAPEDIRS <= sd.shape[2] <= MAX_SHAPEDIRS:
-        problems.append(f"shapedirs has {sd.shape[2]} components, expected {MIN_SHAPEDIRS} "
-                        f"to {MAX_SHAPEDIRS}")
-    return problems
+        return [f"shapedirs has {sd.shape[2]} components, expected {MIN_SHAPEDIRS} "
+                f"to {MAX_SHAPEDIRS}"]
+    return []
+
+
+SPEC = bm.BodyModelSpec(
+    label="SMPL", required=REQUIRED_ARRAYS, known=KNOWN_ARRAYS, unread_pickles=UNREAD_PICKLES,
+    max_member_bytes=MAX_MEMBER_BYTES, error=SmplFileError,
+    pkl_message=("{name} is a pickle (.pkl), which is never opened; convert it to "
+                 "SMPL_<GENDER>.npz once (docs/estimators.md, 'SMPL model files')"),
+    extra_problems=_component_problems)
 
 
 def smpl_members(path) -> dict[str, Member]:
@@ -125,21 +106,7 @@ def smpl_members(path) -> dict[str, Member]:
 
     Reads the zip directory and each member's ``.npy`` header only.
     """
-    path = Path(path)
-    if path.suffix.lower() == ".pkl":
-        raise SmplFileError(f"{path.name} is a pickle (.pkl), which is never opened; convert "
-                            "it to SMPL_<GENDER>.npz once (docs/estimators.md, "
-                            "'SMPL model files')")
-    members = npz_members(path, error=SmplFileError)
-    refuse_unsafe(path, members, allowed=KNOWN_ARRAYS, error=SmplFileError,
-                  what="this SMPL model file", unread_objects=UNREAD_PICKLES)
-    plain = {n: m for n, m in members.items() if not m.is_object}
-    check_sizes(path, plain, max_member_bytes=MAX_MEMBER_BYTES, error=SmplFileError)
-    problems = _shape_problems(members)
-    if problems:
-        raise SmplFileError(f"{path.name} is not a usable SMPL model file: "
-                            + "; ".join(problems))
-    return members
+    return bm.verified_members(SPEC, path)
 
 
 def check_smpl_file(path) -> list[str]:
@@ -159,11 +126,4 @@ def read_smpl_arrays(path, names: Iterable[str] = LAYER_ARRAYS) -> dict[str, np.
 
     Raises :class:`SmplFileError` with one line.
     """
-    path = Path(path)
-    names = list(names)
-    members = smpl_members(path)
-    missing = [n for n in names if n not in members]
-    if missing:
-        raise SmplFileError(f"{path.name} is not a usable SMPL model file: array "
-                            f"'{missing[0]}' is missing")
-    return read_members(path, members, names, error=SmplFileError)
+    return bm.read_arrays(SPEC, path, names)

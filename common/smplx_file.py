@@ -35,8 +35,9 @@ from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
+from . import body_model_file as bm
 from .errors import P2PError
-from .npz import Member, check_sizes, npz_members, read_members, refuse_unsafe
+from .npz import Member, npz_members, read_members
 
 N_VERTS, N_FACES, N_JOINTS = 10475, 20908, 55
 
@@ -92,33 +93,11 @@ def model_file_in(path, gender: str) -> Path | None:
     """The model file a path given for ``gender`` means: the path itself when it is a
     file, else ``SMPLX_<GENDER>.npz`` in ``path/smplx/`` or in ``path/``; None when
     there is none. (No search order: ``weights.locations.find_smplx`` has that.)"""
-    p = Path(path).expanduser()
-    if p.is_file():
-        return p
-    name = smplx_file_name(gender)
-    for folder in (p / SMPLX_SUBDIR, p):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    return bm.model_file_in(path, smplx_file_name(gender), SMPLX_SUBDIR)
 
 
-def _numeric(dtype: np.dtype) -> bool:
-    return dtype.kind in "fiub" and not dtype.hasobject and dtype.fields is None
-
-
-def _shape_problems(members: Mapping[str, Member]) -> list[str]:
+def _component_problems(members: Mapping[str, Member]) -> list[str]:
     problems = []
-    for name, want in REQUIRED_ARRAYS.items():
-        m = members.get(name)
-        if m is None:
-            problems.append(f"array '{name}' is missing")
-            continue
-        shape = m.shape
-        if len(shape) != len(want) or any(w is not None and s != w for s, w in zip(shape, want)):
-            shown = tuple("*" if w is None else w for w in want)
-            problems.append(f"array '{name}' has shape {shape}, expected {shown}")
-        elif not _numeric(m.dtype):
-            problems.append(f"array '{name}' holds {m.dtype}, not numbers")
     sd = members.get("shapedirs")
     if sd is not None and len(sd.shape) == 3:
         if sd.shape[2] < MIN_SHAPEDIRS:
@@ -135,17 +114,12 @@ def _shape_problems(members: Mapping[str, Member]) -> list[str]:
     return problems
 
 
-def _safe_members(path: Path) -> dict[str, Member]:
-    """Headers, with pickled/unknown arrays and impossible sizes refused (SmplxFileError)."""
-    if path.suffix.lower() == ".pkl":
-        raise SmplxFileError(f"{path.name} is the .pkl variant, which is a pickle and is never "
-                             "opened; use the .npz file from the same SMPL-X download")
-    members = npz_members(path, error=SmplxFileError)
-    refuse_unsafe(path, members, allowed=KNOWN_ARRAYS, error=SmplxFileError,
-                  what="this SMPL-X model file", unread_objects=UNREAD_PICKLES)
-    plain = {n: m for n, m in members.items() if not m.is_object}
-    check_sizes(path, plain, max_member_bytes=MAX_MEMBER_BYTES, error=SmplxFileError)
-    return members
+SPEC = bm.BodyModelSpec(
+    label="SMPL-X", required=REQUIRED_ARRAYS, known=KNOWN_ARRAYS, unread_pickles=UNREAD_PICKLES,
+    max_member_bytes=MAX_MEMBER_BYTES, error=SmplxFileError,
+    pkl_message=("{name} is the .pkl variant, which is a pickle and is never opened; use the "
+                 ".npz file from the same SMPL-X download"),
+    extra_problems=_component_problems)
 
 
 def smplx_members(path) -> dict[str, Member]:
@@ -153,13 +127,7 @@ def smplx_members(path) -> dict[str, Member]:
 
     Reads the zip directory and each member's ``.npy`` header only.
     """
-    path = Path(path)
-    members = _safe_members(path)
-    problems = _shape_problems(members)
-    if problems:
-        raise SmplxFileError(f"{path.name} is not a usable SMPL-X model file: "
-                             + "; ".join(problems))
-    return members
+    return bm.verified_members(SPEC, path)
 
 
 def check_smplx_file(path) -> list[str]:
@@ -174,20 +142,10 @@ def check_smplx_file(path) -> list[str]:
     if path.suffix.lower() == ".pkl":
         return [f"{path} is the .pkl variant; use the .npz file from the same SMPL-X download"]
     try:
-        members = _safe_members(path)
+        members = bm.safe_members(SPEC, path)
     except SmplxFileError as exc:
         return [str(exc)]  # already names the file
-    return [f"{path.name}: {p}" for p in _shape_problems(members)]
-
-
-def _members_with(path: Path, names: list[str]) -> dict:
-    """The verified members of ``path``; one line if any of ``names`` is missing."""
-    members = smplx_members(path)
-    missing = [n for n in names if n not in members]
-    if missing:
-        raise SmplxFileError(f"{path.name} is not a usable SMPL-X model file: array "
-                             f"'{missing[0]}' is missing")
-    return members
+    return [f"{path.name}: {p}" for p in bm.shape_problems(SPEC, members)]
 
 
 def read_smplx_arrays(path, names: Iterable[str] = LAYER_ARRAYS) -> dict[str, np.ndarray]:
@@ -196,10 +154,7 @@ def read_smplx_arrays(path, names: Iterable[str] = LAYER_ARRAYS) -> dict[str, np
     ``names`` must be known arrays (default: what the body model needs). Raises
     :class:`SmplxFileError` with one line.
     """
-    path = Path(path)
-    names = list(names)
-    members = _members_with(path, names)
-    return read_members(path, members, names, error=SmplxFileError)
+    return bm.read_arrays(SPEC, path, names)
 
 
 def _write_npz(path: Path, arrays: Iterator[tuple[str, np.ndarray]]) -> None:
@@ -222,7 +177,7 @@ def verified_copy(path, names: Iterable[str] = LAYER_ARRAYS) -> Iterator[Path]:
     """
     path = Path(path)
     names = list(names)
-    members = _members_with(path, names)
+    members = bm.members_with(SPEC, path, names)
     stem = path.stem.upper()
     gender = next((g for g in ("NEUTRAL", "FEMALE", "MALE") if stem.endswith(g)), "NEUTRAL")
     folder = Path(tempfile.mkdtemp(prefix="p2p-smplx-"))
