@@ -56,7 +56,7 @@ def add_clean_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--smpl", metavar="PATH",
                         help="SMPL model file or folder, for SMPL takes (I2L-MeshNet)")
     ConvertOptions.add_arguments(parser)
-    _add_report_arguments(parser, "in the cleaned take's folder, NAME.clean")
+    _add_report_arguments(parser, "NAME.clean")
     parser.add_argument("--force", action="store_true", help="replace existing output files")
     return parser
 
@@ -69,7 +69,7 @@ def add_qa_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
                         help="SMPL model file or folder, for SMPL takes (I2L-MeshNet)")
     parser.add_argument("--gender", choices=("neutral", "male", "female"),
                         help="SMPL-X model to use (default: the take's)")
-    _add_report_arguments(parser, "next to TAKE, NAME")
+    _add_report_arguments(parser, "NAME")
     parser.add_argument("--force", action="store_true", help="replace existing report files")
     return parser
 
