@@ -121,6 +121,21 @@ def _peak_mib(device: torch.device) -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
+def _export(model, args, notes, for_estimate: bool = False) -> None:
+    """The graph in the engine cache (``engines.cached_graph``, what ``estimate --engine``
+    runs), exported once and before any forward pass: a second export in a process whose
+    network has already run failed in torch.export (batch guard), see docs/engines.md."""
+    if args.onnx and not for_estimate:
+        return
+    from pose2pose_mocap.estimator.pose2pose.engines import cached_graph
+
+    t0, exported = time.perf_counter(), []
+    path = str(cached_graph(model, notes=exported))  # (the bench's temporary data folder)
+    args.onnx = args.onnx or path
+    if exported:
+        notes.append(f"exported the graph in {time.perf_counter() - t0:.0f} s")
+
+
 def build_runners(names, args, smplx_dir, device, tmp):
     """name -> callable(images) for every configuration that can run here (+ notes)."""
     model = Pose2Pose(smplx_dir)
@@ -154,8 +169,8 @@ def build_runners(names, args, smplx_dir, device, tmp):
                     write_clip(clip, args.estimate_frames, (1280, 720))
                 (tmp / "takes").mkdir(exist_ok=True)
                 engine, _, prec = prec.rpartition("-")
-                if engine:  # the engine cache goes to a temporary data folder, not the user's
-                    os.environ["P2P_MOCAP_DATA_DIR"] = str(tmp / "data")
+                if engine:  # now, before any forward pass (see _export)
+                    _export(model, args, notes, for_estimate=True)
                 runners[name] = EstimateRun(clip, model, prec, tmp / "takes",
                                             _ENGINES.get(engine, "torch"))
             elif kind == "eager":
@@ -171,13 +186,9 @@ def build_runners(names, args, smplx_dir, device, tmp):
                     runner = torch.compile(runner, dynamic=False)
                 runners[name] = (lambda r, o: lambda x: run_batch(r, x, o))(runner, opts)
             else:
-                from pose2pose_mocap.estimator.pose2pose.onnx_export import (EngineRunner,
-                                                                              export_onnx)
+                from pose2pose_mocap.estimator.pose2pose.onnx_export import EngineRunner
 
-                if not args.onnx:
-                    t0 = time.perf_counter()
-                    args.onnx = str(export_onnx(model, tmp / "pose2pose.onnx"))
-                    notes.append(f"exported the graph in {time.perf_counter() - t0:.0f} s")
+                _export(model, args, notes)
                 engine = "onnxruntime" if kind == "ort" else "openvino"
                 runners[name] = EngineRunner(args.onnx, model, engine, prec, threads)
         except (ImportError, RuntimeError, SystemExit) as exc:
@@ -201,6 +212,7 @@ def main(argv=None) -> int:
           f"{torch.get_num_threads()}; {feats.describe()}")
     print(f"load average before: {_loadavg()}")
     tmp = Path(tempfile.mkdtemp(prefix="p2p-bench-network-"))
+    os.environ["P2P_MOCAP_DATA_DIR"] = str(tmp / "data")  # the engine cache, not the user's
     try:
         smplx_dir = args.smplx
         if smplx_dir is None:

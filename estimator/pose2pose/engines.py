@@ -133,7 +133,7 @@ def cached_graph(network, folder=None, notes: list | None = None) -> Path:
     missing or fails ``check_cached``. ``notes`` gets one line when it exports."""
     from ...common.files import atomic_write
     from ...weights.locations import user_data_dir
-    from .onnx_export import DEFAULT_OPSET, export_onnx
+    from .onnx_export import DEFAULT_OPSET, EngineError, export_onnx
 
     folder = Path(folder) if folder is not None else user_data_dir() / CACHE_SUBDIR
     key = cache_key(weights_digest(network))
@@ -145,7 +145,14 @@ def cached_graph(network, folder=None, notes: list | None = None) -> Path:
     record = path.with_suffix(".json")
     if record.exists():  # the record goes first: a crash below leaves no valid pair
         record.unlink()
-    export_onnx(network, path, opset=DEFAULT_OPSET, replace=True)
+    try:
+        export_onnx(network, path, opset=DEFAULT_OPSET, replace=True)
+    except EngineError:
+        raise
+    except Exception as exc:  # torch.export's own failures: one line, not a traceback
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise EngineError(f"exporting the network for the engine failed ({first}); "
+                          "use --engine torch") from None
     meta = {"key": key, "export_version": EXPORT_VERSION, "opset": DEFAULT_OPSET,
             "onnx_bytes": path.stat().st_size, "onnx_sha256": _file_sha256(path)}
     atomic_write(record, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=1) + "\n",
