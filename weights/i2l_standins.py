@@ -23,13 +23,12 @@ with this rule, so it must stay bit-identical.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from ..common.files import atomic_write
 from .locations import I2L_CHECKPOINT_SUBDIR, STANDIN_CHECKPOINT_NAME
+from .standin_rule import rule_state_dict, strip_module, write_official_container
 
 KEYS_JSON = Path(__file__).with_name("i2l_meshnet_keys.json")
 STANDIN_SEED = 1
@@ -46,40 +45,10 @@ def official_keys_and_shapes() -> list[tuple[str, tuple[int, ...]]]:
     return [(k, tuple(s)) for k, s in json.loads(KEYS_JSON.read_text())]
 
 
-def _strip(name: str) -> str:
-    return name[len("module."):] if name.startswith("module.") else name
-
-
 def make_state_dict(keys_and_shapes, seed: int = STANDIN_SEED) -> dict[str, np.ndarray]:
     """``{key_without_module: array}`` by the stand-in rule (no ``human_model_layer.*``)."""
-    names = [_strip(k) for k, _ in keys_and_shapes]
-    has_running = {n.rsplit(".", 1)[0] for n in names if n.endswith("running_mean")}
-    out: dict[str, np.ndarray] = {}
-    for i, (name, (_, shape)) in enumerate(zip(names, keys_and_shapes)):
-        if name.startswith(SMPL_BUFFER_PREFIX):
-            continue
-        shape = tuple(shape)
-        rng = np.random.default_rng([seed, i])
-        module, leaf = name.rsplit(".", 1)
-        if leaf == "num_batches_tracked":
-            out[name] = np.zeros(shape, dtype=np.int64)
-            continue
-        if leaf == "running_var":
-            v = 0.75 + 0.5 * rng.random(shape)
-        elif leaf == "running_mean":
-            v = 0.05 * rng.standard_normal(shape)
-        elif module in has_running and leaf in ("weight", "bias"):
-            n = rng.standard_normal(shape)
-            v = 1 + 0.1 * n if leaf == "weight" else 0.05 * n
-        elif len(shape) >= 2:
-            if name.startswith(("pose_net.deconv.", "mesh_net.deconv.")):
-                fan = shape[0] * shape[2] * shape[3] / 4
-            else:
-                fan = float(np.prod(shape[1:]))
-            v = rng.standard_normal(shape) * np.sqrt(1.0 / fan)
-        else:
-            v = 0.05 * rng.standard_normal(shape)
-        out[name] = v.astype(np.float32)
+    out = rule_state_dict(keys_and_shapes, seed, ("pose_net.deconv.", "mesh_net.deconv."),
+                          skip_prefix=SMPL_BUFFER_PREFIX)
     for key, factor in _SCALED.items():
         if key in out:
             out[key] = (out[key] * np.float32(factor)).astype(np.float32)
@@ -98,14 +67,14 @@ def standin_seed_of(state_dict) -> int | None:
     Regenerates one small tensor by the rule and compares it bit for bit; keys
     with or without ``module.``, numpy arrays or torch tensors.
     """
-    sd = {_strip(k): v for k, v in state_dict.items()}
+    sd = {strip_module(k): v for k, v in state_dict.items()}
     got = sd.get(_PROBE)
     if got is None:
         return None
     if hasattr(got, "detach"):
         got = got.detach().cpu().numpy()
     got = np.asarray(got)
-    i = [_strip(k) for k, _ in official_keys_and_shapes()].index(_PROBE)
+    i = [strip_module(k) for k, _ in official_keys_and_shapes()].index(_PROBE)
     for seed in range(16):
         want = (0.05 * np.random.default_rng([seed, i]).standard_normal(got.shape))
         if got.shape == want.shape and np.array_equal(got, want.astype(np.float32)):
@@ -115,21 +84,9 @@ def standin_seed_of(state_dict) -> int | None:
 
 def write_i2l_checkpoint_standin(root: Path, seed: int = STANDIN_SEED) -> Path:
     """Write ``root/i2l_meshnet/standin.pth.tar`` in the official container (723 keys)."""
-    import torch
-
-    keys = official_keys_and_shapes()
-    sd = make_state_dict(keys, seed)
-    network = {"module." + k: torch.from_numpy(v) for k, v in sd.items()}
-    ckpt = {"epoch": 8, "network": network, "optimizer": {"state": {}, "param_groups": []}}
-    path = Path(root) / I2L_CHECKPOINT_SUBDIR / STANDIN_CHECKPOINT_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "xb") as fh:
-            torch.save(ckpt, fh)
-        os.chmod(tmp, 0o644)
-
-    return atomic_write(path, write, replace=True)
+    sd = make_state_dict(official_keys_and_shapes(), seed)
+    return write_official_container(Path(root) / I2L_CHECKPOINT_SUBDIR / STANDIN_CHECKPOINT_NAME,
+                                    sd, epoch=8)
 
 
 def write_i2l_standins(root: Path) -> list[Path]:

@@ -30,12 +30,19 @@ def strip_module(name: str) -> str:
     return name[len("module."):] if name.startswith("module.") else name
 
 
-def make_state_dict(keys_and_shapes, seed: int = STANDIN_SEED) -> dict[str, np.ndarray]:
-    """Return ``{key_without_module: array}`` following the stand-in rule."""
+def rule_state_dict(keys_and_shapes, seed: int, deconv_prefixes: tuple[str, ...],
+                    skip_prefix: str | None = None) -> dict[str, np.ndarray]:
+    """``{key_without_module: array}`` by the per-key formulas shared by the networks'
+    stand-ins (before each network's pinned or scaled tensors). Key i of the list
+    (also a skipped one) draws from ``default_rng([seed, i])``; transposed convolutions
+    (names starting with ``deconv_prefixes``) take their fan-in over the 2x2 upsampling;
+    names starting with ``skip_prefix`` are left out."""
     names = [strip_module(k) for k, _ in keys_and_shapes]
     has_running = {n.rsplit(".", 1)[0] for n in names if n.endswith("running_mean")}
     out: dict[str, np.ndarray] = {}
     for i, (name, (_, shape)) in enumerate(zip(names, keys_and_shapes)):
+        if skip_prefix is not None and name.startswith(skip_prefix):
+            continue
         shape = tuple(shape)
         rng = np.random.default_rng([seed, i])
         module, leaf = name.rsplit(".", 1)
@@ -50,7 +57,7 @@ def make_state_dict(keys_and_shapes, seed: int = STANDIN_SEED) -> dict[str, np.n
             n = rng.standard_normal(shape)
             v = 1 + 0.1 * n if leaf == "weight" else 0.05 * n
         elif len(shape) >= 2:
-            if name.startswith("box_net.deconv."):
+            if name.startswith(deconv_prefixes):
                 fan = shape[0] * shape[2] * shape[3] / 4
             else:
                 fan = float(np.prod(shape[1:]))
@@ -58,11 +65,39 @@ def make_state_dict(keys_and_shapes, seed: int = STANDIN_SEED) -> dict[str, np.n
         else:
             v = 0.05 * rng.standard_normal(shape)
         out[name] = v.astype(np.float32)
+    return out
+
+
+def make_state_dict(keys_and_shapes, seed: int = STANDIN_SEED) -> dict[str, np.ndarray]:
+    """Return ``{key_without_module: array}`` following the stand-in rule."""
+    out = rule_state_dict(keys_and_shapes, seed, ("box_net.deconv.",))
     for part in ("lhand", "rhand", "face"):
         out[f"box_net.{part}_size.2.bias"] = _PINNED_BIAS.copy()
         w = out[f"box_net.{part}_size.2.weight"]
         out[f"box_net.{part}_size.2.weight"] = (w * 0.05).astype(np.float32)
     return out
+
+
+def write_official_container(path: Path, sd: dict[str, np.ndarray], epoch: int) -> Path:
+    """Write sd as the official training container ``{"epoch", "network": {"module.*"},
+    "optimizer"}`` with ``torch.save`` to path (atomically, replacing it, mode 0644)."""
+    import os
+
+    import torch
+
+    from ..common.files import atomic_write
+
+    network = {"module." + k: torch.from_numpy(v) for k, v in sd.items()}
+    ckpt = {"epoch": epoch, "network": network, "optimizer": {"state": {}, "param_groups": []}}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "xb") as fh:
+            torch.save(ckpt, fh)
+        os.chmod(tmp, 0o644)
+
+    return atomic_write(path, write, replace=True)
 
 
 def make_images(batch: int, seed: int) -> np.ndarray:

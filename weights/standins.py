@@ -90,7 +90,8 @@ from ..common.smpl_file import (N_FACES as SMPL_N_FACES, N_JOINTS as SMPL_N_JOIN
 from ..retarget.smplx_model import JOINT_NAMES as _SMPLX_JOINT_NAMES, PARENTS as _SMPLX_PARENTS
 from ..retarget.smplx_model import SMPL_JOINT_NAMES, SMPL_PARENTS
 from .locations import CHECKPOINT_SUBDIR, SMPLX_SUBDIR, STANDIN_CHECKPOINT_NAME
-from .standin_rule import STANDIN_SEED, make_state_dict, official_keys_and_shapes
+from .standin_rule import (STANDIN_SEED, make_state_dict, official_keys_and_shapes,
+                           write_official_container)
 
 N_VERTS, N_FACES, N_JOINTS = 10475, 20908, 55
 N_VT = 11313
@@ -922,24 +923,33 @@ def _j_regressor(body: _Body) -> np.ndarray:
             cand = body.comp == comp_of["arm_" + s]
         cidx = np.flatnonzero(cand)
         p = joints[j]
-        d = np.linalg.norm(v[cidx] - p, axis=1)
-        row = None
         if name.endswith("eye_smplhf"):
             row = _regress_row(v[cidx], p)
             if row is not None:
                 R[j, cidx] = row
                 continue
-        for radius in (0.012, 0.016, 0.022, 0.03, 0.04, 0.055, 0.075, 0.1, 0.14, 0.2):
-            near = cidx[d < d.min() + radius]
-            if len(near) < 6:
-                continue
-            row = _regress_row(v[near], p)
-            if row is not None:
-                R[j, near] = row
-                break
-        if row is None:
+        found = _nearby_row(v, cidx, p, _RADII)
+        if found is None:
             raise RuntimeError(f"no regressor for joint {name}")
+        R[j, found[0]] = found[1]
     return R
+
+
+_RADII = (0.012, 0.016, 0.022, 0.03, 0.04, 0.055, 0.075, 0.1, 0.14, 0.2)
+
+
+def _nearby_row(v, cidx, p, radii):
+    """(vertex ids, regressor row) for point p (3,) from the vertices cidx of v (V, 3) within
+    the first radius of the nearest one that gives >= 6 vertices and a row; None if none."""
+    d = np.linalg.norm(v[cidx] - p, axis=1)
+    for radius in radii:
+        near = cidx[d < d.min() + radius]
+        if len(near) < 6:
+            continue
+        row = _regress_row(v[near], p)
+        if row is not None:
+            return near, row
+    return None
 
 
 # ----------------------------------------------------------------------------- blend shapes
@@ -1378,24 +1388,9 @@ def write_smplx_standins(root: Path) -> list[Path]:
 
 def write_checkpoint_standin(root: Path, seed: int = STANDIN_SEED) -> Path:
     """Write ``root/pose2pose/standin.pth.tar`` in the official checkpoint container."""
-    import torch
-
-    keys = official_keys_and_shapes()
-    sd = make_state_dict(keys, seed)
-    network = {}
-    for key, _ in keys:
-        name = key[len("module."):] if key.startswith("module.") else key
-        network["module." + name] = torch.from_numpy(sd[name])
-    ckpt = {"epoch": 6, "network": network, "optimizer": {"state": {}, "param_groups": []}}
-    path = Path(root) / CHECKPOINT_SUBDIR / STANDIN_CHECKPOINT_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "xb") as fh:
-            torch.save(ckpt, fh)
-        os.chmod(tmp, 0o644)
-
-    return atomic_write(path, write, replace=True)
+    sd = make_state_dict(official_keys_and_shapes(), seed)
+    return write_official_container(Path(root) / CHECKPOINT_SUBDIR / STANDIN_CHECKPOINT_NAME,
+                                    sd, epoch=6)
 
 
 def write_standins(root: Path) -> list[Path]:
@@ -1619,19 +1614,10 @@ def _smpl_skinning(v, region, joints) -> np.ndarray:
 def _smpl_j_regressor(v, joints) -> np.ndarray:
     R = np.zeros((SMPL_N_JOINTS, len(v)))
     for j, name in enumerate(SMPL_JOINT_NAMES):
-        p = joints[j]
-        d = np.linalg.norm(v - p, axis=1)
-        row = None
-        for radius in (0.012, 0.016, 0.022, 0.03, 0.04, 0.055, 0.075, 0.1, 0.14, 0.2, 0.3):
-            near = np.flatnonzero(d < d.min() + radius)
-            if len(near) < 6:
-                continue
-            row = _regress_row(v[near], p)
-            if row is not None:
-                R[j, near] = row
-                break
-        if row is None:
+        found = _nearby_row(v, np.arange(len(v)), joints[j], _RADII + (0.3,))
+        if found is None:
             raise RuntimeError(f"no regressor for SMPL stand-in joint {name}")
+        R[j, found[0]] = found[1]
     return R
 
 
