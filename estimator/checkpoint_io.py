@@ -286,6 +286,22 @@ def write_safetensors(sd: dict, src: Path, dst: Path, meta: dict, *, overwrite: 
 
 # --------------------------------------------------------------------------- identifying
 
+def checkpoint_identity(path, standin: bool,
+                        identify_checkpoint: Callable[[Path], CheckpointInfo]) -> tuple[str, bool]:
+    """(``"<file name> sha256:<hex>"``, whether it is a stand-in) for a model's name.
+
+    standin: already known to be one (then the file is only hashed); otherwise
+    ``identify_checkpoint`` decides, since a stand-in under a real name is still a
+    stand-in (it hashes the file once).
+    """
+    if standin:
+        sha = file_sha256(path)
+    else:
+        info = identify_checkpoint(path)
+        sha, standin = info.sha256, info.kind == "stand-in"
+    return f"{Path(path).name} sha256:{sha}", standin
+
+
 def identify(path, *, normalise: Callable[[dict], tuple[dict, list[str]]],
              report_of: Callable[[dict], str | None], seed_of: Callable[[dict], int | None],
              standin_name: str, layout_name: str,

@@ -12,7 +12,7 @@ package does not import torch (``I2LMeshNet`` is loaded on first use).
 """
 from __future__ import annotations
 
-import importlib
+from ...common.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "I2LMeshNet": "network",
@@ -27,14 +27,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -67,7 +67,8 @@ class I2LMeshNetEstimator:
                        device=_parameter_device(net) or options.device,
                        precision=options.precision)
         from ...weights.locations import find_i2l_checkpoint
-        from .checkpoint import file_sha256, identify_checkpoint, load_checkpoint
+        from ..checkpoint_io import checkpoint_identity
+        from .checkpoint import identify_checkpoint, load_checkpoint
 
         ck = find_i2l_checkpoint(options.checkpoint)
         if not ck.found:
@@ -76,12 +77,7 @@ class I2LMeshNetEstimator:
                                   "run p2p-mocap doctor)")
         smpl_path, smpl_standin = find_smpl_model(options.smplx)
         net = load_checkpoint(ck.path, smpl_model_path=smpl_path, device=options.device)
-        if ck.standin:
-            sha, standin = file_sha256(ck.path), True
-        else:  # a stand-in under a real name is still a stand-in (hashes the file once)
-            info = identify_checkpoint(ck.path)
-            sha, standin = info.sha256, info.kind == "stand-in"
-        name = f"{Path(ck.path).name} sha256:{sha}"
+        name, standin = checkpoint_identity(ck.path, ck.standin, identify_checkpoint)
         standin = bool(standin or smpl_standin)
         return cls(net, model_name=name, standin=standin, device=options.device,
                    precision=options.precision)

@@ -10,7 +10,6 @@ import torch.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -85,7 +84,8 @@ class Pose2PoseEstimator:
                        device=_parameter_device(net) or options.device,
                        precision=options.precision, engine=options.engine)
         from ...weights.locations import find_checkpoint, find_smplx
-        from .checkpoint import file_sha256, identify_checkpoint, load_checkpoint
+        from ..checkpoint_io import checkpoint_identity
+        from .checkpoint import identify_checkpoint, load_checkpoint
 
         ck = find_checkpoint(options.checkpoint)
         if not ck.found:
@@ -102,10 +102,8 @@ class Pose2PoseEstimator:
         if problems:
             raise ModelFileError(f"{sm.path} is not a usable SMPL-X model file: {problems[0]}")
         net = load_checkpoint(ck.path, smplx_model_path=sm.path, device=options.device)
-        name = f"{Path(ck.path).name} sha256:{file_sha256(ck.path)}"
-        standin = bool(ck.standin or sm.standin)
-        if not standin:
-            standin = identify_checkpoint(ck.path).kind == "stand-in"
+        name, standin = checkpoint_identity(ck.path, bool(ck.standin or sm.standin),
+                                            identify_checkpoint)
         return cls(net, model_name=name, standin=standin, device=options.device,
                    precision=options.precision, engine=options.engine)
 
