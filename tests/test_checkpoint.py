@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import pickle
 import shutil
 
 import numpy as np
@@ -14,7 +12,8 @@ import torch
 from pose2pose_mocap.estimator import (CheckpointError, convert_checkpoint, identify_checkpoint,
                                        load_checkpoint, run_batch)
 
-from ._p2p_support import images, save_official_container, standin_outputs_b2, standin_tensors
+from ._p2p_support import (RunsCode, images, save_official_container, standin_outputs_b2,
+                           standin_tensors, write_code_running_pickle)
 
 pytestmark = pytest.mark.torch
 
@@ -114,26 +113,12 @@ def test_truncated_file_is_refused(tmp, official_file):
         load_checkpoint(path)
 
 
-class _RunsCode:
-    """Unpickling this would call os.system (creating a marker file)."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
 @pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
 def test_code_running_pickle_is_refused_and_not_run(tmp, writer):
     marker = tmp / "MARKER_code_ran"
     path = tmp / "evil.pth.tar"
-    payload = {"epoch": 6, "network": {"module.backbone.conv1.weight": _RunsCode(marker)}}
-    if writer == "torch.save":
-        torch.save(payload, path)
-    else:
-        with open(path, "wb") as fh:
-            pickle.dump(payload, fh)
+    write_code_running_pickle(
+        path, {"epoch": 6, "network": {"module.backbone.conv1.weight": RunsCode(marker)}}, writer)
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(path)
     assert "Refusing to load" in str(err.value) and "run arbitrary code" in str(err.value)

@@ -4,8 +4,6 @@ safetensors copy, identification."""
 from __future__ import annotations
 
 import hashlib
-import os
-import pickle
 import shutil
 
 import pytest
@@ -18,6 +16,7 @@ from pose2pose_mocap.estimator.i2l_meshnet.checkpoint import SMPL_BUFFERS, read_
 
 from ._i2l_support import (images, official_keys_and_shapes, save_official_container,
                            smpl_buffers, standin_tensors)
+from ._p2p_support import RunsCode, write_code_running_pickle
 
 pytestmark = pytest.mark.torch
 
@@ -131,26 +130,12 @@ def test_pose2pose_checkpoint_gets_a_hint(tmp):
         load_checkpoint(path)
 
 
-class _RunsCode:
-    """Unpickling this would call os.system (creating a marker file)."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
 @pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
 def test_code_running_pickle_is_refused_and_not_run(tmp, writer):
     marker = tmp / "MARKER_code_ran"
     path = tmp / "evil.pth.tar"
-    payload = {"epoch": 8, "network": {"module.pose_backbone.conv1.weight": _RunsCode(marker)}}
-    if writer == "torch.save":
-        torch.save(payload, path)
-    else:
-        with open(path, "wb") as fh:
-            pickle.dump(payload, fh)
+    write_code_running_pickle(
+        path, {"epoch": 8, "network": {"module.pose_backbone.conv1.weight": RunsCode(marker)}}, writer)
     with pytest.raises(CheckpointError, match="Refusing to load .*run arbitrary code"):
         load_checkpoint(path)
     info = identify_checkpoint(path)
