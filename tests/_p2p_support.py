@@ -100,3 +100,36 @@ def write_code_running_pickle(path: Path, payload: dict, writer: str) -> Path:
         with open(path, "wb") as fh:
             pickle.dump(payload, fh)
     return path
+
+
+def independent_standin_rule(names_shapes, seed: int, wanted, is_deconv) -> dict[str, np.ndarray]:
+    """The networks' common stand-in formulas re-written from the reference scripts'
+    docstrings (p2p_weights.py, i2l_weights.py; not the product copy), for the keys in
+    ``wanted``; float32 (int64 for ``num_batches_tracked``), before each network's
+    pinned or scaled tensors. ``is_deconv(name)``: a transposed convolution."""
+    names = [n.removeprefix("module.") for n, _ in names_shapes]
+    bn_modules = {n.rsplit(".", 1)[0] for n in names if n.endswith(".running_mean")}
+    out = {}
+    for i, (name, (_, shape)) in enumerate(zip(names, names_shapes)):
+        if name not in wanted:
+            continue
+        rng = np.random.default_rng([seed, i])
+        module, leaf = name.rsplit(".", 1)
+        if leaf == "num_batches_tracked":
+            out[name] = np.zeros(shape, np.int64)
+            continue
+        if leaf == "running_var":
+            v = 0.75 + 0.5 * rng.random(shape)
+        elif leaf == "running_mean":
+            v = 0.05 * rng.standard_normal(shape)
+        elif module in bn_modules:
+            v = rng.standard_normal(shape)
+            v = 1 + 0.1 * v if leaf == "weight" else 0.05 * v
+        elif len(shape) >= 2:
+            fan = (shape[0] * shape[2] * shape[3] / 4 if is_deconv(name)
+                   else np.prod(shape[1:]))
+            v = rng.standard_normal(shape) * np.sqrt(1.0 / fan)
+        else:
+            v = 0.05 * rng.standard_normal(shape)
+        out[name] = v.astype(np.float32)
+    return out

@@ -21,6 +21,7 @@ from pose2pose_mocap.weights import i2l_standins
 
 from ._i2l_support import (PREPROCESS_NPZ, official_keys_and_shapes, reference,
                            standin_outputs_b2)
+from ._p2p_support import independent_standin_rule
 
 pytestmark = pytest.mark.torch
 
@@ -33,36 +34,12 @@ SHAPES = {"joint_coord_img": (29, 3), "mesh_coord_img": (6890, 3),
 
 def _independent_rule(names_shapes, seed, wanted):
     """The weight rule re-written from i2l_weights.py's docstring (not the product copy)."""
-    names = [n.removeprefix("module.") for n, _ in names_shapes]
-    bn_modules = {n.rsplit(".", 1)[0] for n in names if n.endswith(".running_mean")}
-    out = {}
-    for i, (name, (_, shape)) in enumerate(zip(names, names_shapes)):
-        if name not in wanted:
-            continue
-        rng = np.random.default_rng([seed, i])
-        module, leaf = name.rsplit(".", 1)
-        if leaf == "num_batches_tracked":
-            out[name] = np.zeros(shape, np.int64)
-            continue
-        if leaf == "running_var":
-            v = 0.75 + 0.5 * rng.random(shape)
-        elif leaf == "running_mean":
-            v = 0.05 * rng.standard_normal(shape)
-        elif module in bn_modules:
-            v = rng.standard_normal(shape)
-            v = 1 + 0.1 * v if leaf == "weight" else 0.05 * v
-        elif len(shape) >= 2:
-            fan = (shape[0] * shape[2] * shape[3] / 4 if ".deconv." in name
-                   else np.prod(shape[1:]))
-            v = rng.standard_normal(shape) * np.sqrt(1.0 / fan)
-        else:
-            v = 0.05 * rng.standard_normal(shape)
-        v = v.astype(np.float32)
+    out = independent_standin_rule(names_shapes, seed, wanted, lambda n: ".deconv." in n)
+    for name, v in out.items():
         factor = {"conv_x": 20, "conv_y": 20, "conv_z_2": 3, "fc_shape": 0.1}.get(
             name.split(".")[1])
-        if factor is not None and leaf == "weight":
-            v = (v * np.float32(factor)).astype(np.float32)
-        out[name] = v
+        if factor is not None and name.endswith(".weight"):
+            out[name] = (v * np.float32(factor)).astype(np.float32)
     return out
 
 

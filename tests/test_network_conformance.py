@@ -13,8 +13,8 @@ import torch
 from pose2pose_mocap.estimator import OUTPUT_KEYS, Pose2Pose, run_batch
 from pose2pose_mocap.weights import standin_rule
 
-from ._p2p_support import (REFERENCE_NPZ, images, official_keys_and_shapes, standin_model,
-                           standin_outputs_b2)
+from ._p2p_support import (REFERENCE_NPZ, images, independent_standin_rule,
+                           official_keys_and_shapes, standin_model, standin_outputs_b2)
 
 pytestmark = pytest.mark.torch
 
@@ -54,35 +54,13 @@ def outputs_b2():
 
 def _independent_rule(names_shapes, seed, wanted):
     """The weight rule re-written from p2p_weights.py's docstring (not the product copy)."""
-    names = [n.removeprefix("module.") for n, _ in names_shapes]
-    bn_modules = {n.rsplit(".", 1)[0] for n in names if n.endswith(".running_mean")}
-    out = {}
-    for i, (name, (_, shape)) in enumerate(zip(names, names_shapes)):
-        if name not in wanted:
-            continue
-        rng = np.random.default_rng([seed, i])
-        module, leaf = name.rsplit(".", 1)
-        if leaf == "num_batches_tracked":
-            out[name] = np.zeros(shape, np.int64)
-            continue
-        if leaf == "running_var":
-            v = 0.75 + 0.5 * rng.random(shape)
-        elif leaf == "running_mean":
-            v = 0.05 * rng.standard_normal(shape)
-        elif module in bn_modules:
-            v = rng.standard_normal(shape)
-            v = 1 + 0.1 * v if leaf == "weight" else 0.05 * v
-        elif len(shape) >= 2:
-            fan = (shape[0] * shape[2] * shape[3] / 4 if name.startswith("box_net.deconv.")
-                   else np.prod(shape[1:]))
-            v = rng.standard_normal(shape) * np.sqrt(1.0 / fan)
-        else:
-            v = 0.05 * rng.standard_normal(shape)
+    out = independent_standin_rule(names_shapes, seed, wanted,
+                                   lambda n: n.startswith("box_net.deconv."))
+    for name, v in out.items():
         if name.endswith("_size.2.bias"):
-            v = np.array([1.2, 1.0])
+            out[name] = np.array([1.2, 1.0], np.float32)
         elif name.endswith("_size.2.weight"):
-            v = v.astype(np.float32) * 0.05
-        out[name] = v.astype(np.float32)
+            out[name] = (v * 0.05).astype(np.float32)
     return out
 
 
