@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--smplx", help="SMPL-X model file (default: the stand-in)")
     args = ap.parse_args(argv)
-    from bench.motion_quality import _model
+    from bench._common import smplx_model
     from pose2pose_mocap.retarget.cleanup import qa
     from pose2pose_mocap.retarget.cleanup.clean import CleanOptions, clean_smoothing, clean_take
     from pose2pose_mocap.retarget.cleanup.contacts import find_contacts
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     import scipy.ndimage  # noqa: F401 - once per process (the ground's low-pass); timed alone
     import scipy.signal  # noqa: F401
     t_import = time.perf_counter() - t0
-    model, tmp = _model(args.smplx)
+    model, tmp = smplx_model(args.smplx, "p2p_bench_mq_")
     take = long_take(model, args.frames, args.motion)
     opts, sm = CleanOptions(), clean_smoothing()
     T = take.num_frames

@@ -40,30 +40,16 @@ a temporary folder) unless ``--smplx`` gives a model file.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
+
+from bench._common import command_line, smplx_model
 
 BODY = 22
 FAULT_KINDS = ("wrist_flip", "lr_swap", "dropout")
 TARGETS = {"skate": 2.0, "pen": 5.0, "accel_ratio": 0.25, "recall": 0.95, "precision": 0.90}
-
-
-def _model(path):
-    from pose2pose_mocap.retarget.smplx_model import load_smplx_model
-
-    if path:
-        return load_smplx_model(path), None
-    from pose2pose_mocap.weights.standins import smplx_standin_arrays, write_npz
-
-    tmp = tempfile.TemporaryDirectory(prefix="p2p_bench_mq_")
-    f = Path(tmp.name) / "SMPLX_NEUTRAL.npz"
-    write_npz(f, smplx_standin_arrays("neutral"))
-    return load_smplx_model(f), tmp
 
 
 def procrustes(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -125,7 +111,7 @@ def run(args) -> int:
     from pose2pose_mocap.retarget.cleanup.kinematics import motion_from_params, take_motion
     from pose2pose_mocap.retarget.smoothing import Smoothing, smooth_take
 
-    model, tmp = _model(args.smplx)
+    model, tmp = smplx_model(args.smplx, "p2p_bench_mq_")
     motions = args.motions.split(",") if args.motions else list(MOTIONS)
     one_euro = clean_smoothing()
     if args.beta is not None or args.body_hz is not None:
@@ -213,8 +199,7 @@ def run(args) -> int:
     print(f"  MPJPE {c['mpjpe']:.2f} mm vs best of the other filters {best_mpjpe:.2f} mm")
     print(f"\nclean_take: {clean_s / max(1, len(motions) * args.seeds):.2f} s per "
           f"{args.seconds:g} s take; whole bench {wall:.1f} s")
-    print("command: " + " ".join(shlex.quote(a) for a in [sys.executable, "-m",
-                                                         "bench.motion_quality"] + args.argv))
+    print(command_line("bench.motion_quality", args.argv))
     if tmp is not None:
         tmp.cleanup()
     return 0

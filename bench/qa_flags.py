@@ -22,7 +22,6 @@ It prints the figures and the command.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 
@@ -45,11 +44,12 @@ def swap_visibility(truth_take) -> np.ndarray:
 
 
 def run(args) -> int:
-    from bench.motion_quality import FAULT_KINDS, _model, qa_counts
+    from bench._common import command_line, smplx_model
+    from bench.motion_quality import FAULT_KINDS, qa_counts
     from bench.motion_truth import MOTIONS, add_noise, make_truth, truth_take
     from pose2pose_mocap.retarget.cleanup.qa import find_flags
 
-    model, tmp = _model(args.smplx)
+    model, tmp = smplx_model(args.smplx, "p2p_bench_mq_")
     motions = args.motions.split(",") if args.motions else list(MOTIONS)
     total = {k: np.zeros(4, int) for k in FAULT_KINDS}
     visible = np.zeros(4, int)
@@ -98,8 +98,7 @@ def run(args) -> int:
           + (", ".join(f"{k} {n}" for k, n in sorted(other.items())) or "none"))
     print(f"find_flags: {1000 * qa_s / max(rows, 1) * 1000:.1f} ms per 1000 rows; "
           f"whole bench {wall:.1f} s")
-    print("command: " + " ".join(shlex.quote(a) for a in [sys.executable, "-m",
-                                                         "bench.qa_flags"] + args.argv))
+    print(command_line("bench.qa_flags", args.argv))
     if tmp is not None:
         tmp.cleanup()
     return 0

@@ -43,11 +43,12 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from bench._common import smplx_model
 
 REPO = Path(__file__).resolve().parent.parent
 LIMBS = {"left arm": ("left_shoulder", "left_elbow", "left_wrist"),
@@ -55,19 +56,6 @@ LIMBS = {"left arm": ("left_shoulder", "left_elbow", "left_wrist"),
          "left leg": ("left_hip", "left_knee", "left_ankle"),
          "right leg": ("right_hip", "right_knee", "right_ankle")}
 TARGETS_FIG = {"dir_mean": 2.0, "dir_max": 10.0, "end_max": 3.0, "skate": 1.0, "time": 5.0}
-
-
-def _model(path):
-    from pose2pose_mocap.retarget.smplx_model import load_smplx_model
-
-    if path:
-        return load_smplx_model(path), None
-    from pose2pose_mocap.weights.standins import smplx_standin_arrays, write_npz
-
-    tmp = tempfile.TemporaryDirectory(prefix="p2p_bench_retarget_")
-    f = Path(tmp.name) / "SMPLX_NEUTRAL.npz"
-    write_npz(f, smplx_standin_arrays("neutral"))
-    return load_smplx_model(f), tmp
 
 
 def _takes(model, seconds: float):
@@ -204,7 +192,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="timing runs (the best counts)")
     args = ap.parse_args(argv)
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
-    model, tmp = _model(args.smplx)
+    model, tmp = smplx_model(args.smplx, "p2p_bench_retarget_")
     try:
         takes = _takes(model, args.seconds)
         sources = [(n, source_motion(t, model), c) for n, t, c in takes]
