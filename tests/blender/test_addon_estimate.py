@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_addon_ui import MODULE, disable_dev_addon, enable_dev_addon
+from .test_addon_ui import MODULE
 
 # End to end through the worker process (estimation in a second Python): minutes on 2 cores.
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
@@ -32,16 +32,6 @@ TORCH_PY = _torch_python()
 needs_torch = pytest.mark.skipif(
     TORCH_PY is None, reason="no Python with torch for the worker: set P2P_MOCAP_WORKER_PYTHON "
                              "(e.g. to the main venv's bin/python)")
-
-
-@pytest.fixture(scope="module")
-def addon(repo, tmp_path_factory):
-    import bpy
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    mod = enable_dev_addon(repo, tmp_path_factory.mktemp("p2p_dev"))
-    yield mod
-    disable_dev_addon()
 
 
 @pytest.fixture(scope="module")

@@ -48,25 +48,6 @@ def _raise(exc):
     raise exc
 
 
-@pytest.fixture(scope="module")
-def addon(repo, tmp_path_factory):
-    import bpy
-
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    mod = enable_dev_addon(repo, tmp_path_factory.mktemp("p2p_dev"))
-    yield mod
-    disable_dev_addon()
-
-
-@pytest.fixture(scope="module")
-def smplx_root(tmp_path_factory):
-    from pose2pose_mocap.weights.standins import write_smplx_standins
-
-    root = tmp_path_factory.mktemp("smplx_standin")
-    write_smplx_standins(root)
-    return root
-
-
 def _registered(bpy):
     return [n for n in OUR_TYPES if hasattr(bpy.types, n)]
 

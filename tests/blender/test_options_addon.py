@@ -10,18 +10,10 @@ from importlib import import_module
 import numpy as np
 import pytest
 
-from tests.blender.test_addon_ui import MODULE, disable_dev_addon, enable_dev_addon
+from tests.blender.test_addon_ui import MODULE
 
 bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.blender
-
-
-@pytest.fixture(scope="module")
-def addon(repo, tmp_path_factory):
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    mod = enable_dev_addon(repo, tmp_path_factory.mktemp("p2p_dev"))
-    yield mod
-    disable_dev_addon()
 
 
 def test_sidebar_precision_reaches_the_worker(addon, tmp_path):

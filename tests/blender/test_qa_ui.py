@@ -21,23 +21,6 @@ _WORKER_PYTHON = os.environ.get("P2P_MOCAP_WORKER_PYTHON")
 
 
 @pytest.fixture(scope="module")
-def addon(repo, tmp_path_factory):
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    mod = enable_dev_addon(repo, tmp_path_factory.mktemp("p2p_dev"))
-    yield mod
-    disable_dev_addon()
-
-
-@pytest.fixture(scope="module")
-def smplx_root(tmp_path_factory):
-    from pose2pose_mocap.weights.standins import write_smplx_standins
-
-    root = tmp_path_factory.mktemp("smplx_standin")
-    write_smplx_standins(root)
-    return root
-
-
-@pytest.fixture(scope="module")
 def walk_take(smplx_root, tmp_path_factory):
     """A noisy 3 s walk (bench.motion_truth) with an injected dropout at rows 75..79."""
     from bench.motion_truth import add_noise, make_truth

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.blender.test_addon_ui import MODULE, _Layout, _make_take, addon, smplx_root  # noqa: F401
+from tests.blender.test_addon_ui import MODULE, _Layout, _make_take
 from tests.blender.test_retarget import _animation_state, check_pose_matches_solve
 
 bpy = pytest.importorskip("bpy")

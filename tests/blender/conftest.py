@@ -1,0 +1,27 @@
+"""Fixtures shared by the Blender tests: the add-on enabled from this checkout, stand-ins."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def addon(repo, tmp_path_factory):
+    """The add-on enabled as a dev extension in a factory-settings Blender (per module)."""
+    import bpy
+
+    from .test_addon_ui import disable_dev_addon, enable_dev_addon
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    mod = enable_dev_addon(repo, tmp_path_factory.mktemp("p2p_dev"))
+    yield mod
+    disable_dev_addon()
+
+
+@pytest.fixture(scope="module")
+def smplx_root(tmp_path_factory):
+    """A folder with the three SMPL-X stand-ins."""
+    from pose2pose_mocap.weights.standins import write_smplx_standins
+
+    root = tmp_path_factory.mktemp("smplx_standin")
+    write_smplx_standins(root)
+    return root
