@@ -27,6 +27,7 @@ function; results are plain dicts (``worker.retarget_clip``'s) with
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -74,6 +75,22 @@ class _Task:
         self.fn, self.spec, self.slot, self.future, self.tries = fn, spec, slot, None, 0
 
 
+def _blender_scripts_dir(path: str) -> bool:
+    parts = Path(path).parts
+    return "scripts" in parts and ("bpy" in parts or "blender" in parts)
+
+
+def _child_start(initializer, initargs) -> None:
+    """First thing in a slot's process. A parent that imported bpy has Blender's script
+    folders at the front of sys.path, which spawn copies: there ``import bpy`` would find
+    Blender's own ``scripts/modules/bpy`` (it needs ``_bpy``) instead of the module."""
+    import sys
+
+    sys.path[:] = [p for p in sys.path if not _blender_scripts_dir(p)]
+    if initializer is not None:
+        initializer(*initargs)
+
+
 class BlenderPool:
     """``slots`` persistent bpy processes, each reused for ``tasks_per_process`` tasks."""
 
@@ -92,7 +109,7 @@ class BlenderPool:
         if self._pools[slot] is None:
             self._pools[slot] = ProcessPoolExecutor(
                 max_workers=1, mp_context=self.ctx, max_tasks_per_child=self.tasks_per_process,
-                initializer=self.initializer, initargs=self.initargs)
+                initializer=_child_start, initargs=(self.initializer, self.initargs))
         return self._pools[slot]
 
     def _start(self, task: _Task) -> None:

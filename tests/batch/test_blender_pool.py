@@ -185,3 +185,27 @@ def test_a_task_whose_process_dies_runs_once_more_in_a_fresh_one(tmp_path):
     assert not twice["ok"]
     assert "died" in twice["error"] and "again" in twice["error"]
     assert after["ok"] and after["pid"] not in (first["pid"], once["pid"])
+
+
+
+def _bpy_version(spec: dict) -> dict:
+    import bpy
+
+    return {"ok": True, "version": tuple(bpy.app.version)}
+
+
+@pytest.mark.blender
+def test_a_parent_that_imported_bpy_still_gets_bpy_in_its_slots():
+    """bpy puts Blender's script folders (with its own ``bpy`` package) at the front of
+    sys.path; spawn copies sys.path into the slot's process, whose ``import bpy`` must still
+    find the module."""
+    import sys
+
+    pytest.importorskip("bpy")
+    assert any("scripts" in p for p in sys.path[:2])      # what importing bpy did here
+    pool = BlenderPool(CTX, 1, tasks_per_process=2)
+    try:
+        res, = _run_all(pool, [(_bpy_version, {})], timeout=300)
+    finally:
+        pool.close()
+    assert res["ok"], res.get("error")

@@ -245,7 +245,8 @@ def test_batch_killed_then_rerun_finishes_and_keeps_the_users_files(tmp_path, st
     names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert names == {"notes.txt", ".seq.42.part.blend", "a/.clip.take.npz.part", "a/old.blend",
                      "batch.jsonl", "a/clip.take.npz", "a/clip.blend", "seq.take.npz",
-                     "seq.blend"}, names
+                     "seq.blend", "a/clip.qa.json", "a/clip.qa.png", "seq.qa.json", "seq.qa.png",
+                     "qa-summary.csv"}, names
     last = {}
     for rec in records():
         last[rec["clip"]] = rec["state"]
