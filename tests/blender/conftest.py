@@ -25,3 +25,13 @@ def smplx_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("smplx_standin")
     write_smplx_standins(root)
     return root
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _empty_blender_per_module():
+    """Each test module starts from an empty factory-settings session: what one module left
+    (rigs, generated Rigify rigs, actions) never reaches the next (bpy 4.2 crashed in an
+    exporter after a whole-folder run had piled it up)."""
+    bpy = pytest.importorskip("bpy")
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    yield
