@@ -86,13 +86,18 @@ def standin_smplx_root():
     global _STANDIN_ROOT
     if _STANDIN_ROOT is None:
         import atexit
+        import os
         import shutil
         import tempfile
         from pathlib import Path
 
         from pose2pose_mocap.weights.standins import smplx_standin_arrays, write_npz
 
-        root = Path(tempfile.mkdtemp(prefix="p2p_smplx_standin_"))
+        # In the session folder tests/conftest.py makes (beside its data folder): removed even
+        # where the bpy 4.2 exit skips atexit (conftest leaves with os._exit there).
+        data = os.environ.get("P2P_MOCAP_DATA_DIR")
+        parent = Path(data).parent if data and Path(data).parent.is_dir() else None
+        root = Path(tempfile.mkdtemp(prefix="p2p_smplx_standin_", dir=parent))
         atexit.register(shutil.rmtree, root, True)
         write_npz(root / "smplx" / "SMPLX_NEUTRAL.npz", smplx_standin_arrays("neutral"))
         _STANDIN_ROOT = root
