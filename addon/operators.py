@@ -305,18 +305,9 @@ class P2P_OT_apply_smoothing(bpy.types.Operator):
         return selected_take_armature(context) is not None
 
     def execute(self, context):
-        from .qa_ui import resolve_selected
+        from .qa_ui import resolve_and_report
 
-        props = context.scene.p2p_mocap
-        try:
-            msg = resolve_selected(context, props)  # with the clean-up when it is on
-        except Exception as exc:  # noqa: BLE001
-            props.smoothing_message = f"Smoothing failed: {exc}"
-            self.report({'ERROR'}, props.smoothing_message)
-            return {'CANCELLED'}
-        props.smoothing_message = msg
-        self.report({'INFO'}, msg)
-        return {'FINISHED'}
+        return resolve_and_report(self, context, "Smoothing failed")
 
 
 # --------------------------------------------------------------------------------- export

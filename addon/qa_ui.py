@@ -216,6 +216,21 @@ class P2P_OT_qa_fix(_FlagOperator, bpy.types.Operator):
         return {'FINISHED'}
 
 
+def resolve_and_report(op, context, failed: str) -> set:
+    """``resolve_selected`` for an operator: its message in the panel and as a report; an
+    error is reported as ``failed: ...``, never a traceback."""
+    props = context.scene.p2p_mocap
+    try:
+        msg = resolve_selected(context, props)  # with the clean-up when it is on
+    except Exception as exc:  # noqa: BLE001 -- reported, never a traceback
+        props.smoothing_message = f"{failed}: {exc}"
+        op.report({'ERROR'}, props.smoothing_message)
+        return {'CANCELLED'}
+    props.smoothing_message = msg
+    op.report({'INFO'}, msg)
+    return {'FINISHED'}
+
+
 class P2P_OT_apply_clean(bpy.types.Operator):
     """Re-solve the selected take from its stored raw data with the panel's smoothing and
     clean-up settings (no re-estimation)"""
@@ -229,16 +244,7 @@ class P2P_OT_apply_clean(bpy.types.Operator):
         return selected_take_armature(context) is not None
 
     def execute(self, context):
-        props = context.scene.p2p_mocap
-        try:
-            msg = resolve_selected(context, props)
-        except Exception as exc:  # noqa: BLE001 -- reported, never a traceback
-            props.smoothing_message = f"Clean-up failed: {exc}"
-            self.report({'ERROR'}, props.smoothing_message)
-            return {'CANCELLED'}
-        props.smoothing_message = msg
-        self.report({'INFO'}, msg)
-        return {'FINISHED'}
+        return resolve_and_report(self, context, "Clean-up failed")
 
 
 class P2P_OT_raw_track(bpy.types.Operator):
