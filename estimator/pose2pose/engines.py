@@ -3,11 +3,12 @@
 
 * ``resolve_engine(engine, device, precision)``: ``"auto"`` -> an engine. On the CPU
   it is the fastest *installed* engine that keeps the fp32 outputs within the
-  conformance tolerances, by engineer F's measurement (docs/speed.md, batch 1,
-  network without SMPL-X): OpenVINO fp32 5.52 frames/s, ONNX Runtime fp32 5.45,
-  PyTorch BN-folded fp32 3.94. OpenVINO first, then ONNX Runtime, then torch; with
-  ``--precision bf16`` OpenVINO (bf16 hint, 7.42) or torch (6.94), ONNX Runtime
-  has no bf16 here; fp16 and CUDA: torch.
+  conformance tolerances, by the quiet side-by-side run in docs/speed.md (batch 1,
+  ``estimate`` end to end): ONNX Runtime 4.50 frames/s, OpenVINO 3.65, PyTorch 2.76
+  (network alone 4.78 / 4.66 / 3.43). ONNX Runtime first, then OpenVINO, then torch.
+  With ``--precision bf16``: torch (its heads stay fp32); OpenVINO's bf16 hint also
+  converts the heads (hands up to 12 degrees off), so ``auto`` never picks it. fp16
+  and CUDA: torch.
 * ``cached_graph(network)``: the network exported once (``onnx_export.export_onnx``,
   SMPL-X outside the graph: it stays in PyTorch) into
   ``<user data dir>/engine-cache/pose2pose-<key>.onnx``. The key is the sha256 of
@@ -38,7 +39,7 @@ EXPORT_VERSION = 1           # bump when export_onnx's graph changes
 CACHE_SUBDIR = "engine-cache"
 ENGINE_CHOICES = ("auto", "torch", "onnxruntime", "openvino")
 # auto's order on the CPU, fastest first (measured: the module docstring / docs/speed.md)
-CPU_ORDER = {"fp32": ("openvino", "onnxruntime", "torch"), "bf16": ("openvino", "torch")}
+CPU_ORDER = {"fp32": ("onnxruntime", "openvino", "torch"), "bf16": ("torch",)}
 EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}
 
 

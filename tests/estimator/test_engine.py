@@ -132,9 +132,13 @@ def test_engine_choice_and_one_line_errors(monkeypatch):
     assert engines.resolve_engine("auto", "cpu", "fp32") == "torch"
     with pytest.raises(EstimatorError, match=r"pip install 'pose2pose-mocap\[openvino\]'"):
         engines.resolve_engine("openvino", "cpu", "fp32")
-    monkeypatch.setattr(engines, "engine_installed", lambda e: e in ("torch", "onnxruntime"))
+    monkeypatch.setattr(engines, "engine_installed", lambda e: e in ("torch", "openvino"))
+    assert engines.resolve_engine("auto", "cpu", "fp32") == "openvino"
+    # both installed: ONNX Runtime (fastest quiet); bf16 never OpenVINO's (heads in bf16)
+    monkeypatch.setattr(engines, "engine_installed", lambda e: True)
     assert engines.resolve_engine("auto", "cpu", "fp32") == "onnxruntime"
     assert engines.resolve_engine("auto", "cpu", "bf16") == "torch"
+    assert engines.resolve_engine("openvino", "cpu", "bf16") == "openvino"  # asked for
 
 
 def test_the_options_carry_the_engine():
