@@ -39,9 +39,12 @@ demo: $(BIN)/.installed
 	@echo "== done: open the .blend named on the 'wrote' line in Blender 5.0 or newer"
 	@echo "   (Blender 4.2-4.5: convert --blender PATH, see docs/blender-versions.md)"
 
-# The slow end-to-end tests (@pytest.mark.slow) run in .ci/run: pytest -m slow
+# The slow end-to-end tests (@pytest.mark.slow) run in .ci/run: pytest -m slow.
+# Two pytest-xdist workers, a test file per worker at a time (module fixtures run once);
+# each worker holds torch and bpy (~1.5 GB): make test TEST_WORKERS=4 on a bigger machine.
+TEST_WORKERS ?= 2
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 clean-venv:
 	rm -rf $(VENV)

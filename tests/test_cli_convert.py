@@ -9,6 +9,7 @@ from .test_doctor import p2p
 pytestmark = pytest.mark.torch
 
 
+@pytest.mark.slow
 def test_convert_sample_clip_twice_keeps_both(standin_root, repo, tmp_path):
     clip = repo / "samples" / "wave.mp4"
     args = ("convert", str(clip), "--frames", "0:3", "-o", f"{tmp_path}/",

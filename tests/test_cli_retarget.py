@@ -34,6 +34,7 @@ def _one_error_line(r):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_retarget_a_take_onto_builtins_presets_and_characters(take, tmp_path):
     smplx = str(standin_smplx_root())
     before = _sha(take)

@@ -8,6 +8,7 @@ from .test_doctor import p2p
 pytestmark = pytest.mark.torch
 
 
+@pytest.mark.slow
 def test_weights_check_and_convert(standin_root, tmp_path):
     ckpt = standin_root / "pose2pose" / "standin.pth.tar"
     r = p2p("weights", "check", str(ckpt))
@@ -29,6 +30,7 @@ def test_weights_check_and_convert(standin_root, tmp_path):
     assert r.returncode == 0 and "stand-in" in r.stdout
 
 
+@pytest.mark.slow
 def test_weights_check_refuses_junk_and_missing_files(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")

@@ -29,6 +29,7 @@ def test_console_script_is_installed():
     assert CLI.is_file(), "pip install did not create the p2p-mocap command"
 
 
+@pytest.mark.slow
 def test_doctor_without_files_exits_1_and_says_where(tmp_path):
     r = p2p("doctor", data_dir=tmp_path / "empty")
     assert r.returncode == 1, r.stdout + r.stderr
@@ -43,6 +44,7 @@ def test_doctor_without_files_exits_1_and_says_where(tmp_path):
     assert "Result: NOT ready" in out
 
 
+@pytest.mark.slow
 def test_make_standins_then_doctor_is_ready_and_loud_about_standins(tmp_path):
     r = p2p("make-standins", str(tmp_path), data_dir=tmp_path / "unused")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -109,6 +109,7 @@ def test_outputs_match_given_the_reference_part_boxes(reference):
         assert diff <= tol, f"{key}: max difference {diff:.3g} > {tol}"
 
 
+@pytest.mark.slow
 def test_batch_of_three_equals_three_single_items():
     """Per-item results do not depend on the batch.
 
@@ -126,6 +127,7 @@ def test_batch_of_three_equals_three_single_items():
                                        atol=tol, rtol=0, err_msg=f"item {i}, {key}")
 
 
+@pytest.mark.slow
 def test_channels_last_gives_the_same_outputs(outputs_b2):
     from pose2pose_mocap.estimator import InferenceOptions, prepare_model
 
@@ -138,6 +140,7 @@ def test_channels_last_gives_the_same_outputs(outputs_b2):
                                    err_msg=key)
 
 
+@pytest.mark.slow
 def test_autocast_path_runs_and_returns_fp32(outputs_b2):
     """fp16 autocast (meant for CUDA; also runs on the CPU): fp32 outputs, close to fp32."""
     from pose2pose_mocap.estimator import InferenceOptions

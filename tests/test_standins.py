@@ -444,6 +444,7 @@ def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_writing_again_gives_identical_bytes(standin_root, arrays, tmp_path):
     # one file again on disk (bytes), the other two again in memory (arrays)
     p = standins.write_npz(tmp_path / "smplx" / "SMPLX_NEUTRAL.npz",

@@ -72,6 +72,7 @@ def _request(standin_root, out_dir, frames):
             "detector": "none", "device": "cpu", "batch": 2}
 
 
+@pytest.mark.slow
 def test_estimate_protocol_and_take(tmp_path, standin_root):
     proc = _start(tmp_path)
     proc.stdin.write(json.dumps(_request(standin_root, tmp_path, "0:4")) + "\n")
@@ -92,6 +93,7 @@ def test_estimate_protocol_and_take(tmp_path, standin_root):
     assert "worker started" in log and "done:" in log
 
 
+@pytest.mark.slow
 def test_cancel_keeps_a_valid_partial_take(tmp_path, standin_root):
     from pose2pose_mocap.retarget.take import read_take
 

@@ -154,6 +154,7 @@ def _fbx_target_names(path) -> list:
     return [t for m in read_with_assimp(path)["meshes"] for t in m["targets"]]
 
 
+@pytest.mark.slow
 def test_game_presets_drop_pose_correctives(tmp_path):
     """From a .blend whose rig has the 486 Pose* keys and from a take: off by default for
     the game presets, kept with pose_correctives=True (--pose-correctives on)."""

@@ -67,8 +67,8 @@ def test_evaluated_mesh_and_joints_equal_smplx(pose_correctives, record_property
         # their head is off by at most that expression shift; the mesh is exact.
         assert (d[located] <= jaw_shift[t] * np.sqrt(3) + MAX_TOL).all()
         worst_joint = max(worst_joint, d[~located].max())
-    record_property("vertex_error_mean_max", worst)
-    record_property("joint_error_max", worst_joint)
+    record_property("vertex_error_mean_max", tuple(map(float, worst)))
+    record_property("joint_error_max", float(worst_joint))
     print(f"\n{bpy.app.version_string}, pose correctives {pose_correctives}, reference {what}: "
           f"worst frame mean {worst[0]:.2e} m, max {worst[1]:.2e} m; "
           f"joints max {worst_joint:.2e} m")

@@ -89,7 +89,7 @@ def test_every_preset_reads_back_with_the_24_smpl_bones(preset, smpl_scene, tmp_
     want = expected_positions(sd, result)
     err = np.linalg.norm(got - want, axis=-1).max() / result.preset.file_scale
     tol = REL_TOL * sd["height"]
-    record_property("max_bone_position_error_m", err)
+    record_property("max_bone_position_error_m", float(err))  # (xdist sends plain floats only)
     print(f"\n{bpy.app.version_string} SMPL {preset}: max bone position error {err:.2e} m "
           f"(tolerance {tol:.2e} m)")
     assert err < tol, f"{preset}: bone positions off by {err:.3g} m"

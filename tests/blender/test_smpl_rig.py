@@ -88,7 +88,7 @@ def test_evaluated_mesh_and_joints_equal_smpl(pose_correctives, record_property)
         d = np.linalg.norm(heads - joints[t], axis=-1).max()
         assert d < MAX_TOL, f"frame {t}: joints off by {d:.2e}"
         worst, worst_joint = (max(worst[0], mean), max(worst[1], mx)), max(worst_joint, d)
-    record_property("vertex_error_mean_max", worst)
+    record_property("vertex_error_mean_max", tuple(map(float, worst)))
     print(f"\n{bpy.app.version_string} SMPL, pose correctives {pose_correctives}, reference "
           f"{what}: worst frame mean {worst[0]:.2e} m, max {worst[1]:.2e} m; joints max "
           f"{worst_joint:.2e} m")

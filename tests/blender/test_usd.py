@@ -134,7 +134,7 @@ def test_usd_preset_reads_back_with_usd_core(scene_data, tmp_path, record_proper
     want = expected_positions(sd, result)
     err = np.linalg.norm(got - want, axis=-1).max()
     tol = REL_TOL * sd["height"]
-    record_property("max_joint_position_error_m", err)
+    record_property("max_joint_position_error_m", float(err))  # (xdist sends plain floats only)
     print(f"\n{bpy.app.version_string} usd: max joint position error {err:.2e} m "
           f"(tolerance {tol:.2e} m)")
     assert err < tol, f"usd: joint positions off by {err:.3g} m"

@@ -93,6 +93,7 @@ def test_bad_input_one_line_no_file(tmp_path, standin_root, capsys, case):
     assert not list(tmp_path.rglob("*.part"))
 
 
+@pytest.mark.slow
 def test_no_person_in_any_frame(tmp_path, standin_root, detector_standin_root, capsys):
     """The stand-in detector scores its boxes ~0.82; asking for 0.99 finds nobody."""
     clip = write_video(tmp_path / "clip.avi", 5, "MJPG")
@@ -161,6 +162,7 @@ def test_cli_wired_into_p2p_mocap():
 # ---------------------------------------------------------------------------- signals
 @pytest.mark.parametrize("sig,code,name", [(signal.SIGINT, 130, "Ctrl-C"),
                                            (signal.SIGTERM, 143, "SIGTERM")])
+@pytest.mark.slow
 def test_signal_writes_partial_take(tmp_path, standin_root, sig, code, name):
     clip = write_video(tmp_path / "long.avi", 40, "MJPG")
     cmd = [sys.executable, "-m", "pose2pose_mocap.estimator.cli_estimate", str(clip),

@@ -32,6 +32,7 @@ def standin_detector(detector_standin_root):
     return D.load_person_detector(str(detector_standin_root), "cpu", min_size=320)
 
 
+@pytest.mark.slow
 def test_detects_people_only(standin_detector):
     det = standin_detector
     assert det.standin and "STAND-IN" in det.description

@@ -95,6 +95,7 @@ def test_registry_load_wraps_a_loaded_network(standin_net):
     assert est.model_name == "x sha256:y" and est.standin and est.device == "cpu"
 
 
+@pytest.mark.slow
 def test_infer_equals_the_old_path_exactly(p2p, standin_net):
     """``infer`` == run_batch + crop_confidence + rows_from_outputs (what EstimateJob did)."""
     from pose2pose_mocap.estimator.pose2pose.inference import (crops_to_tensor,

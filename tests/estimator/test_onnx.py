@@ -18,6 +18,7 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow
 def test_export_onnx_refuses_bad_names_and_existing_files(tmp_path, standin_checkpoint):
     r = _cli("weights", "export-onnx", tmp_path / "net.txt", "--checkpoint", standin_checkpoint)
     assert r.returncode != 0 and "must end in .onnx" in r.stderr

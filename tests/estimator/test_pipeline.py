@@ -36,6 +36,7 @@ class FixedBoxes:
         return [[Detection(b, 0.9) for b in self.boxes] for _ in images]
 
 
+@pytest.mark.slow
 def test_video_take_keys_shapes_dtypes(tmp_path, job_kwargs):
     clip = write_video(tmp_path / "clip.mp4", 12, "mp4v", fps=25)
     job = EstimateJob(clip, frames="0:4", batch=2, **job_kwargs)
@@ -77,6 +78,7 @@ def test_frame_range_stride_and_fps(tmp_path, job_kwargs):
     assert take.fps == pytest.approx(7.5)
 
 
+@pytest.mark.slow
 def test_single_image_and_folder(tmp_path, job_kwargs):
     (img,) = write_images(tmp_path / "one", 1)
     res = EstimateJob(img, **job_kwargs).run()
@@ -194,6 +196,7 @@ def test_frames_without_person_are_invalid(tmp_path, job_kwargs):
     assert t.frame_index.tolist() == [0, 1, 2, 3]
 
 
+@pytest.mark.slow
 def test_standin_detector_end_to_end(tmp_path, job_kwargs, detector_standin_root):
     clip = write_video(tmp_path / "clip.avi", 4, "MJPG")
     kw = dict(job_kwargs, detector=str(detector_standin_root), model_standin=False)

@@ -77,6 +77,7 @@ def test_cpu_runner_fp32_matches_the_official_network(model):
         assert diff <= tol, f"{key}: max difference {diff:.3g} > {tol}"
 
 
+@pytest.mark.slow
 def test_cpu_runner_bf16_runs_bf16_trunks_and_leaves_the_network_alone(model):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opts = InferenceOptions(precision="bf16")

@@ -206,6 +206,7 @@ def test_truncated_video_source_records_shortfall(tmp_path):
     assert len(list(full.read())) == 10 and full.ended_early is None
 
 
+@pytest.mark.slow
 def test_truncated_video_says_how_many_frames_decoded(tmp_path, standin_root):
     """Exit 0 (the frames that decoded are real), a warning line, the count in the summary."""
     from pose2pose_mocap.retarget.take import read_take

@@ -424,6 +424,7 @@ def _bvh_motion(path) -> np.ndarray:
     return np.array([[float(x) for x in ln.split()] for ln in lines[3:] if ln.strip()])
 
 
+@pytest.mark.slow
 def test_export_bakes_only_keyed_frames_and_matches_a_full_bake(tmp_path, smplx_root,
                                                                 monkeypatch):
     from pose2pose_mocap.retarget.blender import export as ex

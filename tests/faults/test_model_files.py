@@ -323,6 +323,7 @@ def test_code_running_checkpoint_refused_at_the_cli(tmp_path, standin_root, pwn_
     assert snapshot(tmp_path / "out") == {}
 
 
+@pytest.mark.slow
 def test_wrong_checkpoint_keys_refused_at_the_cli(tmp_path, standin_root):
     import torch
 

@@ -126,6 +126,7 @@ def test_convert_an_smpl_take_with_bad_models_one_line_nothing_written(tmp_path,
     shutil.rmtree(tmp_path / "official")
 
 
+@pytest.mark.slow
 def test_weights_check_and_make_standins(tmp_path, pwn_marker):
     """``weights check`` tells an SMPL file by content and refuses a hostile one or a .pkl
     with one line; ``make-standins`` never replaces a real SMPL file."""
