@@ -52,35 +52,11 @@ def data_dir() -> Path:
     return DATA
 
 
-def shared_session_folder(tmp_path_factory, name: str, write) -> Path:
-    """A folder ``write(folder)`` fills once per test run.
-
-    Under pytest-xdist (``make test`` runs two workers) each worker is its own session:
-    the first worker to get here writes the folder into the run's shared temporary folder
-    under a file lock, the others wait and reuse it (one set of stand-ins per run, ~1.6 GB
-    and ~10 s each). pytest removes that folder with the run's temporary folder."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if not worker:
-        root = tmp_path_factory.mktemp(name)
-        write(root)
-        return root
-    import fcntl
-    import shutil
-
-    root = tmp_path_factory.getbasetemp().parent / name
-    with open(f"{root}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root / ".complete").is_file():
-            shutil.rmtree(root, ignore_errors=True)  # (a worker that died half-way)
-            root.mkdir()
-            write(root)
-            (root / ".complete").touch()
-    return root
-
-
 @pytest.fixture(scope="session")
 def standin_root(tmp_path_factory) -> Path:
     """A folder with every stand-in model file, written once per test run."""
     from pose2pose_mocap.weights.standins import write_standins
+
+    from ._session import shared_session_folder
 
     return shared_session_folder(tmp_path_factory, "standins", write_standins)

@@ -17,14 +17,14 @@ def addon(repo, tmp_path_factory):
     disable_dev_addon()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def smplx_root(tmp_path_factory):
-    """A folder with the three SMPL-X stand-ins."""
+    """A folder with the three SMPL-X stand-ins (667 MB: written once per run, not per module)."""
     from pose2pose_mocap.weights.standins import write_smplx_standins
 
-    root = tmp_path_factory.mktemp("smplx_standin")
-    write_smplx_standins(root)
-    return root
+    from .._session import shared_session_folder
+
+    return shared_session_folder(tmp_path_factory, "smplx_standin", write_smplx_standins)
 
 
 @pytest.fixture(scope="module", autouse=True)

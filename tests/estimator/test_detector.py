@@ -99,6 +99,7 @@ def test_no_weights_no_download_uses_whole_frame(tmp_path, job_kwargs, monkeypat
     assert read_box(res.outputs[0]) == pytest.approx([-40.0, -146.5, 398.75, 531.67], abs=1)
 
 
+@pytest.mark.slow
 def test_download_only_when_allowed(tmp_path, job_kwargs, monkeypatch, detector_standin_root):
     from pose2pose_mocap.estimator.pipeline import EstimateJob
 

@@ -144,6 +144,7 @@ def test_cancel_before_any_frame_writes_nothing(tmp_path, job_kwargs):
     assert not list(tmp_path.glob("*.npz"))
 
 
+@pytest.mark.slow
 def test_person_all_with_two_people(tmp_path, job_kwargs):
     clip = write_video(tmp_path / "duo.avi", 6, "MJPG")
     det = FixedBoxes([180, 40, 300, 230], [10, 30, 120, 235])  # right one listed first
