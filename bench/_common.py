@@ -28,3 +28,19 @@ def command_line(module: str, argv) -> str:
     """``command: <python> -m <module> <argv>``, the line every bench prints."""
     return "command: " + " ".join(shlex.quote(a) for a in [sys.executable, "-m", module]
                                   + list(argv))
+
+
+def standin_pose2pose(smplx_dir=None, options=None):
+    """The Pose2Pose every network bench measures: the stand-in weights (seed 1, the official
+    keys and shapes; same layers, so the same speed as the real checkpoint), SMPL-X from
+    ``smplx_dir`` (None: no SMPL-X layer), prepared with ``options`` (default: CPU,
+    channels_last off)."""
+    import torch
+
+    from pose2pose_mocap.estimator import InferenceOptions, Pose2Pose, prepare_model
+    from pose2pose_mocap.weights.standin_rule import make_state_dict, official_keys_and_shapes
+
+    model = Pose2Pose(smplx_dir)
+    sd = make_state_dict(official_keys_and_shapes(), 1)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
+    return prepare_model(model, options or InferenceOptions(channels_last=False))

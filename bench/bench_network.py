@@ -51,10 +51,11 @@ from pathlib import Path
 
 import torch
 
-from pose2pose_mocap.estimator import InferenceOptions, Pose2Pose, prepare_model, run_batch
+from pose2pose_mocap.estimator import InferenceOptions, run_batch
 from pose2pose_mocap.estimator.cpu_features import cpu_features
 from pose2pose_mocap.estimator.pose2pose.inference import cpu_runner
-from pose2pose_mocap.weights.standin_rule import make_state_dict, official_keys_and_shapes
+
+from bench._common import standin_pose2pose
 
 CONFIGS = ("official", "eager-fp32", "eager-bf16", "fast-fp32", "fast-bf16", "compile-fp32",
            "compile-bf16", "ort-fp32", "openvino-fp32", "openvino-bf16", "estimate-fp32",
@@ -138,10 +139,7 @@ def _export(model, args, notes, for_estimate: bool = False) -> None:
 
 def build_runners(names, args, smplx_dir, device, tmp):
     """name -> callable(images) for every configuration that can run here (+ notes)."""
-    model = Pose2Pose(smplx_dir)
-    sd = make_state_dict(official_keys_and_shapes(), 1)
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
-    prepare_model(model, InferenceOptions(device=str(device), channels_last=False))
+    model = standin_pose2pose(smplx_dir, InferenceOptions(device=str(device), channels_last=False))
     runners, notes = {}, []
     threads = args.threads
     for name in names:

@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pose2pose_mocap.estimator import InferenceOptions, Pose2Pose, prepare_model, run_batch
+from pose2pose_mocap.estimator import InferenceOptions, run_batch
 from pose2pose_mocap.estimator.pose2pose.inference import cpu_runner
-from pose2pose_mocap.weights.standin_rule import (make_images, make_state_dict,
-                                                  official_keys_and_shapes)
+from pose2pose_mocap.weights.standin_rule import make_images
+
+from bench._common import standin_pose2pose
 
 ROOT = Path(__file__).resolve().parent.parent
 POSE_GROUPS = (("root", "smplx_root_pose"), ("body", "smplx_body_pose"),
@@ -116,10 +117,7 @@ def main(argv=None) -> int:
 
             write_standins(tmp / "standins")
             smplx_dir = str(tmp / "standins" / "smplx")
-        model = Pose2Pose(smplx_dir)
-        sd = make_state_dict(official_keys_and_shapes(), 1)
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
-        prepare_model(model, InferenceOptions(channels_last=False))
+        model = standin_pose2pose(smplx_dir)
         pre = np.load(ROOT / "tests" / "data" / "preprocess_seed1.npz")
         sets = {
             "conformance images (2)": torch.from_numpy(make_images(2, 1)),

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pose2pose_mocap.estimator import InferenceOptions, Pose2Pose, prepare_model, run_batch
-from pose2pose_mocap.weights.standin_rule import (make_images, make_state_dict,
-                                                  official_keys_and_shapes)
+from pose2pose_mocap.estimator import InferenceOptions, run_batch
+from pose2pose_mocap.weights.standin_rule import make_images
+
+from bench._common import standin_pose2pose
 
 REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "data" / "network_seed1_b2.npz"
 BOXES = ("lhand_bbox", "rhand_bbox", "face_bbox")
@@ -32,11 +33,8 @@ def main() -> int:
     args = ap.parse_args()
     print("command:", shlex.join([sys.executable, *sys.argv]))
     ref = dict(np.load(REFERENCE))
-    model = Pose2Pose()
-    sd = make_state_dict(official_keys_and_shapes(), 1)
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
     opts = InferenceOptions(device=args.device, precision=args.precision)
-    prepare_model(model, opts)
+    model = standin_pose2pose(None, opts)
     img = torch.from_numpy(make_images(2, 1))
     free = run_batch(model, img, opts)
     pinned = run_batch(model, img, opts, boxes={k: torch.from_numpy(ref[k]) for k in BOXES})

@@ -54,11 +54,12 @@ import numpy as np
 import torch
 
 from bench.bf16_accuracy import POSE_GROUPS, clip_crops, compare, run_all
-from pose2pose_mocap.estimator import InferenceOptions, Pose2Pose, prepare_model, run_batch
+from pose2pose_mocap.estimator import InferenceOptions, run_batch
 from pose2pose_mocap.estimator.cpu_features import cpu_features
 from pose2pose_mocap.estimator.pose2pose.inference import cpu_runner
-from pose2pose_mocap.weights.standin_rule import (make_images, make_state_dict,
-                                                  official_keys_and_shapes)
+from pose2pose_mocap.weights.standin_rule import make_images
+
+from bench._common import standin_pose2pose
 
 ROOT = Path(__file__).resolve().parent.parent
 # the convolution stacks quantized (weight-name prefixes); everything else stays fp32
@@ -192,10 +193,7 @@ def main(argv=None) -> int:
         from pose2pose_mocap.weights.standins import write_standins
 
         write_standins(tmp / "standins")
-        model = Pose2Pose(str(tmp / "standins" / "smplx"))
-        sd = make_state_dict(official_keys_and_shapes(), 1)
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
-        prepare_model(model, InferenceOptions(channels_last=False))
+        model = standin_pose2pose(str(tmp / "standins" / "smplx"))
         notes = []
         src = Path(args.onnx) if args.onnx else None
         if src is None:  # before any forward pass (see bench_network._export)

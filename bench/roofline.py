@@ -37,12 +37,11 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from pose2pose_mocap.estimator import InferenceOptions, Pose2Pose, prepare_model, run_batch
+from pose2pose_mocap.estimator import InferenceOptions, run_batch
 from pose2pose_mocap.estimator.cpu_features import cpu_features, usable_cores
 from pose2pose_mocap.estimator.pose2pose.inference import cpu_runner
-from pose2pose_mocap.weights.standin_rule import make_state_dict, official_keys_and_shapes
 
-from ._common import command_line
+from bench._common import command_line, standin_pose2pose
 
 PARTS = ("backbone", "body_position_net", "body_rotation_net", "box_net", "hand_roi_net",
          "hand_position_net", "hand_rotation_net", "face_roi_net", "face_regressor",
@@ -116,10 +115,7 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="p2p_roofline_") as tmp:
         write_smplx_standins(Path(tmp))
-        model = Pose2Pose(Path(tmp))
-        sd = make_state_dict(official_keys_and_shapes(), 1)
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
-        prepare_model(model, InferenceOptions(device="cpu", channels_last=False))
+        model = standin_pose2pose(Path(tmp))
         images = torch.rand(args.batch, 3, 512, 384, generator=torch.Generator().manual_seed(0))
 
         eager = InferenceOptions(device="cpu", precision="fp32", channels_last=False)
